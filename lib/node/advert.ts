@@ -1,0 +1,40 @@
+import type { NodeState } from './states.js';
+
+/**
+ * What a node tells its cluster about itself. It never lists other nodes, so its encoded size
+ * does not grow with the cluster (the UDP backend refuses anything over 1,200 bytes).
+ */
+export type AdvertEvent = 'advertisement' | 'update' | 'unregister';
+
+export interface Advert {
+  event: AdvertEvent;
+  /** Service id; replicas share it. */
+  id: string;
+  /** Unique instance id of this process's node (random UUID). */
+  iid: string;
+  replica: boolean;
+  /** Data-plane address where this node serves requests. */
+  host: string;
+  port: number;
+  hostname: string;
+  pid: number;
+  /** Random safe integer; with `iid` it orders nodes identically on every peer. */
+  index: number;
+  /** Milliseconds since the epoch when the node came UP: decides which duplicate wins. */
+  startedAt: number;
+  state: NodeState;
+  reason?: string;
+  /** When the node entered `state`, milliseconds since the epoch. */
+  since: number;
+  /** Increases with every advert a node sends in one boot: receivers drop older ones (UDP reorders). */
+  seq: number;
+  /** Digest of the message/event patterns the node handles; '' when it serves none. */
+  patterns: string;
+  meta?: Record<string, unknown>;
+}
+
+/** Where a datagram came from: the sender's discovery socket. */
+export interface AdvertSource {
+  address: string;
+  port: number;
+}

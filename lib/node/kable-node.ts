@@ -1,0 +1,411 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import type { Advert, AdvertEvent, AdvertSource } from './advert.js';
+import { defaultHost } from './default-host.js';
+import type { DiscoveryTransport } from './discovery-transport.js';
+import { KableError, KableOptionsError, type KableWarning } from './errors.js';
+import type { KableOptions } from './options.js';
+import type { PeerRecord } from './peer-record.js';
+import { PickWaiters } from './pick-waiters.js';
+import { Registry, type RegistryChange, type RemovalReason } from './registry.js';
+import { RoundRobin } from './round-robin.js';
+import { StateMachine, type NodeStatus } from './state-machine.js';
+import type { NodeState } from './states.js';
+import { UpdateThrottle } from './update-throttle.js';
+import { validateId, validateNodeOptions, type ResolvedNodeOptions } from './validate-options.js';
+
+export interface KableNodeEvents {
+  'peer:added': [peer: PeerRecord];
+  'peer:state': [peer: PeerRecord, previous: NodeState];
+  'peer:removed': [peer: PeerRecord, reason: RemovalReason];
+  /** This node's own state changed. */
+  state: [status: NodeStatus, previous: NodeStatus];
+  error: [error: KableError];
+  warning: [warning: KableWarning];
+}
+
+export interface PickOptions {
+  /** Aborts the wait; the promise rejects with the signal's reason (an AbortError by default). */
+  signal?: AbortSignal;
+  /** Milliseconds to wait for a RUNNING node (default: the node's pickTimeout, five minutes). */
+  timeout?: number;
+}
+
+/** Unregister goes out this many times, this far apart (ms), because UDP may lose any one of them. */
+const UNREGISTER_REPEATS = [0, 10, 30];
+const SELF_SOURCE: AdvertSource = Object.freeze({ address: 'self', port: 0 });
+/** Most distinct duplicate instance ids remembered as already reported. */
+const MAX_REPORTED_DUPLICATES = 1024;
+
+/**
+ * One service instance's view of its cluster: its own state machine, the registry of every other
+ * node, and the balancer over RUNNING replicas. Framework-free; adverts travel through a
+ * DiscoveryTransport.
+ */
+export class KableNode extends EventEmitter<KableNodeEvents> {
+  readonly id: string;
+  readonly iid = randomUUID();
+  readonly replica: boolean;
+  readonly hostname = hostname();
+  readonly pid = process.pid;
+  /** Random safe integer (< 2^48); with iid, orders nodes the same way on every peer. */
+  readonly index = randomInt(0, 2 ** 48 - 1);
+  readonly namespace: string;
+  readonly meta: Record<string, unknown> | undefined;
+
+  private currentHost: string;
+  private currentPort: number;
+  private patternDigest = '';
+  private startedAtMs = 0;
+  private seq = 0;
+  private readonly options: ResolvedNodeOptions;
+  private readonly machine = new StateMachine('DOWN');
+  private readonly registry = new Registry();
+  private readonly balancers = new Map<string, RoundRobin<PeerRecord>>();
+  private readonly waiters: PickWaiters<PeerRecord>;
+  private readonly throttle: UpdateThrottle;
+  private readonly reportedDuplicates = new Set<string>();
+  private advertTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly counters = {
+    advertsSent: 0,
+    advertsReceived: 0,
+    staleAdverts: 0,
+    ownAdverts: 0,
+    evictions: 0,
+    duplicatesSeen: 0,
+    listenerErrors: 0,
+    unhandledErrors: 0,
+  };
+
+  constructor(
+    id: string,
+    options: KableOptions,
+    private readonly transport: DiscoveryTransport,
+  ) {
+    super();
+    this.id = validateId(id);
+    this.options = validateNodeOptions(options);
+    this.replica = this.options.replica;
+    this.namespace = this.options.namespace;
+    this.meta = this.options.meta;
+    this.currentHost = this.options.host ?? defaultHost();
+    this.currentPort = this.options.port;
+    this.waiters = new PickWaiters(this.options.maxPickWaiters);
+    this.throttle = new UpdateThrottle(this.options.maxUpdatesPerSecond, () => this.send('update'));
+  }
+
+  get host(): string {
+    return this.currentHost;
+  }
+
+  get port(): number {
+    return this.currentPort;
+  }
+
+  get startedAt(): number {
+    return this.startedAtMs;
+  }
+
+  get state(): NodeStatus {
+    return this.machine.current;
+  }
+
+  get advertiseInterval(): number {
+    return this.options.advertiseInterval;
+  }
+
+  get nodeTimeout(): number {
+    return this.options.nodeTimeout;
+  }
+
+  /** Registry version: changes whenever any rotation changes, so callers can cache derived views. */
+  get version(): number {
+    return this.registry.version;
+  }
+
+  /** Joins the cluster: binds discovery, announces itself, and (by default) goes RUNNING. */
+  async up(running = true): Promise<void> {
+    this.machine.to('UP');
+    this.startedAtMs = Date.now();
+    try {
+      this.transport.validate?.(this.buildAdvert('advertisement', 0));
+      await this.transport.start({
+        advert: (advert, source) => this.receive(advert, source),
+        warning: (warning) => this.emit('warning', warning),
+      });
+    } catch (error) {
+      this.machine.to('DOWN');
+      throw error;
+    }
+    const before = this.machine.current;
+    if (running) this.machine.to('RUNNING');
+    this.send('advertisement');
+    this.advertTimer = setInterval(() => this.send('advertisement'), this.options.advertiseInterval);
+    this.advertTimer.unref();
+    const sweepEvery = Math.max(
+      5,
+      Math.min(this.options.advertiseInterval, Math.floor(this.options.nodeTimeout / 10)),
+    );
+    this.sweepTimer = setInterval(() => this.sweep(), sweepEvery);
+    this.sweepTimer.unref();
+    if (running) this.emitSafely('state', this.machine.current, before);
+  }
+
+  start(reason?: string): void {
+    this.change('RUNNING', reason);
+  }
+
+  stop(reason?: string): void {
+    this.change('STOPPED', reason);
+  }
+
+  doing(reason?: string): void {
+    this.change('DOING_SOMETHING', reason);
+  }
+
+  /** Leaves the cluster: announces it (several times), unbinds, forgets peers. Does nothing when DOWN. */
+  async down(reason?: string): Promise<void> {
+    if (this.machine.current.state === 'DOWN') return;
+    const previous = this.machine.to('DOWN', reason);
+    this.throttle.cancel();
+    clearInterval(this.advertTimer);
+    clearInterval(this.sweepTimer);
+    for (const delay of UNREGISTER_REPEATS) {
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      const advert = this.buildAdvert('unregister');
+      this.counters.advertsSent++;
+      if (this.transport.flush !== undefined) await this.transport.flush(advert).catch(() => undefined);
+      else this.transport.send(advert);
+    }
+    await this.transport.stop();
+    this.registry.clear();
+    this.balancers.clear();
+    this.waiters.rejectAll(
+      new KableError('KABLE_NODE_DOWN', `Node "${this.id}" went down while pick() was waiting.`),
+    );
+    this.emitSafely('state', this.machine.current, previous);
+  }
+
+  /** Where this node's data plane listens; announced at once when the node is up. */
+  setAddress(host: string, port: number): void {
+    if (typeof host !== 'string' || host === '')
+      throw new KableOptionsError('The data-plane host must be a non-empty string.');
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new KableOptionsError(`Bad data-plane port ${port}.`);
+    this.currentHost = host;
+    this.currentPort = port;
+    this.announceChange();
+  }
+
+  /** A digest of the patterns this node serves (set by the transport layer); peers refetch on change. */
+  setPatterns(digest: string): void {
+    if (digest === this.patternDigest) return;
+    this.patternDigest = digest;
+    this.announceChange();
+  }
+
+  get patterns(): string {
+    return this.patternDigest;
+  }
+
+  /** The next RUNNING node of `id`, round robin in cluster order; waits when none is known yet. */
+  pick(id: string, options: PickOptions = {}): Promise<PeerRecord> {
+    const found = this.pickNow(id);
+    if (found !== undefined) return Promise.resolve(found);
+    const timeout = options.timeout ?? this.options.pickTimeout;
+    if (!Number.isInteger(timeout) || timeout <= 0) {
+      return Promise.reject(
+        new KableOptionsError(`pick() timeout must be a positive whole number of ms; got ${timeout}.`),
+      );
+    }
+    return this.waiters.wait(id, timeout, options.signal);
+  }
+
+  /** The next RUNNING node of `id`, or undefined at once: the hot path for clients. */
+  pickNow(id: string): PeerRecord | undefined {
+    const list = this.registry.running(id);
+    if (list.length === 0) return undefined;
+    let balancer = this.balancers.get(id);
+    if (balancer === undefined) {
+      balancer = new RoundRobin();
+      this.balancers.set(id, balancer);
+    }
+    return balancer.select(list);
+  }
+
+  /** RUNNING nodes of `id` in cluster order (this node included when it qualifies). */
+  running(id: string): readonly PeerRecord[] {
+    return this.registry.running(id);
+  }
+
+  /** Every other node this one knows, in any state. */
+  peers(): PeerRecord[] {
+    return this.registry.all().filter((peer) => !peer.self);
+  }
+
+  peer(iid: string): PeerRecord | undefined {
+    return this.registry.get(iid);
+  }
+
+  stats(): Record<string, number> {
+    return {
+      ...this.counters,
+      peers: this.registry.size,
+      ignoredDuplicates: this.registry.ignoredCount(),
+      pickWaiters: this.waiters.size,
+      ...this.transport.stats(),
+    };
+  }
+
+  private change(to: NodeState, reason?: string): void {
+    const previous = this.machine.to(to, reason);
+    this.refreshSelf();
+    this.throttle.request();
+    this.emitSafely('state', this.machine.current, previous);
+  }
+
+  private announceChange(): void {
+    const state = this.machine.current.state;
+    if (state === 'DOWN') return;
+    this.refreshSelf();
+    this.throttle.request();
+  }
+
+  private buildAdvert(event: AdvertEvent, seq = ++this.seq): Advert {
+    const status = this.machine.current;
+    const advert: Advert = {
+      event,
+      id: this.id,
+      iid: this.iid,
+      replica: this.replica,
+      host: this.currentHost,
+      port: this.currentPort,
+      hostname: this.hostname,
+      pid: this.pid,
+      index: this.index,
+      startedAt: this.startedAtMs,
+      state: status.state,
+      since: status.since,
+      seq,
+      patterns: this.patternDigest,
+    };
+    if (status.reason !== undefined) advert.reason = status.reason;
+    if (this.meta !== undefined) advert.meta = this.meta;
+    return advert;
+  }
+
+  private send(event: AdvertEvent): void {
+    if (this.machine.current.state === 'DOWN') return;
+    const advert = this.buildAdvert(event);
+    this.counters.advertsSent++;
+    this.applySelf(advert);
+    this.transport.send(advert);
+  }
+
+  /** Keeps this node's own record (and so its place in its own rotation) in step with its state. */
+  private refreshSelf(): void {
+    this.applySelf(this.buildAdvert('update'));
+  }
+
+  private applySelf(advert: Advert): void {
+    this.handle(this.registry.apply(advert, SELF_SOURCE, Date.now(), true), advert.id);
+  }
+
+  private receive(advert: Advert, source: AdvertSource): void {
+    if (advert.iid === this.iid) {
+      this.counters.ownAdverts++;
+      return;
+    }
+    if (this.machine.current.state === 'DOWN') return;
+    this.counters.advertsReceived++;
+    try {
+      this.handle(this.registry.apply(advert, source, Date.now()), advert.id);
+    } catch (error) {
+      // A user's listener threw: never let it unwind into the socket handler.
+      this.counters.listenerErrors++;
+      this.emit('warning', {
+        code: 'KABLE_LISTENER_ERROR',
+        message: `A node event listener threw: ${String(error)}`,
+      });
+    }
+  }
+
+  private handle(change: RegistryChange, id: string): void {
+    switch (change.kind) {
+      case 'added':
+        if (!change.peer.self) this.emit('peer:added', change.peer);
+        if (change.peer.state === 'RUNNING') this.serveWaiters(id);
+        return;
+      case 'state':
+        if (!change.peer.self) this.emit('peer:state', change.peer, change.previous);
+        if (change.peer.state === 'RUNNING') this.serveWaiters(id);
+        return;
+      case 'removed':
+        if (!change.peer.self) this.emit('peer:removed', change.peer, change.reason);
+        return;
+      case 'duplicate':
+        this.onDuplicate(change);
+        return;
+      case 'stale':
+        this.counters.staleAdverts++;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onDuplicate(change: Extract<RegistryChange, { kind: 'duplicate' }>): void {
+    this.counters.duplicatesSeen++;
+    if (change.displaced !== undefined && !change.displaced.self)
+      this.emit('peer:removed', change.displaced, 'duplicate');
+    if (change.displaced !== undefined && !change.kept.self) this.emit('peer:added', change.kept);
+    if (change.kept.state === 'RUNNING') this.serveWaiters(change.kept.id);
+    if (this.reportedDuplicates.has(change.ignored.iid)) return;
+    if (this.reportedDuplicates.size >= MAX_REPORTED_DUPLICATES) this.reportedDuplicates.clear();
+    this.reportedDuplicates.add(change.ignored.iid);
+    const error = new KableError(
+      'DUPLICATE_NODE_ID',
+      `Two nodes claim the id "${change.kept.id}" and neither is a replica: keeping ${change.kept.iid} ` +
+        `(started first), ignoring ${change.ignored.iid}. Give each service its own id, or set replica: true.`,
+    );
+    Object.assign(error, { kept: change.kept.iid, ignored: change.ignored.iid });
+    this.emitError(error);
+  }
+
+  private serveWaiters(id: string): void {
+    if (this.waiters.has(id)) this.waiters.serve(id, () => this.pickNow(id));
+  }
+
+  private sweep(): void {
+    const evicted = this.registry.evictSilent(Date.now(), this.options.nodeTimeout);
+    for (const peer of evicted) {
+      this.counters.evictions++;
+      this.emitSafely('peer:removed', peer, 'timeout');
+    }
+  }
+
+  /** 'error' with no listener would throw from EventEmitter: fall back to a warning instead. */
+  private emitError(error: KableError): void {
+    if (this.listenerCount('error') > 0) this.emitSafely('error', error);
+    else {
+      this.counters.unhandledErrors++;
+      this.emitSafely('warning', { code: error.code, message: error.message });
+    }
+  }
+
+  private emitSafely<K extends keyof KableNodeEvents>(event: K, ...args: KableNodeEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: KableNodeEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.counters.listenerErrors++;
+      if (event !== 'warning') {
+        this.emitSafely('warning', {
+          code: 'KABLE_LISTENER_ERROR',
+          message: `A "${event}" listener threw: ${String(error)}`,
+        });
+      }
+    }
+  }
+}

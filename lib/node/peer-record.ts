@@ -1,0 +1,90 @@
+import type { Advert, AdvertSource } from './advert.js';
+import type { NodeState } from './states.js';
+
+/** What a node knows of one node of its cluster (itself included). Owned by the registry: read, don't write. */
+export interface PeerRecord {
+  readonly id: string;
+  readonly iid: string;
+  readonly replica: boolean;
+  host: string;
+  port: number;
+  hostname: string;
+  pid: number;
+  readonly index: number;
+  startedAt: number;
+  state: NodeState;
+  reason?: string;
+  since: number;
+  seq: number;
+  patterns: string;
+  meta?: Record<string, unknown>;
+  /** When the last advert of this peer arrived (local clock, milliseconds). */
+  lastSeen: number;
+  /** The peer's discovery socket, as seen on the last datagram. */
+  source: AdvertSource;
+  /** True for the observing node's own record. */
+  readonly self: boolean;
+}
+
+export function recordFromAdvert(
+  advert: Advert,
+  source: AdvertSource,
+  now: number,
+  self = false,
+): PeerRecord {
+  return {
+    id: advert.id,
+    iid: advert.iid,
+    replica: advert.replica,
+    host: advert.host,
+    port: advert.port,
+    hostname: advert.hostname,
+    pid: advert.pid,
+    index: advert.index,
+    startedAt: advert.startedAt,
+    state: advert.state,
+    reason: advert.reason,
+    since: advert.since,
+    seq: advert.seq,
+    patterns: advert.patterns,
+    meta: advert.meta,
+    lastSeen: now,
+    source,
+    self,
+  };
+}
+
+/** Copies what may change between adverts of one boot; id, iid, replica and index never change. */
+export function refreshRecord(record: PeerRecord, advert: Advert, source: AdvertSource, now: number): void {
+  record.host = advert.host;
+  record.port = advert.port;
+  record.hostname = advert.hostname;
+  record.pid = advert.pid;
+  record.startedAt = advert.startedAt;
+  record.state = advert.state;
+  record.reason = advert.reason;
+  record.since = advert.since;
+  record.seq = advert.seq;
+  record.patterns = advert.patterns;
+  record.meta = advert.meta;
+  record.lastSeen = now;
+  record.source = source;
+}
+
+/**
+ * The one order every peer agrees on: by the random index, then by instance id. Indexes are safe
+ * integers (below 2^48) so no peer rounds them differently, which broke kable's 64-bit index.
+ */
+export function compareNodes(a: { index: number; iid: string }, b: { index: number; iid: string }): number {
+  if (a.index !== b.index) return a.index - b.index;
+  return a.iid < b.iid ? -1 : a.iid > b.iid ? 1 : 0;
+}
+
+/** Which of two same-id nodes wins as the one to keep: the earlier started, ties broken by instance id. */
+export function startedFirst(
+  a: { startedAt: number; iid: string },
+  b: { startedAt: number; iid: string },
+): boolean {
+  if (a.startedAt !== b.startedAt) return a.startedAt < b.startedAt;
+  return a.iid < b.iid;
+}

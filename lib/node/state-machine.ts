@@ -1,0 +1,34 @@
+import { KableStateError } from './errors.js';
+import { canTransition, type NodeState } from './states.js';
+
+/** Where a node is now, why, and since when (milliseconds since the epoch). */
+export interface NodeStatus {
+  readonly state: NodeState;
+  readonly reason?: string;
+  readonly since: number;
+}
+
+/** Holds one node's state; every change goes through the transition table. */
+export class StateMachine {
+  private status: NodeStatus;
+
+  constructor(initial: NodeState = 'DOWN', now: () => number = Date.now) {
+    this.now = now;
+    this.status = { state: initial, since: now() };
+  }
+
+  private readonly now: () => number;
+
+  get current(): NodeStatus {
+    return this.status;
+  }
+
+  /** Moves to `to`; throws KableStateError when the table forbids it. Returns the previous status. */
+  to(to: NodeState, reason?: string): NodeStatus {
+    const previous = this.status;
+    if (!canTransition(previous.state, to)) throw new KableStateError(previous.state, to);
+    this.status =
+      reason === undefined ? { state: to, since: this.now() } : { state: to, reason, since: this.now() };
+    return previous;
+  }
+}

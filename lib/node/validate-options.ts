@@ -1,0 +1,112 @@
+import { KableOptionsError } from './errors.js';
+import { DEFAULTS, type KableOptions } from './options.js';
+
+const KNOWN_OPTIONS = new Set([
+  'replica',
+  'host',
+  'port',
+  'meta',
+  'namespace',
+  'key',
+  'keys',
+  'discovery',
+  'pickTimeout',
+  'maxPickWaiters',
+]);
+
+/** The options a node runs with once defaults are applied (discovery details stay with the backend). */
+export interface ResolvedNodeOptions {
+  replica: boolean;
+  host: string | undefined;
+  port: number;
+  meta: Record<string, unknown> | undefined;
+  namespace: string;
+  advertiseInterval: number;
+  nodeTimeout: number;
+  maxUpdatesPerSecond: number;
+  pickTimeout: number;
+  maxPickWaiters: number;
+}
+
+export function validateId(id: unknown): string {
+  if (typeof id !== 'string' || id.trim() === '') {
+    throw new KableOptionsError('The node id must be a non-empty string, such as kable("math").');
+  }
+  if (id.length > 128)
+    throw new KableOptionsError(`The node id "${id.slice(0, 20)}…" is over 128 characters.`);
+  return id;
+}
+
+export function validateNodeOptions(options: KableOptions = {}): ResolvedNodeOptions {
+  if (options === null || typeof options !== 'object')
+    throw new KableOptionsError('Options must be an object.');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new KableOptionsError(
+        `Unknown option "${key}"; the node accepts ${[...KNOWN_OPTIONS].join(', ')}.`,
+      );
+    }
+  }
+  const discovery = options.discovery ?? {};
+  if (typeof discovery !== 'object') throw new KableOptionsError('"discovery" must be an object.');
+  const advertiseInterval = positiveInteger(
+    'discovery.advertiseInterval',
+    discovery.advertiseInterval ?? DEFAULTS.advertiseInterval,
+  );
+  const nodeTimeout = positiveInteger(
+    'discovery.nodeTimeout',
+    discovery.nodeTimeout ?? Math.round(advertiseInterval * DEFAULTS.nodeTimeoutFactor),
+  );
+  if (nodeTimeout <= advertiseInterval) {
+    throw new KableOptionsError(
+      `discovery.nodeTimeout (${nodeTimeout} ms) must be longer than discovery.advertiseInterval (${advertiseInterval} ms), ` +
+        'or every lost advert evicts a healthy peer; three intervals or more is safe.',
+    );
+  }
+  if (options.replica !== undefined && typeof options.replica !== 'boolean') {
+    throw new KableOptionsError('"replica" must be true or false.');
+  }
+  if (options.host !== undefined && (typeof options.host !== 'string' || options.host === '')) {
+    throw new KableOptionsError(
+      '"host" must be a non-empty address other nodes can reach, such as "10.0.0.5".',
+    );
+  }
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new KableOptionsError(
+      `"port" must be an integer from 0 to 65535 (0 lets the system choose); got ${String(port)}.`,
+    );
+  }
+  if (
+    options.meta !== undefined &&
+    (options.meta === null || typeof options.meta !== 'object' || Array.isArray(options.meta))
+  ) {
+    throw new KableOptionsError('"meta" must be a plain object.');
+  }
+  const namespace = options.namespace ?? DEFAULTS.namespace;
+  if (typeof namespace !== 'string' || namespace === '' || namespace.length > 64) {
+    throw new KableOptionsError('"namespace" must be a string of 1 to 64 characters.');
+  }
+  return {
+    replica: options.replica ?? false,
+    host: options.host,
+    port,
+    meta: options.meta,
+    namespace,
+    advertiseInterval,
+    nodeTimeout,
+    maxUpdatesPerSecond: positiveInteger(
+      'discovery.maxUpdatesPerSecond',
+      discovery.maxUpdatesPerSecond ?? DEFAULTS.maxUpdatesPerSecond,
+    ),
+    pickTimeout: positiveInteger('pickTimeout', options.pickTimeout ?? DEFAULTS.pickTimeout),
+    maxPickWaiters: positiveInteger('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
+  };
+}
+
+export function positiveInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    throw new KableOptionsError(`"${name}" must be a positive whole number; got ${String(value)}.`);
+  }
+  return value;
+}

@@ -1,0 +1,1 @@
+// placeholder until the discovery engineer lands the guard
