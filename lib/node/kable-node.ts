@@ -19,6 +19,8 @@ export interface KableNodeEvents {
   'peer:added': [peer: PeerRecord];
   'peer:state': [peer: PeerRecord, previous: NodeState];
   'peer:removed': [peer: PeerRecord, reason: RemovalReason];
+  /** A peer's address or pattern digest changed without a state change. */
+  'peer:updated': [peer: PeerRecord];
   /** This node's own state changed. */
   state: [status: NodeStatus, previous: NodeStatus];
   error: [error: KableError];
@@ -240,6 +242,11 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     return this.registry.running(id);
   }
 
+  /** Every RUNNING node of every service (this one included when RUNNING). */
+  runningNodes(): PeerRecord[] {
+    return this.registry.allRunning();
+  }
+
   /** Every other node this one knows, in any state. */
   peers(): PeerRecord[] {
     return this.registry.all().filter((peer) => !peer.self);
@@ -347,6 +354,9 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
         return;
       case 'duplicate':
         this.onDuplicate(change);
+        return;
+      case 'refreshed':
+        if (change.changed && !change.peer.self) this.emit('peer:updated', change.peer);
         return;
       case 'stale':
         this.counters.staleAdverts++;

@@ -12,7 +12,7 @@ import type { NodeState } from './states.js';
 export type RegistryChange =
   | { kind: 'added'; peer: PeerRecord }
   | { kind: 'state'; peer: PeerRecord; previous: NodeState }
-  | { kind: 'refreshed'; peer: PeerRecord }
+  | { kind: 'refreshed'; peer: PeerRecord; changed: boolean }
   | { kind: 'removed'; peer: PeerRecord; reason: RemovalReason }
   | { kind: 'duplicate'; kept: PeerRecord; ignored: { id: string; iid: string }; displaced?: PeerRecord }
   | { kind: 'ignored' }
@@ -46,6 +46,13 @@ export class Registry {
 
   all(): PeerRecord[] {
     return [...this.peers.values()];
+  }
+
+  /** Every RUNNING node of every service, grouped by service id, each group in cluster order. */
+  allRunning(): PeerRecord[] {
+    const result: PeerRecord[] = [];
+    for (const list of this.rotations.values()) for (const peer of list) result.push(peer);
+    return result;
   }
 
   /** The RUNNING nodes of one service id, in the cluster-wide order. Do not mutate. */
@@ -132,16 +139,17 @@ export class Registry {
     const previous = peer.state;
     const previousReason = peer.reason;
     const wasRunning = previous === 'RUNNING';
-    const moved = peer.host !== advert.host || peer.port !== advert.port;
+    const changed =
+      peer.host !== advert.host || peer.port !== advert.port || peer.patterns !== advert.patterns;
     refreshRecord(peer, advert, source, now);
     const isRunning = peer.state === 'RUNNING';
     if (wasRunning && !isRunning) this.leaveRotation(peer);
     else if (!wasRunning && isRunning) this.enterRotation(peer);
-    else if (moved && isRunning) this.version++;
+    else if (changed && isRunning) this.version++;
     if (previous !== peer.state || previousReason !== peer.reason) {
       return { kind: 'state', peer, previous };
     }
-    return { kind: 'refreshed', peer };
+    return { kind: 'refreshed', peer, changed };
   }
 
   private admit(advert: Advert, source: AdvertSource, now: number, self: boolean): PeerRecord {

@@ -22,11 +22,11 @@ export class UpdateThrottle {
       this.fire();
       return;
     }
+    // Not unref'd: the coalesced last state must go out even if nothing else keeps the process alive.
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.fire();
     }, wait);
-    this.timer.unref();
   }
 
   cancel(): void {
