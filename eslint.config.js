@@ -9,18 +9,31 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'off',
       'no-restricted-syntax': [
         'error',
-        { selector: "MemberExpression[object.name='process'][property.name='exit']", message: 'The library never exits the process.' },
+        {
+          selector: "MemberExpression[object.name='process'][property.name='exit']",
+          message: 'The library never exits the process.',
+        },
       ],
     },
   },
   {
     files: ['lib/node/**/*.ts', 'lib/discovery/**/*.ts', 'lib/data-plane/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@nestjs/*', '../nest/*'], message: 'The core never imports Nest.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@nestjs/*', '../nest/*'], message: 'The core never imports Nest.' }] },
+      ],
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'sample/**/*.ts', 'bin/**/*.js', 'sample/**/*.js', 'bench/**/*.js'],
+    files: [
+      'test/**/*.ts',
+      'bench/**/*.ts',
+      'sample/**/*.ts',
+      'bin/**/*.js',
+      'sample/**/*.js',
+      'bench/**/*.js',
+    ],
     rules: { 'no-restricted-syntax': 'off' },
   },
 );
