@@ -15,7 +15,7 @@ const node = (id: string) =>
 const replicas = [node('math'), node('math'), node('math')];
 const gateway = node('gateway');
 await Promise.all([...replicas, gateway].map((n) => n.up()));
-const names = new Map(replicas.map((replica, i) => [replica.iid, `math#${i + 1}`]));
+const names = new Map<string, string>(replicas.map((replica, i) => [replica.iid, `math#${i + 1}`]));
 
 async function round(title: string): Promise<void> {
   const picks: string[] = [];
