@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { MemoryCluster } from '../support/memory-cluster.js';
-import { waitForEvent, waitUntil } from '../support/events.js';
+import { waitForEvent } from '../support/events.js';
 
 let cluster: MemoryCluster;
 afterEach(() => cluster.close());
@@ -32,34 +32,45 @@ describe('peer timeout', () => {
   });
 
   it('does not evict a peer whose two consecutive adverts were lost', async () => {
-    let toDrop = 0;
-    let lossyIid = '';
-    cluster = new MemoryCluster({
-      filter: (advert) => {
-        if (advert.iid !== lossyIid || advert.event !== 'advertisement' || toDrop === 0) return true;
-        toDrop--;
-        return false;
-      },
-    });
-    const watcher = await cluster.up('watcher', { advertiseInterval: 40 });
-    const lossy = await cluster.up('lossy', { advertiseInterval: 40 });
-    await waitUntil(() => watcher.peer(lossy.iid) !== undefined, [watcher], ['peer:added'], 5000, 'join');
-    const removals: string[] = [];
-    watcher.on('peer:removed', (peer) => removals.push(peer.iid));
-    let rounds = 0;
-    // Five times over: lose two adverts in a row, then wait for the third to get through.
-    for (; rounds < 5; rounds++) {
+    // Time is the subject: fake clocks make "two intervals of silence" exact whatever the machine's
+    // load; deliveries still run on the real setImmediate.
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    try {
+      let toDrop = 0;
+      let lossyIid = '';
+      let dropped = 0;
+      cluster = new MemoryCluster({
+        filter: (advert) => {
+          if (advert.iid !== lossyIid || advert.event !== 'advertisement' || toDrop === 0) return true;
+          toDrop--;
+          dropped++;
+          return false;
+        },
+      });
+      const watcher = await cluster.up('watcher', { advertiseInterval: 1000 });
+      const lossy = await cluster.up('lossy', { advertiseInterval: 1000 });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(watcher.peer(lossy.iid)).toBeDefined();
+      const removals: string[] = [];
+      watcher.on('peer:removed', (peer) => removals.push(peer.iid));
       lossyIid = lossy.iid;
-      toDrop = 2;
-      await waitForEvent(
-        cluster.bus,
-        'delivery',
-        (advert: any, _from: unknown, _to: unknown, dropped: boolean) =>
-          advert.iid === lossy.iid && advert.event === 'advertisement' && !dropped && toDrop === 0,
-      );
+      // Five times over: lose two adverts in a row, then let the third through.
+      for (let round = 0; round < 5; round++) {
+        toDrop = 2;
+        for (let tick = 0; tick < 3; tick++) {
+          await jest.advanceTimersByTimeAsync(1000);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      expect(dropped).toBe(10);
+      expect(removals).toEqual([]);
+      expect(watcher.peer(lossy.iid)?.state).toBe('RUNNING');
+      // The same silence one interval longer than nodeTimeout does evict: the test can fail.
+      toDrop = 4;
+      await jest.advanceTimersByTimeAsync(4000);
+      expect(removals).toEqual([lossy.iid]);
+    } finally {
+      jest.useRealTimers();
     }
-    expect(rounds).toBe(5);
-    expect(removals).toEqual([]);
-    expect(watcher.peer(lossy.iid)?.state).toBe('RUNNING');
   });
 });
