@@ -7,6 +7,8 @@ import type { DiscoveryTransport } from './discovery-transport.js';
 import { KableError, KableOptionsError, type KableWarning } from './errors.js';
 import type { KableOptions } from './options.js';
 import type { PeerRecord } from './peer-record.js';
+import { unwatchSignals, watchSignals } from './leave-on-signal.js';
+import { OverloadMonitor } from './overload-monitor.js';
 import { PickWaiters } from './pick-waiters.js';
 import { Registry, type RegistryChange, type RemovalReason } from './registry.js';
 import { RoundRobin } from './round-robin.js';
@@ -68,6 +70,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   private readonly waiters: PickWaiters<PeerRecord>;
   private readonly throttle: UpdateThrottle;
   private readonly reportedDuplicates = new Set<string>();
+  private joining: Promise<void> | undefined;
+  private readonly overload: OverloadMonitor | undefined;
   private advertTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly counters = {
@@ -96,6 +100,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.currentPort = this.options.port;
     this.waiters = new PickWaiters(this.options.maxPickWaiters);
     this.throttle = new UpdateThrottle(this.options.maxUpdatesPerSecond, () => this.send('update'));
+    this.overload =
+      this.options.busy === undefined ? undefined : new OverloadMonitor(this, this.options.busy);
   }
 
   get host(): string {
@@ -127,6 +133,19 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     return this.registry.version;
   }
 
+  /**
+   * Brings a shared node up once, however many parts of an app use it (a hybrid app's server and
+   * clients): the first call runs `up(running)`, later ones wait for that or return at once.
+   */
+  join(running = true): Promise<void> {
+    if (this.machine.current.state !== 'DOWN') return this.joining ?? Promise.resolve();
+    const joining = this.up(running).finally(() => {
+      if (this.joining === joining) this.joining = undefined;
+    });
+    this.joining = joining;
+    return joining;
+  }
+
   /** Joins the cluster: binds discovery, announces itself, and (by default) goes RUNNING. */
   async up(running = true): Promise<void> {
     this.machine.to('UP');
@@ -152,6 +171,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     );
     this.sweepTimer = setInterval(() => this.sweep(), sweepEvery);
     this.sweepTimer.unref();
+    this.overload?.start();
+    watchSignals(this);
     if (running) this.emitSafely('state', this.machine.current, before);
   }
 
@@ -172,6 +193,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     if (this.machine.current.state === 'DOWN') return;
     const previous = this.machine.to('DOWN', reason);
     this.throttle.cancel();
+    this.overload?.stop();
+    unwatchSignals(this);
     clearInterval(this.advertTimer);
     clearInterval(this.sweepTimer);
     for (const delay of UNREGISTER_REPEATS) {
@@ -262,6 +285,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       peers: this.registry.size,
       ignoredDuplicates: this.registry.ignoredCount(),
       pickWaiters: this.waiters.size,
+      overloads: this.overload?.overloads ?? 0,
       ...this.transport.stats(),
     };
   }

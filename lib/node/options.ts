@@ -1,4 +1,5 @@
 import type { DiscoveryTransport } from './discovery-transport.js';
+import type { OverloadOptions } from './overload-monitor.js';
 
 export type DiscoveryMode = 'broadcast' | 'multicast' | 'unicast' | 'redis';
 
@@ -48,6 +49,11 @@ export interface KableOptions {
   pickTimeout?: number;
   /** Most pick() calls that may wait at once across all ids (default 10000); more are refused at once. */
   maxPickWaiters?: number;
+  /**
+   * Overload detection (default off): with { maxEventLoopDelayMs }, the node turns DOING_SOMETHING while
+   * its event loop lags beyond that, and RUNNING again once it recovers (see OverloadOptions).
+   */
+  busy?: OverloadOptions;
 }
 
 export const DEFAULTS = {

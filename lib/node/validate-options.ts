@@ -1,5 +1,6 @@
 import { KableOptionsError } from './errors.js';
 import { DEFAULTS, type KableOptions } from './options.js';
+import type { OverloadOptions } from './overload-monitor.js';
 
 const KNOWN_OPTIONS = new Set([
   'replica',
@@ -12,6 +13,7 @@ const KNOWN_OPTIONS = new Set([
   'discovery',
   'pickTimeout',
   'maxPickWaiters',
+  'busy',
 ]);
 
 /** The options a node runs with once defaults are applied (discovery details stay with the backend). */
@@ -26,6 +28,7 @@ export interface ResolvedNodeOptions {
   maxUpdatesPerSecond: number;
   pickTimeout: number;
   maxPickWaiters: number;
+  busy: OverloadOptions | undefined;
 }
 
 export function validateId(id: unknown): string {
@@ -101,6 +104,7 @@ export function validateNodeOptions(options: KableOptions = {}): ResolvedNodeOpt
     ),
     pickTimeout: positiveInteger('pickTimeout', options.pickTimeout ?? DEFAULTS.pickTimeout),
     maxPickWaiters: positiveInteger('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
+    busy: validateBusy(options.busy),
   };
 }
 
@@ -109,4 +113,21 @@ export function positiveInteger(name: string, value: unknown): number {
     throw new KableOptionsError(`"${name}" must be a positive whole number; got ${String(value)}.`);
   }
   return value;
+}
+
+function validateBusy(busy: KableOptions['busy']): OverloadOptions | undefined {
+  if (busy === undefined) return undefined;
+  if (busy === null || typeof busy !== 'object') {
+    throw new KableOptionsError('"busy" must be an object such as { maxEventLoopDelayMs: 200 }.');
+  }
+  positiveInteger('busy.maxEventLoopDelayMs', busy.maxEventLoopDelayMs);
+  if (busy.checkInterval !== undefined) positiveInteger('busy.checkInterval', busy.checkInterval);
+  if (busy.recoverChecks !== undefined) positiveInteger('busy.recoverChecks', busy.recoverChecks);
+  const ratio = busy.recoverRatio;
+  if (ratio !== undefined && (typeof ratio !== 'number' || !(ratio > 0 && ratio < 1))) {
+    throw new KableOptionsError(
+      `"busy.recoverRatio" must be a number between 0 and 1 (default 0.5); got ${String(ratio)}.`,
+    );
+  }
+  return busy;
 }

@@ -1,0 +1,18 @@
+import { KableError } from '../node/errors.js';
+
+/**
+ * A data-plane failure. `retryable` is true only when the request certainly never reached a handler
+ * (refused, or never written to a socket), so sending it to another replica cannot run it twice.
+ */
+export class KableDataPlaneError extends KableError {
+  constructor(
+    code:
+      'KABLE_PEER_UNREACHABLE' | 'KABLE_PEER_LOST' | 'KABLE_REFUSED' | 'KABLE_BACKPRESSURE' | 'KABLE_TIMEOUT',
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.name = 'KableDataPlaneError';
+  }
+}

@@ -1,0 +1,366 @@
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { KableWarning } from '../node/errors.js';
+import { WarningLimiter } from '../node/warning-limiter.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { FrameWriter } from './frame-writer.js';
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  FrameType,
+  parseFrame,
+  type CallerIdentity,
+  type Metadata,
+  type PatternLists,
+} from './frames.js';
+
+export type { CallerIdentity };
+
+export interface InboundRequest {
+  id: number;
+  pattern: string;
+  data: unknown;
+  metadata?: Metadata;
+  caller?: CallerIdentity;
+}
+
+/** How a handler answers one request. Calls after the first terminal one are ignored. */
+export interface ReplyChannel {
+  /** One value; with `last`, the final one (the stream completes with it). */
+  next(value: unknown, last?: boolean): void;
+  error(error: unknown): void;
+  complete(): void;
+  /** Not served, safe to retry elsewhere (the node is not RUNNING, for example). */
+  refuse(reason: string): void;
+  /** True once answered, cancelled or disconnected. */
+  readonly closed: boolean;
+}
+
+export interface DataPlaneHandler {
+  /** Returns a function that cancels the work (called on CANCEL or when the caller disconnects). */
+  request(request: InboundRequest, reply: ReplyChannel): (() => void) | void;
+  event(pattern: string, data: unknown, metadata: Metadata | undefined, caller?: CallerIdentity): void;
+  describe(): PatternLists;
+}
+
+export interface DataPlaneServerOptions {
+  /** Largest frame accepted, bytes (default 16 MiB); a larger one closes the connection. */
+  maxFrameSize?: number;
+  /** Most connections at once (default 10000); more are refused by the listening socket. */
+  maxConnections?: number;
+  /** Most requests in flight on one connection (default 10000); more are answered REFUSED. */
+  maxInFlightPerConnection?: number;
+  /** Bytes queued for one slow reader before the server stops reading its requests (default 8 MiB). */
+  writeHighWaterMark?: number;
+  /** Makes the listening server (TLS plugs in here). Default: plain TCP. */
+  createServer?: (onConnection: (socket: net.Socket) => void) => net.Server;
+}
+
+export interface DataPlaneServerEvents {
+  warning: [warning: KableWarning];
+  /** No request is in flight any more. */
+  idle: [];
+}
+
+/**
+ * The serving side of the data plane: accepts connections, decodes frames, hands requests to the
+ * handler and writes its replies back, batched. A connection that sends anything malformed is closed
+ * and counted; the others are not disturbed.
+ */
+export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
+  private readonly server: net.Server;
+  private readonly connections = new Set<ServerConnection>();
+  private readonly warnings: WarningLimiter;
+  readonly maxFrameSize: number;
+  readonly maxInFlightPerConnection: number;
+  readonly writeHighWaterMark: number;
+  private inFlightCount = 0;
+  private closing: Promise<void> | undefined;
+  /** @internal */
+  readonly counters = { connections: 0, requests: 0, events: 0, refusedRequests: 0, cancelled: 0 };
+
+  constructor(
+    readonly handler: DataPlaneHandler,
+    options: DataPlaneServerOptions = {},
+  ) {
+    super();
+    this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.maxInFlightPerConnection = options.maxInFlightPerConnection ?? 10_000;
+    this.writeHighWaterMark = options.writeHighWaterMark ?? 8 * 1024 * 1024;
+    this.warnings = new WarningLimiter((warning) => {
+      if (this.listenerCount('warning') > 0) this.emit('warning', warning);
+    });
+    const accept = (socket: net.Socket) => this.accept(socket);
+    this.server = options.createServer ? options.createServer(accept) : net.createServer(accept);
+    this.server.maxConnections = options.maxConnections ?? 10_000;
+    this.server.on('error', (error) => this.warnings.count('serverError', String(error)));
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        const address = this.server.address() as net.AddressInfo;
+        resolve({ host, port: address.port });
+      });
+    });
+  }
+
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /** Resolves true once nothing is in flight, false if `timeoutMs` passes first. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.inFlightCount === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.off('idle', onIdle);
+        resolve(false);
+      }, timeoutMs);
+      const onIdle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.once('idle', onIdle);
+    });
+  }
+
+  /** Stops accepting, cancels what is in flight, closes every connection. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= new Promise((resolve) => {
+      for (const connection of this.connections) connection.destroy();
+      if (!this.server.listening) return resolve();
+      this.server.close(() => resolve());
+    });
+    return this.closing;
+  }
+
+  stats(): Record<string, number> {
+    return {
+      ...this.counters,
+      openConnections: this.connections.size,
+      inFlight: this.inFlightCount,
+      ...prefixed(this.warnings.counts),
+    };
+  }
+
+  /** @internal */
+  requestStarted(): void {
+    this.inFlightCount++;
+  }
+
+  /** @internal */
+  requestEnded(): void {
+    this.inFlightCount--;
+    if (this.inFlightCount === 0) this.emit('idle');
+  }
+
+  /** @internal */
+  reject(connection: ServerConnection, kind: string, reason: string): void {
+    this.warnings.count(kind, `Closed a data-plane connection from ${connection.remote}: ${reason}.`);
+    connection.destroy();
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    this.counters.connections++;
+    const connection = new ServerConnection(this, socket);
+    this.connections.add(connection);
+    socket.on('close', () => {
+      this.connections.delete(connection);
+      connection.closed();
+    });
+  }
+}
+
+function prefixed(counts: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [kind, count] of Object.entries(counts)) out[`dropped.${kind}`] = count;
+  return out;
+}
+
+class Reply implements ReplyChannel {
+  done = false;
+  cancel: (() => void) | undefined;
+
+  constructor(
+    private readonly connection: ServerConnection,
+    readonly id: number,
+  ) {}
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  next(value: unknown, last = false): void {
+    if (this.done) return;
+    if (last) {
+      this.connection.write([FrameType.NEXT, this.id, value, true]);
+      this.connection.finish(this);
+    } else this.connection.write([FrameType.NEXT, this.id, value]);
+  }
+
+  error(error: unknown): void {
+    if (this.done) return;
+    this.connection.write([FrameType.ERROR, this.id, error]);
+    this.connection.finish(this);
+  }
+
+  complete(): void {
+    if (this.done) return;
+    this.connection.write([FrameType.COMPLETE, this.id]);
+    this.connection.finish(this);
+  }
+
+  refuse(reason: string): void {
+    if (this.done) return;
+    this.connection.server.counters.refusedRequests++;
+    this.connection.write([FrameType.REFUSED, this.id, reason]);
+    this.connection.finish(this);
+  }
+}
+
+class ServerConnection {
+  private readonly decoder: FrameDecoder;
+  private readonly writer = new FrameWriter();
+  private readonly replies = new Map<number, Reply>();
+  private caller: CallerIdentity | undefined;
+  private gone = false;
+  private paused = false;
+  readonly remote: string;
+
+  constructor(
+    readonly server: DataPlaneServer,
+    private readonly socket: net.Socket,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.decoder = new FrameDecoder(server.maxFrameSize);
+    socket.setNoDelay(true);
+    this.writer.attach(socket);
+    this.writer.onFlush = () => this.applyBackPressure();
+    socket.on('drain', () => this.applyBackPressure());
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => {
+      if (this.decoder.pendingBytes > 0)
+        this.server.reject(this, 'truncatedFrame', 'the stream ended mid-frame');
+      else socket.end();
+    });
+    socket.on('error', () => socket.destroy());
+  }
+
+  write(frame: unknown[]): void {
+    if (!this.gone) this.writer.write(frame);
+  }
+
+  finish(reply: Reply): void {
+    reply.done = true;
+    if (this.replies.delete(reply.id)) this.server.requestEnded();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** The socket closed: cancel whatever its requests are still doing. */
+  closed(): void {
+    this.gone = true;
+    this.writer.discard();
+    for (const reply of [...this.replies.values()]) this.cancel(reply);
+  }
+
+  private onData(chunk: Buffer): void {
+    const failure = this.decoder.push(chunk, (value) => this.onValue(value));
+    if (failure !== undefined && !this.gone) {
+      this.server.reject(
+        this,
+        failure,
+        failure === 'oversizedFrame' ? `a frame over ${this.server.maxFrameSize} bytes` : failure,
+      );
+    }
+  }
+
+  private onValue(value: unknown): void {
+    if (this.gone) return;
+    const frame = parseFrame(value);
+    if (frame === undefined) {
+      this.server.reject(this, 'unknownFrame', 'a frame of unknown shape');
+      return;
+    }
+    const handler = this.server.handler;
+    try {
+      switch (frame.type) {
+        case FrameType.REQUEST: {
+          this.server.counters.requests++;
+          if (this.replies.has(frame.id)) {
+            this.server.reject(this, 'duplicateRequestId', `request id ${frame.id} already in flight`);
+            return;
+          }
+          const reply = new Reply(this, frame.id);
+          if (this.replies.size >= this.server.maxInFlightPerConnection) {
+            reply.refuse('too many requests in flight on this connection');
+            return;
+          }
+          this.replies.set(frame.id, reply);
+          this.server.requestStarted();
+          const request: InboundRequest = { id: frame.id, pattern: frame.pattern, data: frame.data };
+          if (frame.metadata !== undefined) request.metadata = frame.metadata;
+          if (this.caller !== undefined) request.caller = this.caller;
+          const cancel = handler.request(request, reply);
+          if (typeof cancel === 'function') {
+            if (reply.done) return;
+            reply.cancel = cancel;
+          }
+          return;
+        }
+        case FrameType.EVENT:
+          this.server.counters.events++;
+          handler.event(frame.pattern, frame.data, frame.metadata, this.caller);
+          return;
+        case FrameType.CANCEL: {
+          const reply = this.replies.get(frame.id);
+          if (reply !== undefined) this.cancel(reply);
+          return;
+        }
+        case FrameType.DESCRIBE:
+          this.write([FrameType.DESCRIPTION, frame.id, handler.describe()]);
+          return;
+        case FrameType.HELLO:
+          this.caller = frame.caller;
+          return;
+        default:
+          this.server.reject(this, 'unexpectedFrame', `a frame of type ${frame.type} sent to a server`);
+      }
+    } catch (error) {
+      // A throwing handler must not take the connection (or the process) down with it.
+      this.server.reject(this, 'handlerError', `the handler threw: ${String(error)}`);
+    }
+  }
+
+  private cancel(reply: Reply): void {
+    if (reply.done) return;
+    this.server.counters.cancelled++;
+    this.finish(reply);
+    try {
+      reply.cancel?.();
+    } catch {
+      // Cancelling is best effort.
+    }
+  }
+
+  /** Stops reading from a client that does not read its replies, until its backlog drains. */
+  private applyBackPressure(): void {
+    const backlog = this.socket.writableLength + this.writer.queuedBytes;
+    if (!this.paused && backlog > this.server.writeHighWaterMark) {
+      this.paused = true;
+      this.socket.pause();
+    } else if (this.paused && backlog <= this.server.writeHighWaterMark / 2) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The wire format: each frame is a 4-byte big-endian length followed by one MessagePack array whose
+ * first element is the frame type. Requests are multiplexed on one connection by a numeric id.
+ */
+export const FrameType = {
+  REQUEST: 1, // [1, id, pattern, data, metadata?]
+  EVENT: 2, // [2, pattern, data, metadata?]
+  NEXT: 3, // [3, id, value, last?]  last: the final value, the stream completes with it
+  ERROR: 4, // [4, id, error]        the handler's error payload, passed to the caller unchanged
+  COMPLETE: 5, // [5, id]
+  CANCEL: 6, // [6, id]              the caller unsubscribed
+  REFUSED: 7, // [7, id, reason]     not served (node not RUNNING, too busy): safe to retry elsewhere
+  DESCRIBE: 8, // [8, id]             asks for the node's pattern lists
+  DESCRIPTION: 9, // [9, id, { messages, events }]
+  HELLO: 10, // [10, { id, iid }]    optional first client frame: who is calling
+} as const;
+
+export type Metadata = Record<string, unknown>;
+export interface PatternLists {
+  messages: string[];
+  events: string[];
+}
+export interface CallerIdentity {
+  id: string;
+  iid: string;
+}
+
+export type Frame =
+  | { type: 1; id: number; pattern: string; data: unknown; metadata: Metadata | undefined }
+  | { type: 2; pattern: string; data: unknown; metadata: Metadata | undefined }
+  | { type: 3; id: number; value: unknown; last: boolean }
+  | { type: 4; id: number; error: unknown }
+  | { type: 5; id: number }
+  | { type: 6; id: number }
+  | { type: 7; id: number; reason: string }
+  | { type: 8; id: number }
+  | { type: 9; id: number; lists: PatternLists }
+  | { type: 10; caller: CallerIdentity };
+
+/** Largest frame accepted unless configured (16 MiB): big enough for real payloads, small enough to bound memory. */
+export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
+/** Pattern strings longer than this are refused as malformed. */
+const MAX_PATTERN_LENGTH = 4096;
+
+function isId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
+}
+
+function isPattern(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_PATTERN_LENGTH;
+}
+
+function isMetadata(value: unknown): value is Metadata | undefined | null {
+  return value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+/** Checks a decoded value against the known frame shapes; undefined when it is none of them. */
+export function parseFrame(value: unknown): Frame | undefined {
+  if (!Array.isArray(value) || value.length < 2) return undefined;
+  const [type, a, b, c, d] = value as unknown[];
+  switch (type) {
+    case FrameType.REQUEST:
+      if (!isId(a) || !isPattern(b) || !isMetadata(d) || value.length > 5) return undefined;
+      return { type, id: a, pattern: b, data: c, metadata: d ?? undefined };
+    case FrameType.EVENT:
+      if (!isPattern(a) || !isMetadata(c) || value.length > 4) return undefined;
+      return { type, pattern: a, data: b, metadata: c ?? undefined };
+    case FrameType.NEXT:
+      if (!isId(a) || value.length > 4) return undefined;
+      return { type, id: a, value: b, last: c === true };
+    case FrameType.ERROR:
+      if (!isId(a) || value.length !== 3) return undefined;
+      return { type, id: a, error: b };
+    case FrameType.COMPLETE:
+    case FrameType.CANCEL:
+    case FrameType.DESCRIBE:
+      if (!isId(a) || value.length !== 2) return undefined;
+      return { type, id: a };
+    case FrameType.REFUSED:
+      if (!isId(a) || typeof b !== 'string' || value.length !== 3) return undefined;
+      return { type, id: a, reason: b };
+    case FrameType.DESCRIPTION: {
+      if (!isId(a) || value.length !== 3 || b === null || typeof b !== 'object') return undefined;
+      const lists = b as Partial<PatternLists>;
+      if (!isStringList(lists.messages) || !isStringList(lists.events)) return undefined;
+      return { type, id: a, lists: { messages: lists.messages, events: lists.events } };
+    }
+    case FrameType.HELLO: {
+      if (value.length !== 2 || a === null || typeof a !== 'object') return undefined;
+      const caller = a as Partial<CallerIdentity>;
+      if (typeof caller.id !== 'string' || typeof caller.iid !== 'string') return undefined;
+      if (caller.id.length > 256 || caller.iid.length > 256) return undefined;
+      return { type, caller: { id: caller.id, iid: caller.iid } };
+    }
+    default:
+      return undefined;
+  }
+}

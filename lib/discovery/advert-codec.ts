@@ -1,0 +1,110 @@
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import type { Advert, AdvertEvent } from '../node/advert.js';
+import { NODE_STATES, type NodeState } from '../node/states.js';
+
+/** Largest datagram sent or accepted: stays under every LAN's MTU, so adverts never fragment. */
+export const MAX_DATAGRAM = 1200;
+
+const EVENTS: readonly AdvertEvent[] = ['advertisement', 'update', 'unregister'];
+const MAX_STRING = 256;
+
+const encoder = new Encoder();
+const decoder = new Decoder({
+  maxStrLength: MAX_DATAGRAM,
+  maxBinLength: MAX_DATAGRAM,
+  maxArrayLength: 64,
+  maxMapLength: 64,
+});
+
+/** An advert as a positional array: field names would cost a third of the datagram. */
+export function advertToArray(advert: Advert): unknown[] {
+  return [
+    EVENTS.indexOf(advert.event),
+    advert.id,
+    advert.iid,
+    advert.replica,
+    advert.host,
+    advert.port,
+    advert.hostname,
+    advert.pid,
+    advert.index,
+    advert.startedAt,
+    NODE_STATES.indexOf(advert.state),
+    advert.reason ?? null,
+    advert.since,
+    advert.seq,
+    advert.patterns,
+    advert.meta ?? null,
+  ];
+}
+
+function isString(value: unknown, max = MAX_STRING): value is string {
+  return typeof value === 'string' && value.length <= max;
+}
+
+function isWhole(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
+/** Checks every field of a decoded advert; undefined when anything is off. */
+export function advertFromArray(value: unknown): Advert | undefined {
+  if (!Array.isArray(value) || value.length !== 16) return undefined;
+  const [
+    event,
+    id,
+    iid,
+    replica,
+    host,
+    port,
+    hostname,
+    pid,
+    index,
+    startedAt,
+    state,
+    reason,
+    since,
+    seq,
+    patterns,
+    meta,
+  ] = value as unknown[];
+  if (!isWhole(event, 0, EVENTS.length - 1) || !isWhole(state, 0, NODE_STATES.length - 1)) return undefined;
+  if (!isString(id) || id === '' || !isString(iid) || iid === '' || typeof replica !== 'boolean')
+    return undefined;
+  if (!isString(host) || !isWhole(port, 0, 65535) || !isString(hostname) || !isWhole(pid, 0, 2 ** 32))
+    return undefined;
+  if (!isWhole(index, 0, Number.MAX_SAFE_INTEGER) || !isWhole(startedAt, 0, Number.MAX_SAFE_INTEGER))
+    return undefined;
+  if (!isWhole(since, 0, Number.MAX_SAFE_INTEGER) || !isWhole(seq, 0, Number.MAX_SAFE_INTEGER))
+    return undefined;
+  if (reason !== null && !isString(reason, 512)) return undefined;
+  if (!isString(patterns, 64)) return undefined;
+  if (meta !== null && (typeof meta !== 'object' || Array.isArray(meta))) return undefined;
+  const advert: Advert = {
+    event: EVENTS[event],
+    id,
+    iid,
+    replica,
+    host,
+    port,
+    hostname,
+    pid,
+    index,
+    startedAt,
+    state: NODE_STATES[state] as NodeState,
+    since,
+    seq,
+    patterns,
+  };
+  if (reason !== null) advert.reason = reason;
+  if (meta !== null) advert.meta = meta as Record<string, unknown>;
+  return advert;
+}
+
+export function encodeValue(value: unknown): Uint8Array {
+  return encoder.encode(value);
+}
+
+/** Decodes MessagePack; throws on anything that is not exactly one well-formed value. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  return decoder.decode(bytes);
+}

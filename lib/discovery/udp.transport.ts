@@ -1,0 +1,238 @@
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import type { Advert } from '../node/advert.js';
+import type { DiscoveryHandlers, DiscoveryTransport } from '../node/discovery-transport.js';
+import { KableError, KableOptionsError } from '../node/errors.js';
+import { WarningLimiter } from '../node/warning-limiter.js';
+import { MAX_DATAGRAM, advertFromArray, advertToArray, decodeValue, encodeValue } from './advert-codec.js';
+import { AdvertSeal } from './advert-seal.js';
+import { ReplayGuard } from './replay-guard.js';
+
+export interface UdpTarget {
+  host: string;
+  port: number;
+}
+
+export interface UdpTransportOptions {
+  mode: 'broadcast' | 'multicast' | 'unicast';
+  /** Broadcast address or multicast group (unused in unicast). */
+  address: string;
+  /** Port this node binds and, for broadcast and multicast, sends to. */
+  port: number;
+  /** Local interface address: binds there, and carries multicast. */
+  interface: string | undefined;
+  ttl: number;
+  /** unicast: where to send. */
+  peers: UdpTarget[];
+  namespace: string;
+  keys: Buffer[];
+}
+
+const DROP_MESSAGES: Record<string, string> = {
+  garbage: 'not a Kable datagram',
+  oversized: `a datagram over ${MAX_DATAGRAM} bytes`,
+  unsupportedVersion: 'a datagram of an unknown protocol version',
+  otherNamespace: 'an advert from another namespace',
+  unsealed: 'an unsealed advert (this cluster requires the key)',
+  sealedUnexpected: 'a sealed advert (this node has no key)',
+  unknownKey: 'an advert sealed with a key this node does not have',
+  badSeal: 'an advert that failed authentication (tampered, or sealed with another key)',
+  badShape: 'a malformed advert',
+  replayed: 'a replayed or duplicated advert',
+  outsideTimeWindow: 'an advert whose timestamp is outside the allowed window',
+};
+
+/**
+ * Adverts over UDP: broadcast, multicast or unicast, each datagram sealed (or at least namespaced) and
+ * checked for freshness. Several nodes on one host share the port (reuseAddr). Nothing a datagram holds
+ * can throw out of the socket handler: every refusal is counted by kind and reported at most once a
+ * second as a warning.
+ */
+export class UdpTransport implements DiscoveryTransport {
+  private socket: dgram.Socket | undefined;
+  private handlers: DiscoveryHandlers | undefined;
+  private readonly seal: AdvertSeal;
+  private readonly replay = new ReplayGuard();
+  /** Random per start: tells this boot's datagrams (and our own echoes) from any other. */
+  private boot = randomBytes(8).toString('hex');
+  private seq = 0;
+  private readonly counters = { datagramsSent: 0, datagramsReceived: 0, ownDatagrams: 0, sendErrors: 0 };
+  private warnings: WarningLimiter;
+
+  constructor(private readonly options: UdpTransportOptions) {
+    this.seal = new AdvertSeal(options.namespace, options.keys);
+    this.warnings = new WarningLimiter((warning) => this.handlers?.warning(warning));
+  }
+
+  validate(advert: Advert): void {
+    const size = this.encode(advert).length;
+    if (size > MAX_DATAGRAM) {
+      throw new KableOptionsError(
+        `This node's advert would be ${size} bytes, ${size - MAX_DATAGRAM} over the ${MAX_DATAGRAM}-byte limit: make "meta" smaller.`,
+      );
+    }
+  }
+
+  async start(handlers: DiscoveryHandlers): Promise<void> {
+    this.handlers = handlers;
+    this.boot = randomBytes(8).toString('hex');
+    const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    socket.on('message', (datagram, from) => this.receive(datagram, from));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => {
+        socket.close();
+        reject(this.bindError(error));
+      };
+      socket.once('error', onError);
+      // Broadcast and multicast must bind the wildcard address to receive datagrams sent to a group.
+      const bindAddress = this.options.mode === 'unicast' ? this.options.interface : undefined;
+      socket.bind(this.options.port, bindAddress, () => {
+        socket.off('error', onError);
+        try {
+          this.configure(socket);
+        } catch (error) {
+          socket.close();
+          reject(this.bindError(error as NodeJS.ErrnoException));
+          return;
+        }
+        resolve();
+      });
+    });
+    socket.on('error', (error) => this.warnings.count('socketError', `discovery socket: ${error.message}`));
+    this.socket = socket;
+  }
+
+  send(advert: Advert): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    const datagram = this.encode(advert);
+    for (const target of this.targets()) {
+      this.counters.datagramsSent++;
+      socket.send(datagram, target.port, target.host, (error) => {
+        if (error) {
+          this.counters.sendErrors++;
+          this.warnings.count(
+            'sendFailed',
+            `could not send an advert to ${target.host}:${target.port}: ${error.message}`,
+          );
+        }
+      });
+    }
+  }
+
+  async flush(advert: Advert): Promise<void> {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    const datagram = this.encode(advert);
+    await Promise.all(
+      this.targets().map(
+        (target) =>
+          new Promise<void>((resolve) => {
+            this.counters.datagramsSent++;
+            socket.send(datagram, target.port, target.host, () => resolve());
+          }),
+      ),
+    );
+  }
+
+  async stop(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.handlers = undefined;
+    if (socket === undefined) return;
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  stats(): Record<string, number> {
+    const dropped: Record<string, number> = {};
+    for (const [kind, count] of Object.entries(this.warnings.counts)) dropped[`dropped.${kind}`] = count;
+    return { ...this.counters, ...dropped };
+  }
+
+  private configure(socket: dgram.Socket): void {
+    const { mode, address, ttl } = this.options;
+    const iface = this.options.interface;
+    if (mode === 'broadcast') socket.setBroadcast(true);
+    if (mode === 'multicast') {
+      socket.setMulticastTTL(ttl);
+      socket.setMulticastLoopback(true);
+      if (iface !== undefined) socket.setMulticastInterface(iface);
+      socket.addMembership(address, iface);
+    }
+  }
+
+  private bindError(error: NodeJS.ErrnoException): KableError {
+    const { mode, port, address } = this.options;
+    const iface = this.options.interface;
+    const hint =
+      error.code === 'EADDRNOTAVAIL' || error.code === 'EINVAL' || error.code === 'ENODEV'
+        ? `the interface ${iface ?? '(default)'} does not exist on this host or cannot carry ${mode}`
+        : error.code === 'EADDRINUSE'
+          ? `port ${port} is taken by a process that does not share it`
+          : error.code === 'EACCES'
+            ? `no permission to use port ${port}`
+            : error.message;
+    return new KableError(
+      'KABLE_DISCOVERY_BIND',
+      `Discovery could not start (${mode}${mode === 'unicast' ? '' : ` ${address}`}, port ${port}): ${hint}.`,
+      { cause: error },
+    );
+  }
+
+  private targets(): UdpTarget[] {
+    if (this.options.mode === 'unicast') return this.options.peers;
+    return [{ host: this.options.address, port: this.options.port }];
+  }
+
+  private encode(advert: Advert): Buffer {
+    this.seq++;
+    return this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), advertToArray(advert)]));
+  }
+
+  private receive(datagram: Buffer, from: dgram.RemoteInfo): void {
+    try {
+      this.counters.datagramsReceived++;
+      const kind = this.check(datagram, from);
+      if (kind !== undefined)
+        this.warnings.count(
+          kind,
+          `Dropped ${DROP_MESSAGES[kind] ?? kind} from ${from.address}:${from.port}.`,
+        );
+    } catch {
+      this.warnings.count('garbage', `Dropped ${DROP_MESSAGES.garbage} from ${from.address}:${from.port}.`);
+    }
+  }
+
+  /** Delivers the advert, or says why not. */
+  private check(datagram: Buffer, from: dgram.RemoteInfo): string | undefined {
+    if (datagram.length > MAX_DATAGRAM) return 'oversized';
+    const payload = this.seal.open(datagram);
+    if (typeof payload === 'string') return payload;
+    let value: unknown;
+    try {
+      value = decodeValue(payload);
+    } catch {
+      return 'garbage';
+    }
+    if (!Array.isArray(value) || value.length !== 4) return 'badShape';
+    const [boot, seq, timestamp, body] = value as unknown[];
+    if (
+      typeof boot !== 'string' ||
+      boot.length > 64 ||
+      !Number.isSafeInteger(seq) ||
+      !Number.isSafeInteger(timestamp)
+    ) {
+      return 'badShape';
+    }
+    if (boot === this.boot) {
+      this.counters.ownDatagrams++;
+      return undefined;
+    }
+    const advert = advertFromArray(body);
+    if (advert === undefined) return 'badShape';
+    const stale = this.replay.check(boot, seq as number, timestamp as number);
+    if (stale !== undefined) return stale;
+    this.handlers?.advert(advert, { address: from.address, port: from.port });
+    return undefined;
+  }
+}

@@ -1,0 +1,218 @@
+import type { ReadPacket, WritePacket } from '@nestjs/microservices';
+import { ClientProxy } from '@nestjs/microservices';
+import { Observable, Subject, connectable, defer, mergeMap, throwError } from 'rxjs';
+import { PeerPool } from '../data-plane/peer-pool.js';
+import { kable } from '../kable.js';
+import { KableError } from '../node/errors.js';
+import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
+import type { PeerRecord } from '../node/peer-record.js';
+import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
+import { OutboundRequest, type RequestSettings } from './outbound-request.js';
+import { PatternCatalog } from './pattern-catalog.js';
+import { PatternRouter } from './pattern-router.js';
+import { validateClientOptions } from './validate-client-options.js';
+
+export type KableClientStatus = 'connected' | 'disconnected';
+
+type Listener = (...args: any[]) => void;
+
+/** Milliseconds a DESCRIBE (fetching a node's pattern list) may take. */
+const DESCRIBE_TIMEOUT = 5000;
+
+/**
+ * Nest client for Kable: routes each pattern to a RUNNING node that handles it, round robin, over one
+ * persistent connection per peer.
+ *
+ * ClientsModule.register([{ name: 'MATH', customClass: KableClientProxy, options: { target: 'math' } }])
+ */
+export class KableClientProxy extends ClientProxy {
+  readonly node: KableNode;
+  private readonly ownsNode: boolean;
+  private readonly settings: RequestSettings;
+  private readonly pool: PeerPool;
+  private readonly catalog: PatternCatalog;
+  private readonly router: PatternRouter;
+  private connecting: Promise<void> | undefined;
+
+  constructor(options: KableClientOptions = {}) {
+    super();
+    const resolved = validateClientOptions(options);
+    this.settings = resolved;
+    if (options.node !== undefined) {
+      this.node = options.node;
+      this.ownsNode = false;
+    } else {
+      const nodeOptions = nodeOptionsOf(options);
+      this.node = kable(options.id ?? CLIENT_DEFAULTS.id, { replica: true, ...nodeOptions });
+      this.ownsNode = true;
+    }
+    this.pool = new PeerPool({
+      hello: { iid: this.node.iid, id: this.node.id },
+      ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+    });
+    this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
+    this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);
+  }
+
+  /** Joins the cluster (idempotent); requests made before it call it themselves. */
+  connect(): Promise<void> {
+    this.connecting ??= (async () => {
+      if (this.node.state.state === 'DOWN') await this.node.up(true);
+      this._status$.next('connected' satisfies KableClientStatus);
+    })().catch((error: unknown) => {
+      this.connecting = undefined;
+      throw error;
+    });
+    return this.connecting;
+  }
+
+  async close(): Promise<void> {
+    this.connecting = undefined;
+    this.router.dispose();
+    this.pool.close();
+    if (this.ownsNode) await this.node.down();
+    this._status$.next('disconnected' satisfies KableClientStatus);
+  }
+
+  /** Forwards the node's events: peer:added, peer:state, peer:removed, peer:updated, state, error, warning. */
+  override on(event: any, callback: any): void {
+    this.node.on(event as keyof KableNodeEvents, callback as Listener);
+  }
+
+  /** The node this client routes with. */
+  unwrap<T = KableNode>(): T {
+    return this.node as T;
+  }
+
+  /** RUNNING nodes that handle a message pattern right now, in the order requests walk them. */
+  nodesFor(pattern: unknown): readonly PeerRecord[] {
+    return this.router.candidates(this.normalizePattern(pattern as never), 'messages');
+  }
+
+  /**
+   * Resolves once at least `count` RUNNING nodes serve the message pattern (default 1), waiting up to
+   * `timeout` ms (default: the client's pickTimeout); rejects with KABLE_NO_NODE otherwise. For startup
+   * checks and health probes.
+   */
+  async whenServed(
+    pattern: unknown,
+    options: { count?: number; timeout?: number } = {},
+  ): Promise<readonly PeerRecord[]> {
+    await this.connect();
+    const route = this.normalizePattern(pattern as never);
+    const count = options.count ?? 1;
+    return this.router.waitFor(
+      () => {
+        const nodes = this.router.candidates(route, 'messages');
+        return nodes.length >= count ? nodes : undefined;
+      },
+      `pattern "${route}" on ${count} node(s)`,
+      options.timeout ?? this.settings.pickTimeout,
+    );
+  }
+
+  override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    if (pattern === undefined || pattern === null || data === undefined || data === null) {
+      return throwError(() => invalidMessage(pattern));
+    }
+    return defer(() => this.connect()).pipe(
+      mergeMap(
+        () =>
+          new Observable<TResult>((subscriber) => {
+            const packet = this.packetOf(pattern, data);
+            const request = new OutboundRequest(
+              this.router,
+              this.pool,
+              this.settings,
+              this.normalizePattern(pattern),
+              packet.data,
+              packet.metadata,
+              subscriber as never,
+            );
+            request.start();
+            return () => request.cancel();
+          }),
+      ),
+    );
+  }
+
+  override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    if (pattern === undefined || pattern === null || data === undefined || data === null) {
+      return throwError(() => invalidMessage(pattern));
+    }
+    // Hot, as Nest's own emit: the event goes out whether or not anyone subscribes.
+    const source = defer(async () => {
+      await this.connect();
+      return this.dispatchEvent(this.packetOf(pattern, data));
+    });
+    const hot = connectable(source, { connector: () => new Subject(), resetOnDisconnect: false });
+    hot.connect();
+    return hot as Observable<TResult>;
+  }
+
+  protected publish(packet: ReadPacket, callback: (packet: WritePacket) => void): () => void {
+    const subscription = this.send(packet.pattern, packet.data).subscribe({
+      next: (response) => callback({ response }),
+      error: (err: unknown) => callback({ err }),
+      complete: () => callback({ isDisposed: true }),
+    });
+    return () => subscription.unsubscribe();
+  }
+
+  /**
+   * Delivers the event once to one RUNNING node of every service that handles it, waiting (up to
+   * pickTimeout) until at least one does. At most once: a node that dies with the event unread loses it.
+   */
+  protected async dispatchEvent<T = any>(packet: ReadPacket): Promise<T> {
+    const pattern = this.normalizePattern(packet.pattern);
+    const data = packet.data;
+    const metadata = (packet as { metadata?: Record<string, unknown> }).metadata;
+    const targets = await this.router.waitFor(
+      () => {
+        const found = this.router.eventTargets(pattern);
+        return found.length > 0 ? found : undefined;
+      },
+      `event "${pattern}"`,
+      this.settings.pickTimeout,
+    );
+    await Promise.all(targets.map((peer) => this.emitTo(peer, pattern, data, metadata)));
+    return undefined as T;
+  }
+
+  private async emitTo(
+    first: PeerRecord,
+    pattern: string,
+    data: unknown,
+    metadata: Record<string, unknown> | undefined,
+  ): Promise<void> {
+    let peer: PeerRecord | undefined = first;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.pool.get(peer).sendEvent(pattern, data, metadata);
+        return;
+      } catch (error) {
+        const retryable = (error as { retryable?: boolean }).retryable === true;
+        if (!retryable || attempt >= this.settings.retries) throw error;
+        const others = this.router
+          .candidates(pattern, 'events')
+          .filter((p) => p.id === first.id && p !== peer);
+        peer = others[0];
+        if (peer === undefined) throw error;
+      }
+    }
+  }
+
+  /** Nest 12 runs the dispatch hook here (it may add packet metadata); Nest 11 has no such hook. */
+  private packetOf(pattern: unknown, data: unknown): ReadPacket & { metadata?: Record<string, unknown> } {
+    const self = this as unknown as { createPacket?: (p: unknown, d: unknown) => ReadPacket };
+    if (typeof self.createPacket === 'function') return self.createPacket(pattern, data);
+    return { pattern, data };
+  }
+}
+
+function invalidMessage(pattern: unknown): KableError {
+  return new KableError(
+    'KABLE_INVALID_MESSAGE',
+    `The message pattern and data must not be null or undefined (pattern: ${JSON.stringify(pattern) ?? 'undefined'}).`,
+  );
+}

@@ -1,0 +1,96 @@
+import { KableOptionsError } from '../node/errors.js';
+import type { KableNode } from '../node/kable-node.js';
+import type { KableOptions } from '../node/options.js';
+
+/** Options of `new KableServer(...)`: the node's options plus the data plane's. */
+export interface KableServerOptions extends KableOptions {
+  /** Service id; replicas of one service share it. Required unless `node` is given. */
+  id?: string;
+  /** Largest data-plane frame accepted, bytes (default 16 MiB); larger ones close the connection. */
+  maxFrameSize?: number;
+  /** Serve on this existing node (KableModule's shared node) instead of creating one. */
+  node?: KableNode;
+  /** On close, milliseconds to let requests in flight finish before the node goes DOWN (default 10000). */
+  drainTimeout?: number;
+  /**
+   * On close, milliseconds the node stays STOPPED (answering new requests with a retryable refusal) so
+   * that every peer has seen it leave before its connections close (default 500).
+   */
+  leaveGrace?: number;
+}
+
+/** Options of KableClientProxy, as given to `ClientsModule.register([{ customClass: KableClientProxy, options }])`. */
+export interface KableClientOptions extends KableOptions {
+  /** Id of the client's own node (default 'kable-client'; client nodes are replicas unless `replica: false`). */
+  id?: string;
+  /** Only route to nodes of this service id (default: any service that handles the pattern). */
+  target?: string;
+  /** Milliseconds to wait for a RUNNING node that handles the pattern (default 10000). */
+  pickTimeout?: number;
+  /** Milliseconds a whole request may take, first reply to completion (default 30000). */
+  timeout?: number;
+  /** Extra attempts on other replicas when a request fails before it left (default 2). */
+  retries?: number;
+  /** Largest data-plane frame accepted from servers, bytes (default 16 MiB). */
+  maxFrameSize?: number;
+  /** Use this existing node (KableModule's shared node) instead of creating one. */
+  node?: KableNode;
+}
+
+export const CLIENT_DEFAULTS = {
+  id: 'kable-client',
+  pickTimeout: 10_000,
+  timeout: 30_000,
+  retries: 2,
+} as const;
+
+const NODE_KEYS = [
+  'replica',
+  'host',
+  'port',
+  'meta',
+  'namespace',
+  'key',
+  'keys',
+  'discovery',
+  'pickTimeout',
+  'maxPickWaiters',
+  'busy',
+] as const;
+
+/** Keeps only what the node core accepts (it rejects unknown options to catch typos). */
+export function nodeOptionsOf(options: KableOptions): KableOptions {
+  const picked: Record<string, unknown> = {};
+  for (const key of NODE_KEYS) if (options[key] !== undefined) picked[key] = options[key];
+  return picked as KableOptions;
+}
+
+const SERVER_KEYS = new Set<string>([
+  ...NODE_KEYS,
+  'id',
+  'maxFrameSize',
+  'node',
+  'drainTimeout',
+  'leaveGrace',
+]);
+
+export const SERVER_DEFAULTS = { drainTimeout: 10_000, leaveGrace: 500 } as const;
+const CLIENT_KEYS = new Set<string>([
+  ...NODE_KEYS,
+  'id',
+  'target',
+  'timeout',
+  'retries',
+  'maxFrameSize',
+  'node',
+]);
+
+/** A misspelt option would otherwise be ignored silently: name it and list what is accepted. */
+export function rejectUnknownOptions(options: object, who: 'KableServer' | 'KableClientProxy'): void {
+  const known = who === 'KableServer' ? SERVER_KEYS : CLIENT_KEYS;
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) {
+      throw new KableOptionsError(`${who} has no option "${key}"; it accepts ${[...known].join(', ')}.`);
+    }
+  }
+}

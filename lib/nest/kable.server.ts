@@ -1,0 +1,249 @@
+import type { CustomTransportStrategy, MessageHandler, WritePacket } from '@nestjs/microservices';
+import { Server } from '@nestjs/microservices';
+import { Subject, finalize, takeUntil, type Observable } from 'rxjs';
+import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data-plane/data-plane-server.js';
+import { kable } from '../kable.js';
+import { KableOptionsError } from '../node/errors.js';
+import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
+import { KABLE_TRANSPORT, NO_MESSAGE_HANDLER } from './kable.constants.js';
+import { KableContext, servingNode, type KableCaller, type KableServingNode } from './kable.context.js';
+import {
+  SERVER_DEFAULTS,
+  nodeOptionsOf,
+  rejectUnknownOptions,
+  type KableServerOptions,
+} from './kable.options.js';
+import { patternDigest, type PatternCatalogEntry } from './pattern-digest.js';
+
+export type KableServerStatus = 'connected' | 'disconnected';
+
+type Listener = (...args: any[]) => void;
+
+/**
+ * Nest microservice strategy: serves this app's message and event patterns on the Kable data plane and
+ * announces them through the node, which goes RUNNING once it can serve.
+ *
+ * new KableServer({ id: 'math', replica: true })
+ */
+export class KableServer
+  extends Server<Record<keyof KableNodeEvents, Listener>, KableServerStatus>
+  implements CustomTransportStrategy
+{
+  override readonly transportId = KABLE_TRANSPORT;
+  readonly node: KableNode;
+  private readonly ownsNode: boolean;
+  private readonly dataPlane: DataPlaneServer;
+  private catalog: PatternCatalogEntry = { messages: [], events: [] };
+  private serving: KableServingNode | undefined;
+  private listening = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: KableServerOptions) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw new KableOptionsError("KableServer needs options, such as new KableServer({ id: 'math' }).");
+    }
+    rejectUnknownOptions(options, 'KableServer');
+    for (const name of ['drainTimeout', 'leaveGrace'] as const) {
+      const value = options[name];
+      if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
+        throw new KableOptionsError(
+          `KableServer option "${name}" must be a non-negative integer of milliseconds.`,
+        );
+      }
+    }
+    if (options.node !== undefined) {
+      this.node = options.node;
+      this.ownsNode = false;
+    } else {
+      if (options.id === undefined) {
+        throw new KableOptionsError(
+          "KableServer needs an `id`, the service name: new KableServer({ id: 'math' }).",
+        );
+      }
+      this.node = kable(options.id, nodeOptionsOf(options));
+      this.ownsNode = true;
+    }
+    this.dataPlane = new DataPlaneServer(
+      {
+        request: (request, reply) => this.onRequest(request, reply),
+        event: (pattern, data, metadata, caller) => this.onEvent(pattern, data, metadata, caller),
+        describe: () => this.catalog,
+      },
+      options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize },
+    );
+    this.dataPlane.on('warning', (warning: { code: string; message: string }) =>
+      this.logger.warn?.(`${warning.code}: ${warning.message}`),
+    );
+    this.node.on('warning', (warning) => this.logger.warn?.(`${warning.code}: ${warning.message}`));
+  }
+
+  /** Starts the data plane, then joins the cluster and goes RUNNING. */
+  listen(callback: (error?: unknown) => void): void {
+    this.start().then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  /**
+   * Leaves gracefully: announces STOPPED at once (new requests are refused and retried elsewhere),
+   * lets requests in flight finish (up to drainTimeout), stays reachable for leaveGrace so every peer
+   * has seen it leave, then announces DOWN and closes the data plane.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.leave();
+    return this.closing;
+  }
+
+  private async leave(): Promise<void> {
+    const state = this.node.state.state;
+    if (this.listening && state !== 'DOWN') {
+      if (state !== 'STOPPED') this.node.stop('shutting down');
+      const drainTimeout = this.options.drainTimeout ?? SERVER_DEFAULTS.drainTimeout;
+      const leaveGrace = this.options.leaveGrace ?? SERVER_DEFAULTS.leaveGrace;
+      const [drained] = await Promise.all([
+        this.dataPlane.drain(drainTimeout),
+        new Promise((resolve) => setTimeout(resolve, leaveGrace)),
+      ]);
+      if (!drained) {
+        this.logger.warn?.(
+          `${this.dataPlane.inFlight} request(s) still running after drainTimeout (${drainTimeout} ms).`,
+        );
+      }
+    }
+    if (this.ownsNode) await this.node.down('closed');
+    await this.dataPlane.close();
+    this._status$.next('disconnected');
+  }
+
+  on(event: keyof KableNodeEvents, callback: Listener): void {
+    this.node.on(event, callback as never);
+  }
+
+  /** The node this server serves on. */
+  unwrap<T = KableNode>(): T {
+    return this.node as T;
+  }
+
+  private async start(): Promise<void> {
+    this.catalog = this.readCatalog();
+    const host = this.options.host ?? this.node.host;
+    const address = await this.dataPlane.listen(host, this.options.port ?? this.node.port);
+    this.node.setAddress(address.host, address.port);
+    this.node.setPatterns(patternDigest(this.catalog));
+    this.serving = servingNode(this.node);
+    this.listening = true;
+    try {
+      await this.node.join(true);
+      // A shared node may have joined earlier (UP, or RUNNING for its clients): now it can serve.
+      if (this.node.state.state === 'UP') this.node.start();
+    } catch (error) {
+      await this.dataPlane.close();
+      throw error;
+    }
+    this._status$.next('connected');
+  }
+
+  private readCatalog(): PatternCatalogEntry {
+    const messages: string[] = [];
+    const events: string[] = [];
+    for (const [pattern, handler] of this.messageHandlers)
+      (handler.isEventHandler ? events : messages).push(pattern);
+    return { messages, events };
+  }
+
+  private handlerFor(pattern: string): MessageHandler | undefined {
+    // Clients send normalized routes, so the direct lookup is the hot path; Nest's parse is the fallback.
+    return this.messageHandlers.get(pattern) ?? this.getHandlerByPattern(pattern) ?? undefined;
+  }
+
+  private onRequest(request: InboundRequest, reply: ReplyChannel): (() => void) | void {
+    const state = this.node.state.state;
+    if (state !== 'RUNNING') {
+      reply.refuse(`node ${this.node.id} is ${state}`);
+      return;
+    }
+    const handler = this.handlerFor(request.pattern);
+    if (handler === undefined || handler.isEventHandler) {
+      reply.error(NO_MESSAGE_HANDLER);
+      return;
+    }
+    const context = new KableContext([
+      request.pattern,
+      request.metadata,
+      request.caller ?? {},
+      this.serving ?? servingNode(this.node),
+      this.node,
+    ]);
+    const cancelled = new Subject<void>();
+    const produce = async (): Promise<Observable<unknown>> =>
+      this.transformToObservable(await handler(request.data, context)).pipe(takeUntil(cancelled));
+    const respond = (packet: WritePacket): void => {
+      if (reply.closed) return;
+      if (packet.err !== undefined) reply.error(packet.err);
+      else if (packet.isDisposed) {
+        if (packet.response !== undefined) reply.next(packet.response, true);
+        else reply.complete();
+      } else reply.next(packet.response);
+    };
+    this.process(context, produce, respond, reply);
+    return () => {
+      cancelled.next();
+      cancelled.complete();
+    };
+  }
+
+  /** Nest 12 runs requests through `handleRequest` (hooks for @nestjs/observe); Nest 11 through the start/end hooks. */
+  private process(
+    context: KableContext,
+    produce: () => Promise<Observable<unknown>>,
+    respond: (packet: WritePacket) => void,
+    reply: ReplyChannel,
+  ): void {
+    const self = this as unknown as {
+      handleRequest?: (c: KableContext, p: typeof produce, r: typeof respond) => unknown;
+      onProcessingStartHook?: (transport: symbol, c: KableContext, done: () => Promise<unknown>) => unknown;
+      onProcessingEndHook?: (transport: symbol, c: KableContext) => void;
+    };
+    const fail = (error: unknown) => {
+      if (!reply.closed) reply.error(errorPayload(error));
+    };
+    if (typeof self.handleRequest === 'function') {
+      Promise.resolve(self.handleRequest(context, produce, respond)).catch(fail);
+      return;
+    }
+    const run = async () => {
+      const stream = await produce();
+      this.send(stream.pipe(finalize(() => self.onProcessingEndHook?.(this.transportId, context))), respond);
+    };
+    const started =
+      typeof self.onProcessingStartHook === 'function'
+        ? self.onProcessingStartHook(this.transportId, context, run)
+        : run();
+    Promise.resolve(started).catch(fail);
+  }
+
+  private onEvent(
+    pattern: string,
+    data: unknown,
+    metadata: Record<string, unknown> | undefined,
+    caller: KableCaller | undefined,
+  ): void {
+    const context = new KableContext([
+      pattern,
+      metadata,
+      caller ?? {},
+      this.serving ?? servingNode(this.node),
+      this.node,
+    ]);
+    Promise.resolve(this.handleEvent(pattern, { pattern, data, metadata: metadata as never }, context)).catch(
+      (error) => this.logger.error(`Event handler for ${pattern} failed: ${String(error)}`),
+    );
+  }
+}
+
+function errorPayload(error: unknown): unknown {
+  if (error instanceof Error) return { status: 'error', message: 'Internal server error' };
+  return error;
+}

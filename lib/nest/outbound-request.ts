@@ -1,0 +1,119 @@
+import type { Subscriber } from 'rxjs';
+import type { PeerPool } from '../data-plane/peer-pool.js';
+import { KableError } from '../node/errors.js';
+import type { PeerRecord } from '../node/peer-record.js';
+import type { PatternRouter } from './pattern-router.js';
+
+export interface RequestSettings {
+  pickTimeout: number;
+  /** Milliseconds a node that refused or was unreachable is skipped (unless it advertises sooner). */
+  avoidFor: number;
+  timeout: number;
+  retries: number;
+}
+
+/** Data-plane failures say whether the request certainly never reached a handler. */
+function isRetryable(error: unknown): boolean {
+  return error instanceof KableError && (error as KableError & { retryable?: boolean }).retryable === true;
+}
+
+/**
+ * One `send()`: wait for a node that serves the pattern, send, and retry on the next replica when the
+ * request failed before it left (refused, unreachable). A failure after it left is final: the handler
+ * may have run, and running it twice is worse than an error. Every wait is bounded by `timeout`.
+ */
+export class OutboundRequest {
+  private attempts = 0;
+  private finished = false;
+  private cancelCurrent: (() => void) | undefined;
+  private peer: PeerRecord | undefined;
+  private readonly waiting = new AbortController();
+  private readonly deadline: NodeJS.Timeout;
+
+  constructor(
+    private readonly router: PatternRouter,
+    private readonly pool: PeerPool,
+    private readonly settings: RequestSettings,
+    private readonly pattern: string,
+    private readonly data: unknown,
+    private readonly metadata: Record<string, unknown> | undefined,
+    private readonly subscriber: Subscriber<unknown>,
+  ) {
+    this.deadline = setTimeout(
+      () =>
+        this.fail(
+          new KableError(
+            'KABLE_TIMEOUT',
+            `Request "${pattern}" did not complete within ${settings.timeout} ms (option: timeout).`,
+          ),
+        ),
+      settings.timeout,
+    );
+  }
+
+  start(): void {
+    const ready = this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern);
+    if (ready !== undefined) return this.sendTo(ready);
+    this.router
+      .waitFor(
+        () => this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern),
+        `pattern "${this.pattern}"`,
+        Math.min(this.settings.pickTimeout, this.settings.timeout),
+        this.waiting.signal,
+      )
+      .then(
+        (peer) => this.sendTo(peer),
+        (error: unknown) => this.fail(error),
+      );
+  }
+
+  /** The subscriber unsubscribed: stop waiting, and cancel on the server what was sent. */
+  cancel(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.deadline);
+    this.waiting.abort();
+    this.cancelCurrent?.();
+  }
+
+  private sendTo(peer: PeerRecord): void {
+    if (this.finished) return;
+    this.attempts++;
+    this.peer = peer;
+    const connection = this.pool.get(peer);
+    this.cancelCurrent = connection.request(this.pattern, this.data, this.metadata, {
+      next: (value) => {
+        if (!this.finished) this.subscriber.next(value);
+      },
+      error: (error) => this.onError(error),
+      complete: () => {
+        if (this.finished) return;
+        this.finished = true;
+        clearTimeout(this.deadline);
+        this.subscriber.complete();
+      },
+    });
+  }
+
+  private onError(error: unknown): void {
+    if (this.finished) return;
+    this.cancelCurrent = undefined;
+    if (isRetryable(error) && this.peer !== undefined)
+      this.router.avoid(this.peer.iid, this.settings.avoidFor);
+    if (isRetryable(error) && this.attempts <= this.settings.retries) {
+      // The next replica in the rotation; waits (bounded) if the failed one was the last RUNNING.
+      this.start();
+      return;
+    }
+    this.fail(error);
+  }
+
+  private fail(error: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.deadline);
+    this.waiting.abort();
+    this.cancelCurrent?.();
+    this.subscriber.error(error);
+  }
+}

@@ -1,0 +1,213 @@
+import { EventEmitter } from 'node:events';
+import { KableError } from '../node/errors.js';
+import type { KableNode } from '../node/kable-node.js';
+import type { PeerRecord } from '../node/peer-record.js';
+import { RoundRobin } from '../node/round-robin.js';
+import type { PatternCatalog, PatternKind } from './pattern-catalog.js';
+
+interface Route {
+  nodeVersion: number;
+  catalogVersion: number;
+  avoidVersion: number;
+  candidates: PeerRecord[];
+  /** Some RUNNING node's catalog is still being fetched: it may serve the pattern too. */
+  pending: boolean;
+}
+
+interface Waiter {
+  check(): void;
+}
+
+/**
+ * Which RUNNING nodes serve a pattern, in the cluster-wide order, and whose turn it is. Views are cached
+ * per pattern and recomputed only when the registry or the catalog changed, so the hot path of a
+ * request is a map lookup and a cursor step.
+ */
+export class PatternRouter extends EventEmitter<{ changed: [] }> {
+  private readonly routes = new Map<string, Route>();
+  private readonly balancers = new Map<string, RoundRobin<PeerRecord>>();
+  private readonly waiters = new Set<Waiter>();
+  /** Nodes that just refused or could not be reached, skipped until they advertise again or time out. */
+  private readonly avoided = new Map<string, number>();
+  private avoidVersion = 0;
+  private readonly onPeerNews = (peer: PeerRecord): void => {
+    if (this.avoided.delete(peer.iid)) this.avoidVersion++;
+    this.onChange();
+  };
+  private readonly onChange = (): void => {
+    for (const waiter of [...this.waiters]) waiter.check();
+    this.emit('changed');
+  };
+
+  constructor(
+    private readonly node: KableNode,
+    private readonly catalog: PatternCatalog,
+    private readonly target: string | undefined,
+    private readonly maxWaiters: number,
+  ) {
+    super();
+    node.on('peer:added', this.onChange);
+    node.on('peer:removed', this.onPeerNews);
+    node.on('peer:state', this.onPeerNews);
+    node.on('peer:updated', this.onPeerNews);
+    catalog.on('changed', this.onChange);
+  }
+
+  dispose(): void {
+    this.node.off('peer:added', this.onChange);
+    this.node.off('peer:removed', this.onPeerNews);
+    this.node.off('peer:state', this.onPeerNews);
+    this.node.off('peer:updated', this.onPeerNews);
+    this.catalog.off('changed', this.onChange);
+    for (const waiter of [...this.waiters]) waiter.check();
+  }
+
+  /**
+   * Skips a node that refused a request or could not be reached, until its state or address changes, it
+   * is removed, or `forMs` passes: its advert saying so may still be on the way.
+   */
+  avoid(iid: string, forMs: number): void {
+    if (this.avoided.size >= 10_000) this.avoided.clear();
+    this.avoided.set(iid, Date.now() + forMs);
+    this.avoidVersion++;
+    const timer = setTimeout(() => {
+      if ((this.avoided.get(iid) ?? Infinity) <= Date.now()) {
+        this.avoided.delete(iid);
+        this.avoidVersion++;
+        this.onChange();
+      }
+    }, forMs);
+    timer.unref();
+  }
+
+  /** RUNNING nodes that handle the pattern, in the node core's order. */
+  candidates(pattern: string, kind: PatternKind): PeerRecord[] {
+    return this.route(pattern, kind).candidates;
+  }
+
+  /** The next node for a request, round robin; undefined when none serves it right now. */
+  next(pattern: string): PeerRecord | undefined {
+    const candidates = this.route(pattern, 'messages').candidates;
+    if (candidates.length === 0) return undefined;
+    return this.balancer(`m:${pattern}`).select(candidates);
+  }
+
+  /** One node of each service id that handles the event, each service's own round robin. */
+  eventTargets(pattern: string): PeerRecord[] {
+    const byService = new Map<string, PeerRecord[]>();
+    for (const peer of this.route(pattern, 'events').candidates) {
+      const list = byService.get(peer.id);
+      if (list === undefined) byService.set(peer.id, [peer]);
+      else list.push(peer);
+    }
+    const targets: PeerRecord[] = [];
+    for (const [id, peers] of byService) {
+      const chosen = this.balancer(`e:${id}:${pattern}`).select(peers);
+      if (chosen !== undefined) targets.push(chosen);
+    }
+    return targets;
+  }
+
+  /**
+   * With a target service whose RUNNING nodes all have known catalogs and none handles the pattern,
+   * one of them: the request goes there and its server answers with Nest's "no matching handler" error,
+   * exactly as Nest's own transports do.
+   */
+  targetWithoutHandler(pattern: string): PeerRecord | undefined {
+    if (this.target === undefined) return undefined;
+    const route = this.route(pattern, 'messages');
+    if (route.candidates.length > 0 || route.pending) return undefined;
+    const nodes = this.node.running(this.target).filter((peer) => peer.patterns !== '');
+    return nodes.length === 0 ? undefined : this.balancer(`m:${pattern}`).select(nodes);
+  }
+
+  /**
+   * Resolves when `ready()` returns something, checked at once and on every cluster change; rejects with
+   * KABLE_NO_NODE after `timeout` ms, with the signal's reason when aborted.
+   */
+  waitFor<T>(ready: () => T | undefined, what: string, timeout: number, signal?: AbortSignal): Promise<T> {
+    const found = ready();
+    if (found !== undefined) return Promise.resolve(found);
+    if (this.waiters.size >= this.maxWaiters) {
+      return Promise.reject(
+        new KableError(
+          'KABLE_TOO_MANY_WAITERS',
+          `${this.maxWaiters} requests are already waiting for a node; refusing ${what} (raise maxPickWaiters).`,
+        ),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.waiters.delete(waiter);
+      };
+      const waiter: Waiter = {
+        check: () => {
+          const value = ready();
+          if (value === undefined) return;
+          finish();
+          resolve(value);
+        },
+      };
+      const onAbort = (): void => {
+        finish();
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new KableError('KABLE_NO_NODE', `No RUNNING node handles ${what} (waited ${timeout} ms).`));
+      }, timeout);
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(waiter);
+    });
+  }
+
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  private route(pattern: string, kind: PatternKind): Route {
+    const key = kind === 'messages' ? `m:${pattern}` : `e:${pattern}`;
+    const cached = this.routes.get(key);
+    if (
+      cached !== undefined &&
+      cached.nodeVersion === this.node.version &&
+      cached.catalogVersion === this.catalog.version &&
+      cached.avoidVersion === this.avoidVersion
+    ) {
+      return cached;
+    }
+    const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
+    const candidates: PeerRecord[] = [];
+    let pending = false;
+    for (const peer of nodes) {
+      if (this.avoided.size > 0 && this.avoided.has(peer.iid)) continue;
+      const handles = this.catalog.handles(peer, pattern, kind);
+      if (handles === true) candidates.push(peer);
+      else if (handles === undefined) pending = true;
+    }
+    const route: Route = {
+      nodeVersion: this.node.version,
+      catalogVersion: this.catalog.version,
+      avoidVersion: this.avoidVersion,
+      candidates,
+      pending,
+    };
+    // Patterns are caller-chosen strings: bound the cache so a client sending random patterns stays small.
+    if (this.routes.size >= 10_000) this.routes.clear();
+    this.routes.set(key, route);
+    return route;
+  }
+
+  private balancer(key: string): RoundRobin<PeerRecord> {
+    let balancer = this.balancers.get(key);
+    if (balancer === undefined) {
+      if (this.balancers.size >= 10_000) this.balancers.clear();
+      balancer = new RoundRobin<PeerRecord>();
+      this.balancers.set(key, balancer);
+    }
+    return balancer;
+  }
+}

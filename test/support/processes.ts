@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** A fixture running in a child process, speaking JSON lines on stdout. */
+export interface ChildFixture {
+  child: ChildProcess;
+  /** The first JSON line with `ready: true`. */
+  ready: Promise<Record<string, unknown>>;
+  /** Resolves with the next JSON line that has `key`. */
+  next(key: string, timeout?: number): Promise<Record<string, unknown>>;
+  send(line: string): void;
+  /** Resolves with the exit code or signal once the process is gone. */
+  exited: Promise<number | string>;
+  /** Everything the child wrote to stderr, for failure messages. */
+  stderr(): string;
+}
+
+/** Runs a TypeScript fixture with the test loader (and its network guard) in a child process. */
+export function runFixture(file: string, args: string[], timeout = 20_000): ChildFixture {
+  const child = spawn(process.execPath, ['--import', './test/support/register-ts.js', file, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let errors = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    errors = (errors + chunk.toString()).slice(-8000);
+  });
+  const waiting: Array<{ key: string; resolve: (value: Record<string, unknown>) => void }> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    let value: Record<string, unknown>;
+    try {
+      value = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const index = waiting.findIndex((w) => w.key in value);
+    if (index >= 0) waiting.splice(index, 1)[0].resolve(value);
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(signal ?? code ?? -1)),
+  );
+  const next = (key: string, within = timeout) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${file} gave no "${key}" line within ${within} ms. stderr:\n${errors}`)),
+        within,
+      );
+      const entry = {
+        key,
+        resolve: (value: Record<string, unknown>) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+      };
+      waiting.push(entry);
+      void exited.then((how) => {
+        const at = waiting.indexOf(entry);
+        if (at < 0) return;
+        waiting.splice(at, 1);
+        clearTimeout(timer);
+        reject(new Error(`${file} exited (${how}) before a "${key}" line. stderr:\n${errors}`));
+      });
+    });
+  return {
+    child,
+    ready: next('ready'),
+    next,
+    send: (line) => child.stdin?.write(line + '\n'),
+    exited,
+    stderr: () => errors,
+  };
+}
