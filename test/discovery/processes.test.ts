@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { randomInt } from 'node:crypto';
+import { kable } from '../../lib/kable.js';
+import type { KableNode } from '../../lib/node/kable-node.js';
+import type { DiscoveryOptions } from '../../lib/node/options.js';
+import type { PeerRecord } from '../../lib/node/peer-record.js';
+import { waitForEvent, waitUntil } from '../support/events.js';
+import { loopbackDiscovery } from '../support/loopback-discovery.js';
+import { runFixture, type ChildFixture } from '../support/processes.js';
+
+const FIXTURE = 'test/discovery/fixtures/node-process.ts';
+const children: ChildFixture[] = [];
+const nodes: KableNode[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0)) if (child.child.exitCode === null) child.child.kill('SIGKILL');
+  await Promise.all(nodes.splice(0).map((node) => node.down()));
+});
+
+type Layout = { parent: DiscoveryOptions; children: DiscoveryOptions[] };
+
+const layouts: Array<[string, () => Layout]> = [
+  [
+    'broadcast',
+    () => {
+      const d = { mode: 'broadcast' as const, address: '127.255.255.255', port: randomInt(20_000, 60_000) };
+      return { parent: d, children: [d, d] };
+    },
+  ],
+  [
+    'multicast',
+    () => {
+      const d = loopbackDiscovery(50);
+      return { parent: d, children: [d, d] };
+    },
+  ],
+  [
+    'unicast',
+    () => {
+      const base = randomInt(20_000, 60_000);
+      const ports = [base, base + 1, base + 2];
+      const at = (port: number) => ({
+        mode: 'unicast' as const,
+        interface: '127.0.0.1',
+        port,
+        peers: ports.filter((p) => p !== port).map((p) => `127.0.0.1:${p}`),
+      });
+      return { parent: at(ports[0]), children: [at(ports[1]), at(ports[2])] };
+    },
+  ],
+];
+
+describe.each(layouts)('discovery across processes, %s on loopback', (_mode, layout) => {
+  it('discovers, propagates state, hears a clean down, and evicts a SIGKILLed node after nodeTimeout', async () => {
+    const { parent, children: childOptions } = layout();
+    const timing = { advertiseInterval: 50, nodeTimeout: 400 };
+    const watcher = kable('watcher', { host: '127.0.0.1', discovery: { ...parent, ...timing } });
+    nodes.push(watcher);
+    await watcher.up();
+    const spawned = childOptions.map((discovery, i) => {
+      const child = runFixture(FIXTURE, [
+        `worker-${i}`,
+        JSON.stringify({ host: '127.0.0.1', discovery: { ...discovery, ...timing } }),
+      ]);
+      children.push(child);
+      return child;
+    });
+    const [first, second] = (await Promise.all(spawned.map((c) => c.ready))).map((r) => r.iid as string);
+    await waitUntil(
+      () => watcher.peer(first) !== undefined && watcher.peer(second) !== undefined,
+      [watcher],
+      ['peer:added'],
+      5000,
+      'both child nodes',
+    );
+
+    const doing = waitForEvent(
+      watcher,
+      'peer:state',
+      (p: PeerRecord) => p.iid === first && p.state === 'DOING_SOMETHING',
+    );
+    spawned[0].send('doing nightly export');
+    expect(((await doing) as [PeerRecord])[0].reason).toBe('nightly export');
+
+    const unregistered = waitForEvent(watcher, 'peer:removed', (p: PeerRecord) => p.iid === first);
+    spawned[0].send('down');
+    expect(((await unregistered) as [PeerRecord, string])[1]).toBe('unregister');
+
+    const evicted = waitForEvent(watcher, 'peer:removed', (p: PeerRecord) => p.iid === second);
+    spawned[1].child.kill('SIGKILL');
+    const [peer, reason] = (await evicted) as [PeerRecord, string];
+    expect(reason).toBe('timeout');
+    expect(Date.now() - peer.lastSeen).toBeGreaterThanOrEqual(timing.nodeTimeout);
+  });
+});
