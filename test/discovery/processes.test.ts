@@ -82,11 +82,19 @@ describe.each(layouts)('discovery across processes, %s on loopback', (_mode, lay
     spawned[0].send('doing nightly export');
     expect(((await doing) as [PeerRecord])[0].reason).toBe('nightly export');
 
-    const unregistered = waitForEvent(watcher, 'peer:removed', (p: PeerRecord) => p.iid === first);
+    const unregistered = waitForEvent(
+      watcher,
+      'peer:removed',
+      (p: PeerRecord, _reason: string) => p.iid === first,
+    );
     spawned[0].send('down');
     expect(((await unregistered) as [PeerRecord, string])[1]).toBe('unregister');
 
-    const evicted = waitForEvent(watcher, 'peer:removed', (p: PeerRecord) => p.iid === second);
+    const evicted = waitForEvent(
+      watcher,
+      'peer:removed',
+      (p: PeerRecord, _reason: string) => p.iid === second,
+    );
     spawned[1].child.kill('SIGKILL');
     const [peer, reason] = (await evicted) as [PeerRecord, string];
     expect(reason).toBe('timeout');

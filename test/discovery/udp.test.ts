@@ -78,7 +78,11 @@ describe.each(modes)('UDP discovery, %s', (_name, options) => {
     expect(peer.reason).toBe('reindexing');
     expect(group[2].running('math').map((p) => p.iid)).toEqual([group[1].iid]);
 
-    const removed = waitForEvent(group[2], 'peer:removed', (p: PeerRecord) => p.iid === group[1].iid);
+    const removed = waitForEvent(
+      group[2],
+      'peer:removed',
+      (p: PeerRecord, _reason: string) => p.iid === group[1].iid,
+    );
     await group[1].down();
     const [, reason] = (await removed) as [PeerRecord, string];
     expect(reason).toBe('unregister');
