@@ -16,7 +16,14 @@ const options = {
   sourceMaps: 'inline',
 };
 
+// With KABLE_NEST_COMPAT=11 (the Nest 11 suite), child processes load Nest from test/compat/ as Jest does.
+const compatBase = new URL('../compat/package.json', import.meta.url).href;
+const compat = process.env.KABLE_NEST_COMPAT === '11';
+
 export async function resolve(specifier, context, next) {
+  if (compat && /^@nestjs\/(common|core|microservices)(\/|$)/.test(specifier)) {
+    return next(specifier, { ...context, parentURL: compatBase });
+  }
   // Sources import siblings as './x.js' (NodeNext); on disk they are './x.ts'.
   if (specifier.startsWith('.') && specifier.endsWith('.js') && context.parentURL?.endsWith('.ts')) {
     const candidate = new URL(specifier.slice(0, -3) + '.ts', context.parentURL);
