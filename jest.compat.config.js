@@ -9,8 +9,8 @@ export default {
   testMatch: ['<rootDir>/test/nest/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/'],
   moduleNameMapper: {
-    '^@nestjs/(common|core|microservices)$': `${compat}/@nestjs/$1`,
-    '^@nestjs/(common|core|microservices)/(.*)$': `${compat}/@nestjs/$1/$2`,
+    '^@nestjs/(common|core|microservices|platform-express)$': `${compat}/@nestjs/$1`,
+    '^@nestjs/(common|core|microservices|platform-express)/(.*)$': `${compat}/@nestjs/$1/$2`,
     '^rxjs$': '<rootDir>/node_modules/rxjs',
     '^rxjs/(.*)$': '<rootDir>/node_modules/rxjs/$1',
     '^reflect-metadata$': '<rootDir>/node_modules/reflect-metadata',

@@ -20,5 +20,10 @@ export { KableModule, type KableModuleOptions, type KableModuleAsyncOptions } fr
 export { KableDoing } from './nest/decorators/kable-doing.decorator.js';
 export { KableDoingInterceptor } from './nest/decorators/kable-doing.interceptor.js';
 export { KableServingGuard } from './nest/guards/kable-serving.guard.js';
+export {
+  KableHealthIndicator,
+  type KableHealthDetails,
+  type KableHealthOptions,
+} from './nest/kable.health.js';
 export { KABLE_NODE, KABLE_TRANSPORT, NO_MESSAGE_HANDLER } from './nest/kable.constants.js';
 export type { KableServerOptions, KableClientOptions } from './nest/kable.options.js';

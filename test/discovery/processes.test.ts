@@ -101,3 +101,28 @@ describe.each(layouts)('discovery across processes, %s on loopback', (_mode, lay
     expect(Date.now() - peer.lastSeen).toBeGreaterThanOrEqual(timing.nodeTimeout);
   });
 });
+
+describe('a process killed by a signal without shutdown hooks', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'still announces DOWN on %s, and dies of that signal',
+    async (signal) => {
+      const discovery = { ...loopbackDiscovery(50), nodeTimeout: 60_000 };
+      const watcher = kable('watcher', { host: '127.0.0.1', discovery });
+      nodes.push(watcher);
+      await watcher.up();
+      const child = runFixture(FIXTURE, ['worker', JSON.stringify({ host: '127.0.0.1', discovery })]);
+      children.push(child);
+      const { iid } = await child.ready;
+      await waitForEvent(watcher, 'peer:added', (p: PeerRecord) => p.iid === iid);
+      const removed = waitForEvent(
+        watcher,
+        'peer:removed',
+        (p: PeerRecord, _reason: string) => p.iid === iid,
+      );
+      child.child.kill(signal);
+      // nodeTimeout is a minute: only the DOWN advert can remove it this fast.
+      expect(((await removed) as [PeerRecord, string])[1]).toBe('unregister');
+      expect(await child.exited).toBe(signal);
+    },
+  );
+});

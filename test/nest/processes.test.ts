@@ -85,11 +85,11 @@ describe('Nest apps in separate processes', () => {
     // with KABLE_PEER_LOST as soon as the connection broke, not at the 10 s timeout. Requests routed to
     // it afterwards could not connect and were retried on the others.
     expect(succeeded + failures.length).toBe(total);
-    expect(failures.length).toBeLessThanOrEqual(20);
-    for (const failure of failures) {
-      expect(failure.code).toBe('KABLE_PEER_LOST');
-      expect(failure.ms).toBeLessThan(10_000);
-    }
+    expect({ count: failures.length, others: failures.filter((f) => f.code !== 'KABLE_PEER_LOST') }).toEqual({
+      count: Math.min(failures.length, 20),
+      others: [],
+    });
+    for (const failure of failures) expect(failure.ms).toBeLessThan(10_000);
     // Traffic continues on the others with no further error.
     const after = await Promise.all(Array.from({ length: 300 }, () => firstValueFrom(math.send('async', 2))));
     expect(after.every((value) => value === 4)).toBe(true);

@@ -21,7 +21,7 @@ const compatBase = new URL('../compat/package.json', import.meta.url).href;
 const compat = process.env.KABLE_NEST_COMPAT === '11';
 
 export async function resolve(specifier, context, next) {
-  if (compat && /^@nestjs\/(common|core|microservices)(\/|$)/.test(specifier)) {
+  if (compat && /^@nestjs\/(common|core|microservices|platform-express)(\/|$)/.test(specifier)) {
     return next(specifier, { ...context, parentURL: compatBase });
   }
   // Sources import siblings as './x.js' (NodeNext); on disk they are './x.ts'.
