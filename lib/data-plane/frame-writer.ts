@@ -5,7 +5,7 @@ const CHUNK = 64 * 1024;
 
 /**
  * Encodes frames into one growing buffer and writes it in a single `socket.write` per turn of the event
- * loop: many small frames cost one syscall. While the socket is not writable (not yet connected, or
+ * tick: many small frames cost one syscall. While the socket is not writable (not yet connected, or
  * over its high-water mark) frames keep accumulating, up to the owner's caps.
  */
 export class FrameWriter {
@@ -71,7 +71,9 @@ export class FrameWriter {
   private schedule(): void {
     if (this.scheduled || this.socket === undefined) return;
     this.scheduled = true;
-    setImmediate(() => {
+    // After the current run and its promise callbacks: frames produced together (a chunk of requests
+    // and the replies their handlers resolve) leave in one write, without waiting a loop turn.
+    process.nextTick(() => {
       this.scheduled = false;
       this.flush();
     });

@@ -27,7 +27,8 @@ export class OutboundRequest {
   private finished = false;
   private cancelCurrent: (() => void) | undefined;
   private peer: PeerRecord | undefined;
-  private readonly waiting = new AbortController();
+  /** Made only when a request must wait for a node: AbortControllers are costly on the hot path. */
+  private waiting: AbortController | undefined;
   private readonly deadline: NodeJS.Timeout;
 
   constructor(
@@ -59,7 +60,7 @@ export class OutboundRequest {
         () => this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern),
         `pattern "${this.pattern}"`,
         Math.min(this.settings.pickTimeout, this.settings.timeout),
-        this.waiting.signal,
+        (this.waiting ??= new AbortController()).signal,
       )
       .then(
         (peer) => this.sendTo(peer),
@@ -72,7 +73,7 @@ export class OutboundRequest {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.deadline);
-    this.waiting.abort();
+    this.waiting?.abort();
     this.cancelCurrent?.();
   }
 
@@ -112,7 +113,7 @@ export class OutboundRequest {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.deadline);
-    this.waiting.abort();
+    this.waiting?.abort();
     this.cancelCurrent?.();
     this.subscriber.error(error);
   }

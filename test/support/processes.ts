@@ -60,9 +60,12 @@ export function runFixture(file: string, args: string[], timeout = 20_000): Chil
         reject(new Error(`${file} exited (${how}) before a "${key}" line. stderr:\n${errors}`));
       });
     });
+  const ready = next('ready');
+  // Fixtures that never say "ready" must not leave a rejected promise nobody awaits.
+  ready.catch(() => undefined);
   return {
     child,
-    ready: next('ready'),
+    ready,
     next,
     send: (line) => child.stdin?.write(line + '\n'),
     exited,

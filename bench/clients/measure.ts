@@ -1,0 +1,103 @@
+// One benchmark client process: node --import ./test/support/register-ts.js bench/clients/measure.ts <kind> <port> <discovery JSON> <requests>
+// Measures throughput with 100 requests in flight, then sequential latency; prints {"result":{...}}.
+import 'reflect-metadata';
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { ClientTCP } from '@nestjs/microservices';
+import net from 'node:net';
+import { firstValueFrom } from 'rxjs';
+import { KableClientProxy } from '../../lib/nest/kable.client.js';
+
+const [kind, portText, discoveryJson, requestsText] = process.argv.slice(2);
+const port = Number(portText);
+const requests = Number(requestsText);
+const payload = [1, 2, 3, 4, 5, 6, 7, 8];
+const IN_FLIGHT = 100;
+
+type Call = () => Promise<unknown>;
+
+async function kableCaller(): Promise<[Call, () => Promise<void>]> {
+  const client = new KableClientProxy({
+    host: '127.0.0.1',
+    target: 'math',
+    discovery: JSON.parse(discoveryJson),
+  });
+  await client.whenServed({ cmd: 'sum' }, { timeout: 10_000 });
+  return [() => firstValueFrom(client.send({ cmd: 'sum' }, payload)), () => client.close()];
+}
+
+async function nestCaller(): Promise<[Call, () => Promise<void>]> {
+  const client = new ClientTCP({ host: '127.0.0.1', port });
+  await client.connect();
+  return [() => firstValueFrom(client.send({ cmd: 'sum' }, payload)), async () => client.close()];
+}
+
+async function rawCaller(): Promise<[Call, () => Promise<void>]> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const encoder = new Encoder();
+  const decoder = new Decoder();
+  const waiting = new Map<number, (value: unknown) => void>();
+  let nextId = 0;
+  let pending: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let offset = 0;
+    while (pending.length - offset >= 4) {
+      const length = pending.readUInt32BE(offset);
+      if (pending.length - offset - 4 < length) break;
+      const [id, total] = decoder.decode(pending.subarray(offset + 4, offset + 4 + length)) as [
+        number,
+        number,
+      ];
+      offset += 4 + length;
+      waiting.get(id)?.(total);
+      waiting.delete(id);
+    }
+    pending = pending.subarray(offset);
+  });
+  const call = () =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      waiting.set(id, resolve);
+      const body = encoder.encode([id, payload]);
+      const header = Buffer.alloc(4);
+      header.writeUInt32BE(body.length);
+      socket.write(Buffer.concat([header, body]));
+    });
+  return [call, async () => void socket.end()];
+}
+
+const [call, close] = await { kable: kableCaller, 'nest-tcp': nestCaller, raw: rawCaller }[kind]!();
+
+// Warm-up, so the JIT and connections are settled before measuring.
+for (let i = 0; i < 500; i++) await call();
+
+let started = 0;
+const t0 = performance.now();
+await Promise.all(
+  Array.from({ length: IN_FLIGHT }, async () => {
+    while (started < requests) {
+      started++;
+      await call();
+    }
+  }),
+);
+const throughput = requests / ((performance.now() - t0) / 1000);
+
+const sequential = Math.max(200, Math.floor(requests / 10));
+const latencies: number[] = [];
+for (let i = 0; i < sequential; i++) {
+  const at = performance.now();
+  await call();
+  latencies.push(performance.now() - at);
+}
+latencies.sort((a, b) => a - b);
+const quantile = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
+await close();
+process.stdout.write(
+  JSON.stringify({
+    result: { throughput, p50: quantile(0.5), p99: quantile(0.99), measured: requests + sequential },
+  }) + '\n',
+);
+process.exit(0);

@@ -1,0 +1,62 @@
+// npm run bench [-- --smoke]: Kable against Nest's TCP transport and a raw socket, plus Kable's own figures.
+// Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { convergence, pickRate, propagation, sealRate } from './cluster.js';
+import { compareTransports, KINDS } from './transport.js';
+
+const smoke = process.argv.includes('--smoke');
+const repeats = smoke ? 1 : 3;
+const requests = smoke ? 2000 : 30_000;
+
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const transports = await compareTransports(repeats, requests);
+const picks = await pickRate(smoke ? 100_000 : 5_000_000);
+const seals = sealRate(smoke ? 1000 : 50_000);
+const interval = 1000;
+const converge: Record<number, number> = {};
+for (const count of smoke ? [5] : [20, 50, 100]) converge[count] = await convergence(count, interval);
+const propagate = await propagation(smoke ? 5 : 50, smoke ? 4 : 40);
+
+const lines = [
+  '# Benchmarks',
+  '',
+  `Run on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}.`,
+  `Each configuration is a fresh server and client process pair on loopback, ${repeats} runs interleaved,`,
+  `${fmt(requests)} requests of \`sum\` over 8 numbers with 100 in flight, then sequential latency. Medians shown;`,
+  'ratios are taken pair by pair within each run, then the median. This machine is noisy: read the ratios.',
+  '',
+  '| transport | throughput (req/s) | p50 (ms) | p99 (ms) | server CPU per request (µs) |',
+  '| --- | ---: | ---: | ---: | ---: |',
+  ...KINDS.map((kind) => {
+    const m = transports.medians[kind];
+    return `| ${kind} | ${fmt(m.throughput)} | ${fmt(m.p50, 3)} | ${fmt(m.p99, 3)} | ${fmt(m.cpuPerRequest, 1)} |`;
+  }),
+  '',
+  '| ratio (median of per-run ratios) | value | target |',
+  '| --- | ---: | ---: |',
+  `| Kable / Nest TCP throughput | ${fmt(transports.ratios.throughputVsNest, 2)} | ≥ 1.5 |`,
+  `| Kable / raw socket throughput | ${fmt(transports.ratios.throughputVsRaw, 2)} | ≥ 0.75 |`,
+  `| Kable / Nest TCP p50 latency | ${fmt(transports.ratios.p50VsNest, 2)} | ≤ 1 |`,
+  `| Kable / Nest TCP server CPU per request | ${fmt(transports.ratios.cpuVsNest, 2)} | |`,
+  '',
+  '| Kable figure | value | target |',
+  '| --- | ---: | ---: |',
+  `| pick() per second | ${fmt(picks)} | ≥ 5,000,000 |`,
+  `| advert seal + open per second | ${fmt(seals)} | |`,
+  ...Object.entries(converge).map(
+    ([count, ms]) =>
+      `| convergence of ${count} nodes (advertiseInterval ${interval} ms) | ${fmt(ms)} ms | ≤ ${interval} ms |`,
+  ),
+  `| state change seen by all of ${smoke ? 5 : 50} nodes, p50 / p99 | ${fmt(propagate.p50, 1)} / ${fmt(propagate.p99, 1)} ms | p99 ≤ 20 ms |`,
+  '',
+];
+const report = lines.join('\n');
+process.stdout.write(report + '\n');
+if (!smoke) {
+  mkdirSync('docs', { recursive: true });
+  writeFileSync('docs/benchmarks.md', report);
+}
+process.exit(0);

@@ -1,0 +1,79 @@
+import { randomInt } from 'node:crypto';
+import { median, run } from './support.js';
+
+export type Kind = 'kable' | 'nest-tcp' | 'raw';
+export const KINDS: Kind[] = ['kable', 'nest-tcp', 'raw'];
+
+export interface TransportFigures {
+  throughput: number;
+  p50: number;
+  p99: number;
+  /** Server CPU time per request, microseconds. */
+  cpuPerRequest: number;
+}
+
+function loopbackDiscovery() {
+  return {
+    mode: 'multicast',
+    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
+    port: randomInt(20_000, 60_000),
+    interface: '127.0.0.1',
+    advertiseInterval: 200,
+  };
+}
+
+/** One configuration, as a fresh server and client process pair. */
+export async function measure(kind: Kind, requests: number): Promise<TransportFigures> {
+  const discovery = JSON.stringify(loopbackDiscovery());
+  const server = run('bench/servers/serve.ts', [kind, discovery]);
+  try {
+    const { port } = await server.next('ready');
+    server.send('cpu');
+    const before = Number((await server.next('cpu')).cpu);
+    const client = run('bench/clients/measure.ts', [kind, String(port), discovery, String(requests)]);
+    const { result } = (await client.next('result')) as { result: Record<string, number> };
+    await client.stop();
+    server.send('cpu');
+    const after = Number((await server.next('cpu')).cpu);
+    return {
+      throughput: result.throughput,
+      p50: result.p50,
+      p99: result.p99,
+      cpuPerRequest: (after - before) / result.measured,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+export interface TransportRuns {
+  runs: Array<Record<Kind, TransportFigures>>;
+  medians: Record<Kind, TransportFigures>;
+  ratios: { throughputVsNest: number; throughputVsRaw: number; p50VsNest: number; cpuVsNest: number };
+}
+
+/** Every configuration `repeats` times, interleaved; ratios are taken pair by pair within a run. */
+export async function compareTransports(repeats: number, requests: number): Promise<TransportRuns> {
+  const runs: Array<Record<Kind, TransportFigures>> = [];
+  for (let i = 0; i < repeats; i++) {
+    const figures = {} as Record<Kind, TransportFigures>;
+    for (const kind of KINDS) figures[kind] = await measure(kind, requests);
+    runs.push(figures);
+  }
+  const medianOf = (kind: Kind): TransportFigures => ({
+    throughput: median(runs.map((r) => r[kind].throughput)),
+    p50: median(runs.map((r) => r[kind].p50)),
+    p99: median(runs.map((r) => r[kind].p99)),
+    cpuPerRequest: median(runs.map((r) => r[kind].cpuPerRequest)),
+  });
+  return {
+    runs,
+    medians: { kable: medianOf('kable'), 'nest-tcp': medianOf('nest-tcp'), raw: medianOf('raw') },
+    ratios: {
+      throughputVsNest: median(runs.map((r) => r.kable.throughput / r['nest-tcp'].throughput)),
+      throughputVsRaw: median(runs.map((r) => r.kable.throughput / r.raw.throughput)),
+      p50VsNest: median(runs.map((r) => r.kable.p50 / r['nest-tcp'].p50)),
+      cpuVsNest: median(runs.map((r) => r.kable.cpuPerRequest / r['nest-tcp'].cpuPerRequest)),
+    },
+  };
+}
