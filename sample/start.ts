@@ -1,51 +1,227 @@
-// The sample: three `math` replicas and a gateway node on one in-memory bus, showing round robin over
-// RUNNING replicas and busy or stopped replicas being skipped. (The Nest sample cluster replaces this
-// once the transport lands.)
-import { MemoryBus } from '../lib/discovery/memory.transport.js';
-import { KableNode } from '../lib/node/kable-node.js';
+// npm start: the sample cluster on this machine (loopback only). A gateway, three `math` replicas and two
+// `orders` replicas, each its own process; traffic through the gateway; a live table of the cluster; and
+// a script: a replica turns busy, one is stopped and drained, one is killed, a new one joins.
+//   --watch   keep running after the script (Ctrl-C to end)
+//   --json    print the summary as JSON (for scripts and the test)
+//   --quiet   no live table
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { ClusterWatcher } from '../lib/watch/cluster-watcher.js';
+import { renderTable } from '../lib/watch/render-table.js';
+import { sampleDiscovery } from './sample-options.js';
 
-const bus = new MemoryBus();
-const node = (id: string) =>
-  new KableNode(
-    id,
-    { replica: true, host: '127.0.0.1', discovery: { advertiseInterval: 100 } },
-    bus.transport(),
-  );
+const args = new Set(process.argv.slice(2));
+const watchMode = args.has('--watch');
+const json = args.has('--json');
+const quiet = args.has('--quiet') || json;
 
-const replicas = [node('math'), node('math'), node('math')];
-const gateway = node('gateway');
-await Promise.all([...replicas, gateway].map((n) => n.up()));
-const names = new Map<string, string>(replicas.map((replica, i) => [replica.iid, `math#${i + 1}`]));
-
-async function round(title: string): Promise<void> {
-  const picks: string[] = [];
-  for (let i = 0; i < 6; i++)
-    picks.push(names.get((await gateway.pick('math', { timeout: 2000 })).iid) ?? '?');
-  console.log(`${title.padEnd(34)} ${picks.join(' ')}`);
+interface Service {
+  name: string;
+  role: string;
+  child: ChildProcess;
+  iid?: string;
+  http?: string;
+  served: number;
+  inFlight: number;
+  servedSinceStop: number;
+  exited: Promise<void>;
 }
 
-const seen = (count: number) =>
-  new Promise<void>((resolve) => {
+const services: Service[] = [];
+const counts = { math: 0, orders: 0 };
+const log: string[] = [];
+const note = (text: string) => {
+  log.push(`${((performance.now() - t0) / 1000).toFixed(1)}s ${text}`);
+  if (!quiet) draw();
+};
+const t0 = performance.now();
+
+function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
+  const name = role === 'gateway' ? 'gateway' : `${role}#${++counts[role]}`;
+  const child = spawn(
+    process.execPath,
+    ['--import', './test/support/register-ts.js', 'sample/service.ts', role],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, KABLE_SAMPLE_DISCOVERY: JSON.stringify(sampleDiscovery()) },
+    },
+  );
+  const service: Service = {
+    name,
+    role,
+    child,
+    served: 0,
+    inFlight: 0,
+    servedSinceStop: 0,
+    exited: new Promise((resolve) => child.on('exit', () => resolve())),
+  };
+  services.push(service);
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      const message = JSON.parse(text) as {
+        ready?: boolean;
+        iid?: string;
+        http?: string;
+        stats?: { served: number; inFlight: number; servedSinceStop: number };
+      };
+      if (message.ready) {
+        service.iid = message.iid;
+        service.http = message.http;
+        resolve(service);
+      }
+      if (message.stats) {
+        service.served = message.stats.served;
+        service.inFlight = message.stats.inFlight;
+        service.servedSinceStop = message.stats.servedSinceStop;
+      }
+    });
+    void service.exited.then(() => reject(new Error(`${name} exited before it was ready`)));
+  });
+}
+
+const watcher = new ClusterWatcher({ discovery: sampleDiscovery() });
+
+function draw(): void {
+  const names = new Map(services.filter((s) => s.iid).map((s) => [s.iid!, s.name]));
+  const served = new Map(services.filter((s) => s.iid).map((s) => [s.iid!, s.served]));
+  const inFlight = new Map(services.filter((s) => s.iid).map((s) => [s.iid!, s.inFlight]));
+  const table = renderTable(watcher.nodes(), { names, served, inFlight });
+  const traffic = `requests: ${result.sent} sent, ${result.ok} ok, ${result.failed} failed`;
+  process.stdout.write(
+    `\x1b[2J\x1b[Hnestjs-kable sample cluster\n\n${table}\n\n${traffic}\n\n${log.slice(-8).join('\n')}\n`,
+  );
+}
+
+const result = { sent: 0, ok: 0, failed: 0, errors: {} as Record<string, number> };
+let driving = true;
+
+async function drive(gateway: string): Promise<void> {
+  let i = 0;
+  const worker = async () => {
+    while (driving) {
+      const path = i++ % 5 === 4 ? '/order' : '/sum?n=4';
+      result.sent++;
+      const response = await fetch(gateway + path).catch(() => undefined);
+      if (response?.ok) {
+        result.ok++;
+        await response.arrayBuffer();
+        continue;
+      }
+      result.failed++;
+      const body =
+        response === undefined
+          ? { code: 'GATEWAY_UNREACHABLE' }
+          : ((await response.json()) as { code?: string });
+      const code = body.code ?? `HTTP_${response?.status}`;
+      result.errors[code] = (result.errors[code] ?? 0) + 1;
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+}
+
+function until(condition: () => boolean, what: string, timeout = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      watcher.off('change', check);
+      reject(
+        new Error(
+          `Timed out waiting for ${what}; the cluster: ${JSON.stringify(watcher.nodes().map((n) => [n.id, n.iid.slice(0, 8), n.state]))}; services: ${JSON.stringify(services.map((s) => [s.name, s.iid?.slice(0, 8)]))}`,
+        ),
+      );
+    }, timeout);
     const check = () => {
-      if (gateway.running('math').length !== count) return;
-      gateway.off('peer:added', check).off('peer:state', check);
+      if (!condition()) return;
+      clearTimeout(timer);
+      watcher.off('change', check);
       resolve();
     };
-    gateway.on('peer:added', check).on('peer:state', check);
+    watcher.on('change', check);
     check();
   });
+}
 
-await seen(3);
-await round('three RUNNING replicas:');
-replicas[0].doing('rebuilding a cache');
-await seen(2);
-await round('math#1 DOING_SOMETHING:');
-replicas[1].stop('maintenance');
-await seen(1);
-await round('math#2 STOPPED as well:');
-replicas[0].start();
-replicas[1].start();
-await seen(3);
-await round('both back to RUNNING:');
-await Promise.all([...replicas, gateway].map((n) => n.down()));
-console.log('done: every pick went to a RUNNING replica, in one cluster-wide order.');
+const stateOf = (service: Service) => watcher.nodes().find((n) => n.iid === service.iid)?.state;
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+await watcher.start();
+const redraw = quiet ? undefined : setInterval(draw, 250);
+watcher.on('change', () => (quiet ? undefined : draw()));
+
+const gateway = await launch('gateway');
+const maths = await Promise.all([launch('math'), launch('math'), launch('math')]);
+await Promise.all([launch('orders'), launch('orders')]);
+await until(() => services.every((s) => stateOf(s) === 'RUNNING'), 'every node to be RUNNING');
+note('all six nodes RUNNING; traffic starts');
+const traffic = drive(gateway.http!);
+await settle(2000);
+
+// 1. A replica turns busy: a @KableDoing handler runs for 2.5 s.
+const rebuilding = fetch(`${gateway.http}/rebuild?ms=2500`);
+await until(() => maths.some((m) => stateOf(m) === 'DOING_SOMETHING'), 'a busy replica');
+const busy = maths.find((m) => stateOf(m) === 'DOING_SOMETHING')!;
+// Settled adverts first: requests already on their way when it turned busy may still land.
+await settle(300);
+const servedWhenBusy = busy.served;
+note(`${busy.name} is busy (rebuilding the cache): skipped`);
+await until(() => stateOf(busy) === 'RUNNING', 'the busy replica to finish', 10_000);
+const servedWhileBusy = busy.served - servedWhenBusy;
+await rebuilding;
+note(`${busy.name} is RUNNING again`);
+await settle(1000);
+
+// 2. One is stopped and drained (SIGTERM: Nest's shutdown hooks run Kable's graceful leave).
+const stopped = maths.find((m) => m !== busy)!;
+note(`${stopped.name} stopping (SIGTERM): drains, then leaves`);
+stopped.child.kill('SIGTERM');
+await stopped.exited;
+const servedAfterStop = stopped.servedSinceStop;
+note(`${stopped.name} gone after serving ${stopped.served}`);
+await settle(1000);
+
+// 3. One is killed outright: only its in-flight requests may fail.
+const killed = maths.find((m) => m !== busy && m !== stopped)!;
+const failedBeforeKill = result.failed;
+note(`${killed.name} killed (SIGKILL)`);
+killed.child.kill('SIGKILL');
+await killed.exited;
+await settle(1500);
+const failedAroundKill = result.failed - failedBeforeKill;
+
+// 4. A new replica joins and gets traffic.
+const fresh = await launch('math');
+await until(() => stateOf(fresh) === 'RUNNING', 'the new replica');
+note(`${fresh.name} joined`);
+await settle(2000);
+
+if (watchMode) {
+  note('--watch: the cluster keeps running; Ctrl-C ends it');
+  if (json) process.stdout.write(JSON.stringify({ watching: true }) + '\n');
+  await new Promise((resolve) => process.once('SIGINT', resolve));
+}
+
+driving = false;
+await traffic;
+for (const service of services) if (service.child.exitCode === null) service.child.kill('SIGTERM');
+await Promise.all(services.map((s) => s.exited));
+if (redraw) clearInterval(redraw);
+await watcher.stop();
+
+const summary = {
+  requests: result,
+  servedPerReplica: Object.fromEntries(
+    services.filter((s) => s.role !== 'gateway').map((s) => [s.name, s.served]),
+  ),
+  busy: { replica: busy.name, servedWhileBusy },
+  stopped: { replica: stopped.name, served: stopped.served, servedAfterStop },
+  killed: { replica: killed.name, failedAroundKill },
+  joined: { replica: fresh.name, served: fresh.served },
+  explanation:
+    result.failed === 0
+      ? 'no request failed'
+      : `${result.failed} request(s) failed: ${JSON.stringify(result.errors)}, all in flight on ${killed.name} when it was killed`,
+};
+if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+else {
+  if (!quiet) draw();
+  process.stdout.write(`\nSummary\n${JSON.stringify(summary, null, 2)}\n`);
+}

@@ -1,0 +1,61 @@
+import { Controller, Get, HttpException, Inject, Injectable, Module, Query } from '@nestjs/common';
+import { ClientsModule, type ClientProxy } from '@nestjs/microservices';
+import { firstValueFrom } from 'rxjs';
+import { KableClientProxy } from '../../lib/index.js';
+import { sampleNodeOptions } from '../sample-options.js';
+
+@Injectable()
+export class Counters {
+  served = 0;
+  inFlight = 0;
+}
+
+/** The HTTP edge: one client routes every pattern to whichever service handles it. */
+@Controller()
+export class GatewayController {
+  constructor(
+    private readonly counters: Counters,
+    @Inject('CLUSTER') private readonly cluster: ClientProxy,
+  ) {}
+
+  @Get('sum')
+  sum(@Query('n') n = '3'): Promise<unknown> {
+    const numbers = Array.from({ length: Number(n) }, (_, i) => i + 1);
+    return this.call({ cmd: 'sum' }, numbers);
+  }
+
+  @Get('order')
+  order(): Promise<unknown> {
+    return this.call({ cmd: 'order' }, [5, 10, 20]);
+  }
+
+  @Get('rebuild')
+  rebuild(@Query('ms') ms = '2000'): Promise<unknown> {
+    return this.call('rebuild', Number(ms));
+  }
+
+  private async call(pattern: unknown, data: unknown): Promise<unknown> {
+    this.counters.inFlight++;
+    try {
+      const result = await firstValueFrom(this.cluster.send(pattern, data));
+      this.counters.served++;
+      return { result };
+    } catch (error) {
+      const { code, message } = error as { code?: string; message?: string };
+      throw new HttpException({ code: code ?? 'HANDLER_ERROR', message: message ?? String(error) }, 502);
+    } finally {
+      this.counters.inFlight--;
+    }
+  }
+}
+
+@Module({
+  imports: [
+    ClientsModule.register([
+      { name: 'CLUSTER', customClass: KableClientProxy, options: { ...sampleNodeOptions(), id: 'gateway' } },
+    ]),
+  ],
+  controllers: [GatewayController],
+  providers: [Counters],
+})
+export class GatewayModule {}
