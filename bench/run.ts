@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
+import { killDetection } from './kill.js';
 import { compareTransports, KINDS } from './transport.js';
 
 const smoke = process.argv.includes('--smoke');
@@ -19,6 +20,7 @@ const interval = 1000;
 const converge: Record<number, number> = {};
 for (const count of smoke ? [5] : [20, 50, 100]) converge[count] = await convergence(count, interval);
 const propagate = await propagation(smoke ? 5 : 50, smoke ? 4 : 40);
+const kill = await killDetection(1000);
 
 const lines = [
   '# Benchmarks',
@@ -51,6 +53,8 @@ const lines = [
       `| convergence of ${count} nodes (advertiseInterval ${interval} ms) | ${fmt(ms)} ms | ≤ ${interval} ms |`,
   ),
   `| state change seen by all of ${smoke ? 5 : 50} nodes, p50 / p99 | ${fmt(propagate.p50, 1)} / ${fmt(propagate.p99, 1)} ms | p99 ≤ 20 ms |`,
+  `| client stops routing to a SIGKILLed replica, with traffic | ${fmt(kill.withTraffic, 1)} ms | |`,
+  `| same, without traffic (eviction; nodeTimeout 3500 ms) | ${fmt(kill.withoutTraffic)} ms | |`,
   '',
 ];
 const report = lines.join('\n');

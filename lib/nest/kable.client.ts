@@ -33,6 +33,7 @@ export class KableClientProxy extends ClientProxy {
   private readonly catalog: PatternCatalog;
   private readonly router: PatternRouter;
   private connecting: Promise<void> | undefined;
+  private joined = false;
 
   constructor(options: KableClientOptions = {}) {
     super();
@@ -57,7 +58,8 @@ export class KableClientProxy extends ClientProxy {
   /** Joins the cluster (idempotent); requests made before it call it themselves. */
   connect(): Promise<void> {
     this.connecting ??= (async () => {
-      if (this.node.state.state === 'DOWN') await this.node.up(true);
+      await this.node.join(true);
+      this.joined = true;
       this._status$.next('connected' satisfies KableClientStatus);
     })().catch((error: unknown) => {
       this.connecting = undefined;
@@ -68,6 +70,7 @@ export class KableClientProxy extends ClientProxy {
 
   async close(): Promise<void> {
     this.connecting = undefined;
+    this.joined = false;
     this.router.dispose();
     this.pool.close();
     if (this.ownsNode) await this.node.down();
@@ -115,25 +118,23 @@ export class KableClientProxy extends ClientProxy {
     if (pattern === undefined || pattern === null || data === undefined || data === null) {
       return throwError(() => invalidMessage(pattern));
     }
-    return defer(() => this.connect()).pipe(
-      mergeMap(
-        () =>
-          new Observable<TResult>((subscriber) => {
-            const packet = this.packetOf(pattern, data);
-            const request = new OutboundRequest(
-              this.router,
-              this.pool,
-              this.settings,
-              this.normalizePattern(pattern),
-              packet.data,
-              packet.metadata,
-              subscriber as never,
-            );
-            request.start();
-            return () => request.cancel();
-          }),
-      ),
-    );
+    const request$ = new Observable<TResult>((subscriber) => {
+      const packet = this.packetOf(pattern, data);
+      const request = new OutboundRequest(
+        this.router,
+        this.pool,
+        this.settings,
+        this.normalizePattern(pattern),
+        packet.data,
+        packet.metadata,
+        subscriber as never,
+      );
+      request.start();
+      return () => request.cancel();
+    });
+    // Once joined, skip the connect step: a deferred promise per request costs a few microtask turns.
+    if (this.joined && this.node.state.state !== 'DOWN') return request$;
+    return defer(() => this.connect()).pipe(mergeMap(() => request$));
   }
 
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {

@@ -1,6 +1,6 @@
 import type { CustomTransportStrategy, MessageHandler, WritePacket } from '@nestjs/microservices';
 import { Server } from '@nestjs/microservices';
-import { Subject, finalize, takeUntil, type Observable } from 'rxjs';
+import { Observable, finalize } from 'rxjs';
 import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data-plane/data-plane-server.js';
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
@@ -176,9 +176,14 @@ export class KableServer
       this.serving ?? servingNode(this.node),
       this.node,
     ]);
-    const cancelled = new Subject<void>();
+    // Cancelling unsubscribes the handler's stream; a flag and one wrapper are cheaper than a Subject.
+    let cancelled = false;
+    let stop: (() => void) | undefined;
     const produce = async (): Promise<Observable<unknown>> =>
-      this.transformToObservable(await handler(request.data, context)).pipe(takeUntil(cancelled));
+      cancellable(this.transformToObservable(await handler(request.data, context)), (unsubscribe) => {
+        if (cancelled) unsubscribe();
+        else stop = unsubscribe;
+      });
     const respond = (packet: WritePacket): void => {
       if (reply.closed) return;
       if (packet.err !== undefined) reply.error(packet.err);
@@ -189,8 +194,8 @@ export class KableServer
     };
     this.process(context, produce, respond, reply);
     return () => {
-      cancelled.next();
-      cancelled.complete();
+      cancelled = true;
+      stop?.();
     };
   }
 
@@ -246,4 +251,16 @@ export class KableServer
 function errorPayload(error: unknown): unknown {
   if (error instanceof Error) return { status: 'error', message: 'Internal server error' };
   return error;
+}
+
+/** Mirrors `source`, handing out a function that unsubscribes it (the caller cancelled the request). */
+function cancellable<T>(source: Observable<T>, expose: (unsubscribe: () => void) => void): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    const subscription = source.subscribe(subscriber);
+    expose(() => {
+      subscription.unsubscribe();
+      subscriber.complete();
+    });
+    return subscription;
+  });
 }

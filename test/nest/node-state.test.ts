@@ -125,12 +125,18 @@ describe('node state from Nest', () => {
     expect(node.state).toMatchObject({ state: 'STOPPED', reason: 'maintenance' });
   });
 
-  it('KableModule shares one node between a hybrid app’s server and its clients', async () => {
-    const nodeOptions = { id: 'hybrid', replica: true, host: '127.0.0.1', discovery: discovery(bus) };
+  it('KableModule.forRootAsync shares one node between a hybrid app’s server and its clients', async () => {
     @Module({
       imports: [
         MathModule,
-        KableModule.forRoot(nodeOptions),
+        KableModule.forRootAsync({
+          useFactory: async () => ({
+            id: 'hybrid',
+            replica: true,
+            host: '127.0.0.1',
+            discovery: discovery(bus),
+          }),
+        }),
         ClientsModule.registerAsync([
           {
             name: 'MATH',
@@ -144,14 +150,13 @@ describe('node state from Nest', () => {
       ],
     })
     class HybridModule {}
-    const app = await NestFactory.createApplicationContext(HybridModule, { logger: false });
+    // A hybrid app as Nest users write one: HTTP app, Kable microservice connected to it.
+    const app = await NestFactory.create(HybridModule, { logger: false });
     const shared = app.get(KableNode);
     const server = new KableServer({ node: shared });
-    const micro = await NestFactory.createMicroservice<MicroserviceOptions>(MathModule, {
-      strategy: server,
-      logger: false,
-    });
-    await micro.listen();
+    app.connectMicroservice<MicroserviceOptions>({ strategy: server });
+    await app.startAllMicroservices();
+    await app.init();
     try {
       const math = app.get<ClientProxy>('MATH') as KableClientProxy;
       expect(math.unwrap()).toBe(shared);
@@ -160,7 +165,6 @@ describe('node state from Nest', () => {
       expect(await firstValueFrom(math.send({ cmd: 'sum' }, [2, 3]))).toBe(5);
       expect(shared.running('hybrid').map((p) => p.iid)).toEqual([shared.iid]);
     } finally {
-      await micro.close();
       await app.close();
     }
     expect(shared.state.state).toBe('DOWN');

@@ -1,0 +1,66 @@
+import { randomInt } from 'node:crypto';
+import { firstValueFrom } from 'rxjs';
+import { KableClientProxy } from '../lib/nest/kable.client.js';
+import type { PeerRecord } from '../lib/node/peer-record.js';
+import { run } from './support.js';
+
+/**
+ * How long a client keeps routing to a replica killed with SIGKILL: with traffic, until the first
+ * request on it fails (the node is then skipped); without traffic, until it is evicted (nodeTimeout).
+ */
+export async function killDetection(
+  advertiseInterval: number,
+): Promise<{ withTraffic: number; withoutTraffic: number }> {
+  const discovery = {
+    mode: 'multicast',
+    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
+    port: randomInt(20_000, 60_000),
+    interface: '127.0.0.1',
+    advertiseInterval,
+  };
+  const measureOnce = async (traffic: boolean): Promise<number> => {
+    const options = JSON.stringify({ id: 'math', replica: true, host: '127.0.0.1', discovery });
+    const replicas = [0, 1, 2].map(() => run('test/nest/fixtures/run-service.ts', ['math', options]));
+    const ready = await Promise.all(replicas.map((r) => r.next('ready')));
+    const client = new KableClientProxy({ host: '127.0.0.1', target: 'math', discovery: discovery as never });
+    try {
+      await client.whenServed('who', { count: 3, timeout: 10_000 });
+      const victim = ready[0].iid as string;
+      let detected = 0;
+      let killedAt = 0;
+      const evicted = new Promise<void>((resolve) =>
+        client.on('peer:removed', (peer: PeerRecord) => {
+          if (peer.iid === victim) resolve();
+        }),
+      );
+      let running = traffic;
+      const load = Array.from({ length: traffic ? 10 : 0 }, async () => {
+        while (running) {
+          try {
+            await firstValueFrom(client.send('who', {}));
+          } catch {
+            if (killedAt > 0 && detected === 0) detected = performance.now() - killedAt;
+          }
+        }
+      });
+      killedAt = performance.now();
+      await replicas[0].stop();
+      if (traffic) {
+        await new Promise<void>((resolve) => {
+          const check = () => (detected > 0 ? resolve() : setTimeout(check, 1));
+          check();
+        });
+      } else {
+        await evicted;
+        detected = performance.now() - killedAt;
+      }
+      running = false;
+      await Promise.all(load);
+      return detected;
+    } finally {
+      await client.close();
+      await Promise.all(replicas.map((r) => r.stop()));
+    }
+  };
+  return { withTraffic: await measureOnce(true), withoutTraffic: await measureOnce(false) };
+}
