@@ -43,6 +43,7 @@ const lines = [
   `| Kable / raw socket throughput | ${fmt(transports.ratios.throughputVsRaw, 2)} | ≥ 0.75 |`,
   `| Kable / Nest TCP p50 latency | ${fmt(transports.ratios.p50VsNest, 2)} | ≤ 1 |`,
   `| Kable / Nest TCP server CPU per request | ${fmt(transports.ratios.cpuVsNest, 2)} | |`,
+  `| Kable with a key (TLS 1.3 PSK) / Kable plain, throughput | ${fmt(transports.ratios.tlsVsPlain, 2)} | |`,
   '',
   '| Kable figure | value | target |',
   '| --- | ---: | ---: |',

@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { median, run } from './support.js';
 
-export type Kind = 'kable' | 'nest-tcp' | 'raw';
-export const KINDS: Kind[] = ['kable', 'nest-tcp', 'raw'];
+export type Kind = 'kable' | 'kable-tls' | 'nest-tcp' | 'raw';
+export const KINDS: Kind[] = ['kable', 'kable-tls', 'nest-tcp', 'raw'];
 
 export interface TransportFigures {
   throughput: number;
@@ -49,7 +49,13 @@ export async function measure(kind: Kind, requests: number): Promise<TransportFi
 export interface TransportRuns {
   runs: Array<Record<Kind, TransportFigures>>;
   medians: Record<Kind, TransportFigures>;
-  ratios: { throughputVsNest: number; throughputVsRaw: number; p50VsNest: number; cpuVsNest: number };
+  ratios: {
+    throughputVsNest: number;
+    throughputVsRaw: number;
+    p50VsNest: number;
+    cpuVsNest: number;
+    tlsVsPlain: number;
+  };
 }
 
 /** Every configuration `repeats` times, interleaved; ratios are taken pair by pair within a run. */
@@ -68,12 +74,18 @@ export async function compareTransports(repeats: number, requests: number): Prom
   });
   return {
     runs,
-    medians: { kable: medianOf('kable'), 'nest-tcp': medianOf('nest-tcp'), raw: medianOf('raw') },
+    medians: {
+      kable: medianOf('kable'),
+      'kable-tls': medianOf('kable-tls'),
+      'nest-tcp': medianOf('nest-tcp'),
+      raw: medianOf('raw'),
+    },
     ratios: {
       throughputVsNest: median(runs.map((r) => r.kable.throughput / r['nest-tcp'].throughput)),
       throughputVsRaw: median(runs.map((r) => r.kable.throughput / r.raw.throughput)),
       p50VsNest: median(runs.map((r) => r.kable.p50 / r['nest-tcp'].p50)),
       cpuVsNest: median(runs.map((r) => r.kable.cpuPerRequest / r['nest-tcp'].cpuPerRequest)),
+      tlsVsPlain: median(runs.map((r) => r['kable-tls'].throughput / r.kable.throughput)),
     },
   };
 }

@@ -15,11 +15,12 @@ const IN_FLIGHT = 100;
 
 type Call = () => Promise<unknown>;
 
-async function kableCaller(): Promise<[Call, () => Promise<void>]> {
+async function kableCaller(key?: string): Promise<[Call, () => Promise<void>]> {
   const client = new KableClientProxy({
     host: '127.0.0.1',
     target: 'math',
     discovery: JSON.parse(discoveryJson),
+    key,
   });
   await client.whenServed({ cmd: 'sum' }, { timeout: 10_000 });
   return [() => firstValueFrom(client.send({ cmd: 'sum' }, payload)), () => client.close()];
@@ -68,7 +69,14 @@ async function rawCaller(): Promise<[Call, () => Promise<void>]> {
   return [call, async () => void socket.end()];
 }
 
-const [call, close] = await { kable: kableCaller, 'nest-tcp': nestCaller, raw: rawCaller }[kind]!();
+const bench = Buffer.alloc(32, 42).toString('base64');
+const callers = {
+  kable: () => kableCaller(),
+  'kable-tls': () => kableCaller(bench),
+  'nest-tcp': nestCaller,
+  raw: rawCaller,
+};
+const [call, close] = await callers[kind as keyof typeof callers]();
 
 // Warm-up, so the JIT and connections are settled before measuring.
 for (let i = 0; i < 500; i++) await call();

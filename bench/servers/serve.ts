@@ -10,10 +10,17 @@ import { KableServer } from '../../lib/nest/kable.server.js';
 import { BenchMathModule } from './math.controller.js';
 
 const [kind, discoveryJson] = process.argv.slice(2);
+/** A fixed key for the encrypted configuration: the bench measures cost, not secrecy. */
+const BENCH_KEY = Buffer.alloc(32, 42).toString('base64');
 const line = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
 
-async function kable(): Promise<number> {
-  const server = new KableServer({ id: 'math', host: '127.0.0.1', discovery: JSON.parse(discoveryJson) });
+async function kable(key?: string): Promise<number> {
+  const server = new KableServer({
+    id: 'math',
+    host: '127.0.0.1',
+    discovery: JSON.parse(discoveryJson),
+    key,
+  });
   const app = await NestFactory.createMicroservice<MicroserviceOptions>(BenchMathModule, {
     strategy: server,
     logger: false,
@@ -77,7 +84,7 @@ function freePort(): Promise<number> {
   });
 }
 
-const start = { kable, 'nest-tcp': nestTcp, raw }[kind];
+const start = { kable: () => kable(), 'kable-tls': () => kable(BENCH_KEY), 'nest-tcp': nestTcp, raw }[kind];
 if (start === undefined) throw new Error(`unknown server kind ${kind}`);
 const port = await start();
 line({ ready: true, port });

@@ -93,6 +93,15 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     this.server = options.createServer ? options.createServer(accept) : net.createServer(accept);
     this.server.maxConnections = options.maxConnections ?? 10_000;
     this.server.on('error', (error) => this.warnings.count('serverError', String(error)));
+    // A TLS server: a peer without the key (or a trusted certificate) fails the handshake here,
+    // before any of its frames is read.
+    this.server.on('tlsClientError', (error: Error, socket: net.Socket) => {
+      this.warnings.count(
+        'refusedConnection',
+        `Refused a data-plane connection from ${socket.remoteAddress ?? 'unknown'}: ${(error as NodeJS.ErrnoException).code ?? error.message}.`,
+      );
+      socket.destroy();
+    });
   }
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { KableDataPlaneError } from './data-plane-errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
@@ -185,8 +186,8 @@ export class PeerConnection {
       this.options.connectTimeout ?? 5000,
     );
     this.connectTimer.unref();
-    socket.once('connect', () => this.onOpen());
-    if (this.options.connect !== undefined) socket.once('secureConnect', () => this.onOpen());
+    // Over TLS the connection is usable (and a request "written") only once the handshake is done.
+    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.onOpen());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => this.fail(error));
     socket.on('close', () => this.fail(undefined));

@@ -2,7 +2,7 @@ import { isIPv4 } from 'node:net';
 import type { DiscoveryTransport } from '../node/discovery-transport.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS, type DiscoveryOptions } from '../node/options.js';
-import { parseKeys } from './advert-seal.js';
+import { parseKeys } from '../node/keys.js';
 import { UdpTransport, type UdpTarget } from './udp.transport.js';
 
 export interface TransportSettings {

@@ -9,6 +9,7 @@ import type { PeerRecord } from '../node/peer-record.js';
 import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
+import { channelFor } from './secure-data-plane.js';
 import { PatternRouter } from './pattern-router.js';
 import { validateClientOptions } from './validate-client-options.js';
 
@@ -49,6 +50,7 @@ export class KableClientProxy extends ClientProxy {
     }
     this.pool = new PeerPool({
       hello: { iid: this.node.iid, id: this.node.id },
+      connect: channelFor(this.node, options.tls).connect,
       ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));

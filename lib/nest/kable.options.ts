@@ -1,4 +1,5 @@
 import { KableOptionsError } from '../node/errors.js';
+import type { TlsFiles } from '../data-plane/secure-channel.js';
 import type { KableNode } from '../node/kable-node.js';
 import type { KableOptions } from '../node/options.js';
 
@@ -10,6 +11,11 @@ export interface KableServerOptions extends KableOptions {
   maxFrameSize?: number;
   /** Serve on this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
+  /**
+   * Certificate-based mutual TLS on the data plane (PEM key, cert, ca). Default: with a cluster `key`,
+   * TLS 1.3 with a key derived from it; with neither, plain TCP.
+   */
+  tls?: TlsFiles;
   /** On close, milliseconds to let requests in flight finish before the node goes DOWN (default 10000). */
   drainTimeout?: number;
   /**
@@ -35,6 +41,8 @@ export interface KableClientOptions extends KableOptions {
   maxFrameSize?: number;
   /** Use this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
+  /** Mutual TLS on the data plane, as for KableServer (default: TLS-PSK with a `key`, else plain TCP). */
+  tls?: TlsFiles;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -72,6 +80,7 @@ const SERVER_KEYS = new Set<string>([
   'node',
   'drainTimeout',
   'leaveGrace',
+  'tls',
 ]);
 
 export const SERVER_DEFAULTS = { drainTimeout: 10_000, leaveGrace: 500 } as const;
@@ -83,6 +92,7 @@ const CLIENT_KEYS = new Set<string>([
   'retries',
   'maxFrameSize',
   'node',
+  'tls',
 ]);
 
 /** A misspelt option would otherwise be ignored silently: name it and list what is accepted. */

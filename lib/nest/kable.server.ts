@@ -5,6 +5,7 @@ import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
+import { channelFor } from './secure-data-plane.js';
 import { KABLE_TRANSPORT, NO_MESSAGE_HANDLER } from './kable.constants.js';
 import { KableContext, servingNode, type KableCaller, type KableServingNode } from './kable.context.js';
 import {
@@ -70,8 +71,12 @@ export class KableServer
         event: (pattern, data, metadata, caller) => this.onEvent(pattern, data, metadata, caller),
         describe: () => this.catalog,
       },
-      options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize },
+      {
+        ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+        createServer: channelFor(this.node, options.tls).createServer,
+      },
     );
+    this.node.addStats('dataPlane', () => this.dataPlane.stats());
     this.dataPlane.on('warning', (warning: { code: string; message: string }) =>
       this.logger.warn?.(`${warning.code}: ${warning.message}`),
     );

@@ -7,6 +7,7 @@ import type { DiscoveryTransport } from './discovery-transport.js';
 import { KableError, KableOptionsError, type KableWarning } from './errors.js';
 import type { KableOptions } from './options.js';
 import type { PeerRecord } from './peer-record.js';
+import { parseKeys } from './keys.js';
 import { unwatchSignals, watchSignals } from './leave-on-signal.js';
 import { OverloadMonitor } from './overload-monitor.js';
 import { PickWaiters } from './pick-waiters.js';
@@ -71,6 +72,9 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   private readonly throttle: UpdateThrottle;
   private readonly reportedDuplicates = new Set<string>();
   private joining: Promise<void> | undefined;
+  private readonly statsSources = new Map<string, () => Record<string, number>>();
+  /** The cluster keys, primary first: the data plane derives its own key from them. */
+  readonly #keys: Buffer[];
   private readonly overload: OverloadMonitor | undefined;
   private advertTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -100,6 +104,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.currentPort = this.options.port;
     this.waiters = new PickWaiters(this.options.maxPickWaiters);
     this.throttle = new UpdateThrottle(this.options.maxUpdatesPerSecond, () => this.send('update'));
+    this.#keys = parseKeys(options.key, options.keys);
     this.overload =
       this.options.busy === undefined ? undefined : new OverloadMonitor(this, this.options.busy);
   }
@@ -279,8 +284,23 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     return this.registry.get(iid);
   }
 
+  /** @internal The cluster keys (for the data plane's TLS); empty without a key. */
+  clusterKeys(): Buffer[] {
+    return this.#keys;
+  }
+
+  /** Adds counters of another part (the data plane) to stats(); prefixed with `name.`. */
+  addStats(name: string, source: () => Record<string, number>): void {
+    this.statsSources.set(name, source);
+  }
+
   stats(): Record<string, number> {
+    const extra: Record<string, number> = {};
+    for (const [name, source] of this.statsSources) {
+      for (const [key, value] of Object.entries(source())) extra[`${name}.${key}`] = value;
+    }
     return {
+      ...extra,
       ...this.counters,
       peers: this.registry.size,
       ignoredDuplicates: this.registry.ignoredCount(),
