@@ -3,7 +3,8 @@ import type { DiscoveryTransport } from '../node/discovery-transport.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS, type DiscoveryOptions } from '../node/options.js';
 import { parseKeys } from '../node/keys.js';
-import { UdpTransport, type UdpTarget } from './udp.transport.js';
+import type { UdpTarget } from './unicast-peers.js';
+import { UdpTransport } from './udp.transport.js';
 
 export interface TransportSettings {
   discovery: DiscoveryOptions | undefined;
@@ -64,6 +65,7 @@ export function createDiscoveryTransport(settings: TransportSettings): Discovery
     );
   }
   const peers = mode === 'unicast' ? parsePeers(discovery.peers, port) : [];
+  const advertiseInterval = discovery.advertiseInterval ?? DEFAULTS.advertiseInterval;
   return new UdpTransport({
     mode,
     address,
@@ -73,6 +75,8 @@ export function createDiscoveryTransport(settings: TransportSettings): Discovery
     peers,
     namespace: settings.namespace,
     keys,
+    advertiseInterval,
+    nodeTimeout: discovery.nodeTimeout ?? Math.round(advertiseInterval * DEFAULTS.nodeTimeoutFactor),
   });
 }
 

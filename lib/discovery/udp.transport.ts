@@ -7,11 +7,9 @@ import { WarningLimiter } from '../node/warning-limiter.js';
 import { MAX_DATAGRAM, advertFromArray, advertToArray, decodeValue, encodeValue } from './advert-codec.js';
 import { AdvertSeal } from './advert-seal.js';
 import { ReplayGuard } from './replay-guard.js';
+import { UnicastPeers, type UdpTarget } from './unicast-peers.js';
 
-export interface UdpTarget {
-  host: string;
-  port: number;
-}
+export type { UdpTarget };
 
 export interface UdpTransportOptions {
   mode: 'broadcast' | 'multicast' | 'unicast';
@@ -26,7 +24,13 @@ export interface UdpTransportOptions {
   peers: UdpTarget[];
   namespace: string;
   keys: Buffer[];
+  /** unicast: how often to gossip known addresses, and when a silent address is dropped. */
+  advertiseInterval: number;
+  nodeTimeout: number;
 }
+
+/** How often host-name seeds are resolved again. */
+const RESOLVE_EVERY_MS = 30_000;
 
 const DROP_MESSAGES: Record<string, string> = {
   garbage: 'not a Kable datagram',
@@ -56,11 +60,23 @@ export class UdpTransport implements DiscoveryTransport {
   /** Random per start: tells this boot's datagrams (and our own echoes) from any other. */
   private boot = randomBytes(8).toString('hex');
   private seq = 0;
-  private readonly counters = { datagramsSent: 0, datagramsReceived: 0, ownDatagrams: 0, sendErrors: 0 };
+  private readonly counters = {
+    datagramsSent: 0,
+    datagramsReceived: 0,
+    ownDatagrams: 0,
+    sendErrors: 0,
+    gossipSent: 0,
+    gossipReceived: 0,
+  };
   private warnings: WarningLimiter;
+  private readonly unicast: UnicastPeers | undefined;
+  private gossipTimer: NodeJS.Timeout | undefined;
+  private resolveTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: UdpTransportOptions) {
     this.seal = new AdvertSeal(options.namespace, options.keys);
+    this.unicast =
+      options.mode === 'unicast' ? new UnicastPeers(options.peers, options.nodeTimeout) : undefined;
     this.warnings = new WarningLimiter((warning) => this.handlers?.warning(warning));
   }
 
@@ -100,6 +116,14 @@ export class UdpTransport implements DiscoveryTransport {
     });
     socket.on('error', (error) => this.warnings.count('socketError', `discovery socket: ${error.message}`));
     this.socket = socket;
+    if (this.unicast !== undefined) {
+      const unicast = this.unicast;
+      await unicast.resolveSeeds();
+      this.resolveTimer = setInterval(() => void unicast.resolveSeeds(), RESOLVE_EVERY_MS);
+      this.resolveTimer.unref();
+      this.gossipTimer = setInterval(() => this.gossip(), this.options.advertiseInterval);
+      this.gossipTimer.unref();
+    }
   }
 
   send(advert: Advert): void {
@@ -136,6 +160,8 @@ export class UdpTransport implements DiscoveryTransport {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.gossipTimer);
+    clearInterval(this.resolveTimer);
     const socket = this.socket;
     this.socket = undefined;
     this.handlers = undefined;
@@ -146,7 +172,9 @@ export class UdpTransport implements DiscoveryTransport {
   stats(): Record<string, number> {
     const dropped: Record<string, number> = {};
     for (const [kind, count] of Object.entries(this.warnings.counts)) dropped[`dropped.${kind}`] = count;
-    return { ...this.counters, ...dropped };
+    const unicast: Record<string, number> =
+      this.unicast === undefined ? {} : { unicastTargets: this.unicast.targets().length };
+    return { ...this.counters, ...unicast, ...dropped };
   }
 
   private configure(socket: dgram.Socket): void {
@@ -180,13 +208,51 @@ export class UdpTransport implements DiscoveryTransport {
   }
 
   private targets(): UdpTarget[] {
-    if (this.options.mode === 'unicast') return this.options.peers;
+    if (this.unicast !== undefined) return this.unicast.targets();
     return [{ host: this.options.address, port: this.options.port }];
   }
 
   private encode(advert: Advert): Buffer {
     this.seq++;
     return this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), advertToArray(advert)]));
+  }
+
+  /** unicast: tells every known peer a sample of the addresses this node knows, so one seed is enough. */
+  private gossip(): void {
+    const socket = this.socket;
+    if (socket === undefined || this.unicast === undefined) return;
+    const sample = this.unicast.sample().map(({ host, port }) => `${host}:${port}`);
+    if (sample.length === 0) return;
+    this.seq++;
+    const datagram = this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), null, sample]));
+    for (const target of this.unicast.targets()) {
+      this.counters.gossipSent++;
+      socket.send(datagram, target.port, target.host, () => undefined);
+    }
+  }
+
+  private receiveGossip(
+    body: unknown,
+    list: unknown,
+    boot: string,
+    seq: number,
+    timestamp: number,
+    from: dgram.RemoteInfo,
+  ): string | undefined {
+    if (body !== null || !Array.isArray(list) || list.length > 64) return 'badShape';
+    const addresses: UdpTarget[] = [];
+    for (const item of list) {
+      const match = typeof item === 'string' ? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(item) : null;
+      if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) return 'badShape';
+      addresses.push({ host: match[1], port: Number(match[2]) });
+    }
+    const stale = this.replay.check(boot, seq, timestamp);
+    if (stale !== undefined) return stale;
+    this.counters.gossipReceived++;
+    // Only unicast nodes keep send lists; others ignore gossip but still count it as valid.
+    this.unicast?.heard(from.address, from.port);
+    this.unicast?.told(addresses);
+    return undefined;
   }
 
   private receive(datagram: Buffer, from: dgram.RemoteInfo): void {
@@ -214,8 +280,8 @@ export class UdpTransport implements DiscoveryTransport {
     } catch {
       return 'garbage';
     }
-    if (!Array.isArray(value) || value.length !== 4) return 'badShape';
-    const [boot, seq, timestamp, body] = value as unknown[];
+    if (!Array.isArray(value) || (value.length !== 4 && value.length !== 5)) return 'badShape';
+    const [boot, seq, timestamp, body, gossip] = value as unknown[];
     if (
       typeof boot !== 'string' ||
       boot.length > 64 ||
@@ -226,12 +292,16 @@ export class UdpTransport implements DiscoveryTransport {
     }
     if (boot === this.boot) {
       this.counters.ownDatagrams++;
+      this.unicast?.isSelf(from.address, from.port);
       return undefined;
     }
+    if (value.length === 5)
+      return this.receiveGossip(body, gossip, boot, seq as number, timestamp as number, from);
     const advert = advertFromArray(body);
     if (advert === undefined) return 'badShape';
     const stale = this.replay.check(boot, seq as number, timestamp as number);
     if (stale !== undefined) return stale;
+    this.unicast?.heard(from.address, from.port);
     this.handlers?.advert(advert, { address: from.address, port: from.port });
     return undefined;
   }

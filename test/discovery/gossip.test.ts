@@ -1,0 +1,83 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { randomInt } from 'node:crypto';
+import { kable } from '../../lib/kable.js';
+import type { KableNode } from '../../lib/node/kable-node.js';
+import type { PeerRecord } from '../../lib/node/peer-record.js';
+import { waitUntil } from '../support/events.js';
+
+const nodes: KableNode[] = [];
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((node) => node.down()));
+});
+
+const timing = { advertiseInterval: 50, nodeTimeout: 300 };
+
+function unicastNode(id: string, port: number, seeds: string[]): KableNode {
+  const node = kable(id, {
+    host: '127.0.0.1',
+    discovery: { mode: 'unicast', interface: '127.0.0.1', port, peers: seeds, ...timing },
+  });
+  nodes.push(node);
+  return node;
+}
+
+const knowsAll = (group: KableNode[]) => () =>
+  group.every((node) => group.every((other) => other === node || node.peer(other.iid) !== undefined));
+
+describe('unicast discovery with gossip', () => {
+  it('joins five nodes through one seed, and they keep each other after the seed is gone', async () => {
+    const base = randomInt(20_000, 60_000);
+    // The seed lists only itself: it learns the others from what they send it.
+    const seed = unicastNode('seed', base, [`127.0.0.1:${base}`]);
+    // The others know only the seed, by name: the name is resolved like a headless service's.
+    const others = [1, 2, 3, 4].map((i) => unicastNode(`n${i}`, base + i, [`localhost:${base}`]));
+    const everyone = [seed, ...others];
+    await Promise.all(everyone.map((node) => node.up()));
+    await waitUntil(knowsAll(everyone), everyone, ['peer:added'], 10_000, 'all five to know each other');
+
+    const removed: string[] = [];
+    for (const node of others)
+      node.on('peer:removed', (peer: PeerRecord) => removed.push(`${node.id}-x-${peer.id}`));
+    await seed.down();
+    nodes.splice(nodes.indexOf(seed), 1);
+    await waitUntil(
+      () => others.every((node) => node.peer(seed.iid) === undefined),
+      others,
+      ['peer:removed'],
+      5000,
+      'the seed to leave',
+    );
+
+    // A latecomer joins through any survivor: gossip carries it to all, with no seed left.
+    const late = unicastNode('late', base + 9, [`127.0.0.1:${base + 2}`]);
+    await late.up();
+    await waitUntil(
+      knowsAll([...others, late]),
+      [...others, late],
+      ['peer:added'],
+      10_000,
+      'the latecomer to be known',
+    );
+    // Time is the subject: stay past two node timeouts and check nobody evicted a live peer.
+    await new Promise((resolve) => setTimeout(resolve, 2 * timing.nodeTimeout));
+    expect(knowsAll([...others, late])()).toBe(true);
+    expect(removed.filter((entry) => !entry.endsWith('-x-seed'))).toEqual([]);
+  });
+
+  it('drops a learned address that stops answering, and keeps sending to seeds', async () => {
+    const base = randomInt(20_000, 60_000);
+    const a = unicastNode('a', base, [`127.0.0.1:${base + 1}`]);
+    const b = unicastNode('b', base + 1, [`127.0.0.1:${base}`]);
+    const c = unicastNode('c', base + 2, [`127.0.0.1:${base}`]);
+    await Promise.all([a.up(), b.up(), c.up()]);
+    await waitUntil(knowsAll([a, b, c]), [a, b, c], ['peer:added'], 10_000, 'all three');
+    expect(b.stats().unicastTargets).toBe(2);
+    await c.down();
+    nodes.splice(nodes.indexOf(c), 1);
+    // Time is the subject: past a few node timeouts, c's learned address is gone from b's send list
+    // (gossip does not keep a dead address alive), while the seed a stays.
+    await new Promise((resolve) => setTimeout(resolve, 4 * timing.nodeTimeout));
+    expect(b.stats().unicastTargets).toBe(1);
+    expect(a.stats().unicastTargets).toBe(1);
+  });
+});
