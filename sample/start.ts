@@ -4,6 +4,7 @@
 //   --watch   keep running after the script (Ctrl-C to end)
 //   --json    print the summary as JSON (for scripts and the test)
 //   --quiet   no live table
+//   --redis[=redis://host:port]   discover through Redis instead of multicast (default redis://127.0.0.1:6379)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ClusterWatcher } from '../lib/watch/cluster-watcher.js';
@@ -11,6 +12,11 @@ import { renderTable } from '../lib/watch/render-table.js';
 import { sampleDiscovery } from './sample-options.js';
 
 const args = new Set(process.argv.slice(2));
+const redisFlag = process.argv.slice(2).find((arg) => arg === '--redis' || arg.startsWith('--redis='));
+if (redisFlag !== undefined) {
+  const url = redisFlag.includes('=') ? redisFlag.slice('--redis='.length) : 'redis://127.0.0.1:6379';
+  process.env.KABLE_SAMPLE_DISCOVERY = JSON.stringify({ mode: 'redis', url, advertiseInterval: 500 });
+}
 const watchMode = args.has('--watch');
 const json = args.has('--json');
 const quiet = args.has('--quiet') || json;
@@ -58,6 +64,7 @@ function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
   services.push(service);
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (text) => {
+      if (!text.startsWith('{')) return; // a log line, not a report
       const message = JSON.parse(text) as {
         ready?: boolean;
         iid?: string;
@@ -220,7 +227,7 @@ const summary = {
       ? 'no request failed'
       : `${result.failed} request(s) failed: ${JSON.stringify(result.errors)}, all in flight on ${killed.name} when it was killed`,
 };
-if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+if (json) process.stdout.write(JSON.stringify({ summary }) + '\n');
 else {
   if (!quiet) draw();
   process.stdout.write(`\nSummary\n${JSON.stringify(summary, null, 2)}\n`);

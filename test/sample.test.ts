@@ -3,6 +3,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { loopbackDiscovery } from './support/loopback-discovery.js';
 import { runFixture } from './support/processes.js';
+import { RedisServer, redisServerPath } from './support/redis-server.js';
 
 // The README's sample, run as a user runs it (in its bounded script, with --watch held open so that
 // `kable watch --json` can look at it), on a discovery group of its own.
@@ -19,17 +20,47 @@ describe('the sample cluster', () => {
       },
     );
     try {
-      await check(sample, discovery);
+      await check(sample, [
+        '--mode=multicast',
+        `--address=${discovery.address}`,
+        `--port=${discovery.port}`,
+        '--interface=127.0.0.1',
+        '--interval=200',
+      ]);
     } finally {
       if (sample.exitCode === null) sample.kill('SIGKILL');
     }
   }, 90_000);
+
+  (redisServerPath() ? it : it.skip)(
+    'runs the same with discovery through Redis, with one flag',
+    async () => {
+      const redis = new RedisServer();
+      await redis.start();
+      const sample = spawn(
+        process.execPath,
+        [
+          '--import',
+          './test/support/register-ts.js',
+          'sample/start.ts',
+          '--watch',
+          '--json',
+          `--redis=${redis.url}`,
+        ],
+        { stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      try {
+        await check(sample, ['--mode=redis', `--url=${redis.url}`, '--interval=500']);
+      } finally {
+        if (sample.exitCode === null) sample.kill('SIGKILL');
+        await redis.stop();
+      }
+    },
+    90_000,
+  );
 });
 
-async function check(
-  sample: ChildProcessWithoutNullStreams,
-  discovery: ReturnType<typeof loopbackDiscovery>,
-) {
+async function check(sample: ChildProcessWithoutNullStreams, watchArgs: string[]) {
   let stderr = '';
   sample.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   let output = '';
@@ -42,16 +73,7 @@ async function check(
   });
   await watching;
 
-  const watch = runFixture('lib/cli/kable.ts', [
-    'watch',
-    '--json',
-    '--mode=multicast',
-    `--address=${discovery.address}`,
-    `--port=${discovery.port}`,
-    '--interface=127.0.0.1',
-    '--interval=200',
-    '--wait=700',
-  ]);
+  const watch = runFixture('lib/cli/kable.ts', ['watch', '--json', ...watchArgs, '--wait=1000']);
   const snapshot = (await watch.next('nodes')) as { nodes: Array<{ id: string; state: string }> };
   const byId = (id: string) => snapshot.nodes.filter((node) => node.id === id).map((node) => node.state);
   expect(byId('gateway')).toEqual(['RUNNING']);
@@ -61,12 +83,16 @@ async function check(
   const exited = new Promise((resolve) => sample.on('exit', resolve));
   sample.kill('SIGINT');
   await exited;
-  const summary = JSON.parse(output.slice(output.indexOf('{\n'))) as {
-    requests: { sent: number; ok: number; failed: number; errors: Record<string, number> };
-    servedPerReplica: Record<string, number>;
-    busy: { servedWhileBusy: number };
-    stopped: { servedAfterStop: number };
-    killed: { failedAroundKill: number };
+  const summaryLine = output.split('\n').find((line) => line.startsWith('{"summary"'));
+  if (summaryLine === undefined) throw new Error(`no summary in the sample's output:\n${output}`);
+  const { summary } = JSON.parse(summaryLine) as {
+    summary: {
+      requests: { sent: number; ok: number; failed: number; errors: Record<string, number> };
+      servedPerReplica: Record<string, number>;
+      busy: { servedWhileBusy: number };
+      stopped: { servedAfterStop: number };
+      killed: { failedAroundKill: number };
+    };
   };
   // Every replica served, including the one that joined late.
   expect(Object.keys(summary.servedPerReplica).sort()).toEqual([

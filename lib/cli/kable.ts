@@ -7,7 +7,8 @@ import { renderTable } from '../watch/render-table.js';
 
 const USAGE = `Usage: kable watch [options]
 
-  --mode <broadcast|multicast|unicast>   discovery mode (default broadcast)
+  --mode <broadcast|multicast|unicast|redis>   discovery mode (default broadcast)
+  --url <redis://...>   redis mode: the server (default redis://127.0.0.1:6379)
   --address <ip>        broadcast address or multicast group
   --port <n>            discovery port (default 5000)
   --interface <ip>      local interface (multicast, bind)
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     options: {
       mode: { type: 'string' },
       address: { type: 'string' },
+      url: { type: 'string' },
       port: { type: 'string' },
       interface: { type: 'string' },
       namespace: { type: 'string' },
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
   const discovery: DiscoveryOptions = { advertiseInterval: interval };
   if (values.mode !== undefined) discovery.mode = values.mode as DiscoveryOptions['mode'];
   if (values.address !== undefined) discovery.address = values.address;
+  if (values.url !== undefined) discovery.url = values.url;
   if (values.port !== undefined) discovery.port = Number(values.port);
   if (values.interface !== undefined) discovery.interface = values.interface;
   const watcher = new ClusterWatcher({ discovery, namespace: values.namespace, key: values.key });

@@ -4,6 +4,7 @@ import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS, type DiscoveryOptions } from '../node/options.js';
 import { parseKeys } from '../node/keys.js';
 import type { UdpTarget } from './unicast-peers.js';
+import { RedisTransport } from './redis.transport.js';
 import { UdpTransport } from './udp.transport.js';
 
 export interface TransportSettings {
@@ -18,6 +19,7 @@ export const DISCOVERY_DEFAULTS = {
   broadcastAddress: '255.255.255.255',
   multicastAddress: '239.255.42.99',
   ttl: 1,
+  redisUrl: 'redis://127.0.0.1:6379',
 } as const;
 
 const MODES = ['broadcast', 'multicast', 'unicast', 'redis'];
@@ -35,9 +37,13 @@ export function createDiscoveryTransport(settings: TransportSettings): Discovery
     throw new KableOptionsError(`discovery.mode must be one of ${MODES.join(', ')}; got "${String(mode)}".`);
   }
   if (mode === 'redis') {
-    throw new KableOptionsError(
-      'discovery.mode "redis" is not available yet; use broadcast, multicast or unicast.',
-    );
+    const advertiseInterval = discovery.advertiseInterval ?? DEFAULTS.advertiseInterval;
+    return new RedisTransport({
+      url: discovery.url ?? DISCOVERY_DEFAULTS.redisUrl,
+      namespace: settings.namespace,
+      keys,
+      nodeTimeout: discovery.nodeTimeout ?? Math.round(advertiseInterval * DEFAULTS.nodeTimeoutFactor),
+    });
   }
   const port = discovery.port ?? DEFAULTS.discoveryPort;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {

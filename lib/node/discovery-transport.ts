@@ -6,6 +6,11 @@ export interface DiscoveryHandlers {
   advert(advert: Advert, source: AdvertSource): void;
   /** Something was dropped or failed; already rate-limited by the transport. */
   warning(warning: KableWarning): void;
+  /**
+   * The backend itself is unreachable (false) or back (true), as a Redis connection can be. While it is
+   * down the node evicts nobody: silence then says nothing about the peers.
+   */
+  connectivity?(reachable: boolean): void;
 }
 
 /**

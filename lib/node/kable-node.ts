@@ -72,6 +72,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   private readonly throttle: UpdateThrottle;
   private readonly reportedDuplicates = new Set<string>();
   private joining: Promise<void> | undefined;
+  private discoveryUnreachable = false;
   private readonly statsSources = new Map<string, () => Record<string, number>>();
   /** The cluster keys, primary first: the data plane derives its own key from them. */
   readonly #keys: Buffer[];
@@ -160,6 +161,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       await this.transport.start({
         advert: (advert, source) => this.receive(advert, source),
         warning: (warning) => this.emit('warning', warning),
+        connectivity: (reachable) => this.onConnectivity(reachable),
       });
     } catch (error) {
       this.machine.to('DOWN');
@@ -432,7 +434,17 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     if (this.waiters.has(id)) this.waiters.serve(id, () => this.pickNow(id));
   }
 
+  private onConnectivity(reachable: boolean): void {
+    if (reachable && this.discoveryUnreachable) {
+      // Every peer gets a fresh nodeTimeout from now: the outage was nobody's silence.
+      this.registry.touchAll(Date.now());
+      this.send('advertisement');
+    }
+    this.discoveryUnreachable = !reachable;
+  }
+
   private sweep(): void {
+    if (this.discoveryUnreachable) return;
     const evicted = this.registry.evictSilent(Date.now(), this.options.nodeTimeout);
     for (const peer of evicted) {
       this.counters.evictions++;

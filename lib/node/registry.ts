@@ -103,6 +103,11 @@ export class Registry {
   }
 
   /** Removes peers silent for longer than `timeout` and forgets old tombstones and duplicates. */
+  /** Marks every peer as just heard from (after an outage of the discovery backend). */
+  touchAll(now: number): void {
+    for (const peer of this.peers.values()) peer.lastSeen = now;
+  }
+
   evictSilent(now: number, timeout: number): PeerRecord[] {
     const evicted: PeerRecord[] = [];
     for (const peer of this.peers.values()) {
