@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 
 /** A fixture running in a child process, speaking JSON lines on stdout. */
 export interface ChildFixture {
   child: ChildProcess;
+  /** Every JSON line the child prints. */
+  lines: EventEmitter<{ line: [value: Record<string, unknown>] }>;
   /** The first JSON line with `ready: true`. */
   ready: Promise<Record<string, unknown>>;
   /** Resolves with the next JSON line that has `key`. */
@@ -16,15 +19,17 @@ export interface ChildFixture {
 }
 
 /** Runs a TypeScript fixture with the test loader (and its network guard) in a child process. */
-export function runFixture(file: string, args: string[], timeout = 20_000): ChildFixture {
-  const child = spawn(process.execPath, ['--import', './test/support/register-ts.js', file, ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+export function runFixture(file: string, args: string[], timeout = 20_000, netns?: string): ChildFixture {
+  const command = [process.execPath, '--import', './test/support/register-ts.js', file, ...args];
+  // In a network namespace of the test's own: `ip netns exec` runs the same command there.
+  const [program, ...rest] = netns === undefined ? command : ['ip', 'netns', 'exec', netns, ...command];
+  const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
   let errors = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     errors = (errors + chunk.toString()).slice(-8000);
   });
   const waiting: Array<{ key: string; resolve: (value: Record<string, unknown>) => void }> = [];
+  const lines = new EventEmitter<{ line: [value: Record<string, unknown>] }>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     let value: Record<string, unknown>;
     try {
@@ -32,6 +37,7 @@ export function runFixture(file: string, args: string[], timeout = 20_000): Chil
     } catch {
       return;
     }
+    lines.emit('line', value);
     const index = waiting.findIndex((w) => w.key in value);
     if (index >= 0) waiting.splice(index, 1)[0].resolve(value);
   });
@@ -65,6 +71,7 @@ export function runFixture(file: string, args: string[], timeout = 20_000): Chil
   ready.catch(() => undefined);
   return {
     child,
+    lines,
     ready,
     next,
     send: (line) => child.stdin?.write(line + '\n'),

@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes, randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { waitUntil } from '../support/events.js';
+import { PrivateLan, netnsUnavailable } from '../support/netns.js';
+import { runFixture, type ChildFixture } from '../support/processes.js';
+
+// Real multi-host networking: four hosts on one bridge, each a network namespace of this test's own,
+// with Kable nodes as separate processes inside. Only here may adverts go to 255.255.255.255 or a LAN
+// address: nothing these namespaces send can reach the machine's own network.
+const why = netnsUnavailable();
+if (why !== undefined) console.warn(`network-namespace tests skipped: ${why} (CI runs them as root)`);
+
+const FIXTURE = 'test/discovery/fixtures/node-process.ts';
+const timing = { advertiseInterval: 100, nodeTimeout: 400 };
+
+/** One host's node, and what it currently sees, kept up to date from its event lines. */
+class HostNode {
+  readonly view = new Map<string, { id: string; state: string }>();
+  readonly changes = new EventEmitter();
+  iid = '';
+
+  constructor(readonly fixture: ChildFixture) {
+    fixture.lines.on('line', (value) => {
+      const peer = value.peer as { event: string; id: string; iid: string; state: string } | undefined;
+      if (peer === undefined) return;
+      if (peer.event === 'removed') this.view.delete(peer.iid);
+      else this.view.set(peer.iid, { id: peer.id, state: peer.state });
+      this.changes.emit('change');
+    });
+  }
+}
+
+(why === undefined ? describe : describe.skip)('Kable on a real four-host LAN in network namespaces', () => {
+  const lan = new PrivateLan(4);
+  const running: HostNode[] = [];
+
+  beforeAll(() => lan.create());
+  afterAll(() => {
+    for (const node of running) if (node.fixture.child.exitCode === null) node.fixture.child.kill('SIGKILL');
+    lan.destroy();
+  });
+
+  async function start(host: number, options: Record<string, unknown>): Promise<HostNode> {
+    const fixture = runFixture(
+      FIXTURE,
+      [`node-h${host + 1}`, JSON.stringify(options)],
+      20_000,
+      lan.hosts[host].ns,
+    );
+    const node = new HostNode(fixture);
+    running.push(node);
+    node.iid = (await fixture.ready).iid as string;
+    return node;
+  }
+
+  async function stopAll(): Promise<void> {
+    for (const node of running.splice(0)) {
+      node.fixture.child.kill('SIGKILL');
+      await node.fixture.exited;
+    }
+  }
+
+  const knowsAll = (nodes: HostNode[]) => () =>
+    nodes.every((node) => nodes.every((other) => other === node || node.view.has(other.iid)));
+
+  const modes: Array<[string, (host: number) => Record<string, unknown>]> = [
+    ['broadcast to 255.255.255.255 (the default)', () => ({ port: 5000 })],
+    [
+      'multicast on the LAN interface',
+      (host) => ({
+        mode: 'multicast',
+        address: '239.255.42.99',
+        interface: lan.hosts[host].address,
+        port: 5001,
+      }),
+    ],
+    [
+      'unicast through one seed',
+      (host) => ({
+        mode: 'unicast',
+        port: 5002,
+        peers: [`${lan.hosts[0].address}:5002`],
+        interface: lan.hosts[host].address,
+      }),
+    ],
+  ];
+
+  it.each(modes)('%s: all four hosts find each other', async (_mode, discovery) => {
+    const nodes = await Promise.all(
+      [0, 1, 2, 3].map((host) =>
+        start(host, { host: lan.hosts[host].address, discovery: { ...discovery(host), ...timing } }),
+      ),
+    );
+    await waitUntil(
+      knowsAll(nodes),
+      nodes.map((n) => n.changes),
+      ['change'],
+      10_000,
+      'all four hosts to meet',
+    );
+    await stopAll();
+  });
+
+  it('a partitioned host is evicted after nodeTimeout and comes back when the link heals', async () => {
+    const port = randomInt(6000, 7000);
+    const nodes = await Promise.all(
+      [0, 1, 2, 3].map((host) =>
+        start(host, { host: lan.hosts[host].address, discovery: { port, ...timing } }),
+      ),
+    );
+    const observers = nodes.slice(0, 3);
+    await waitUntil(
+      knowsAll(nodes),
+      nodes.map((n) => n.changes),
+      ['change'],
+      10_000,
+      'the LAN',
+    );
+    lan.link(3, false);
+    await waitUntil(
+      () => observers.every((o) => !o.view.has(nodes[3].iid)),
+      observers.map((n) => n.changes),
+      ['change'],
+      10_000,
+      'the partitioned host to be evicted',
+    );
+    lan.link(3, true);
+    await waitUntil(
+      knowsAll(nodes),
+      nodes.map((n) => n.changes),
+      ['change'],
+      10_000,
+      'the healed host to return',
+    );
+    await stopAll();
+  });
+
+  it('a host with another key never joins', async () => {
+    const key = randomBytes(32).toString('base64');
+    const port = randomInt(7000, 8000);
+    const members = await Promise.all(
+      [0, 1, 2].map((host) =>
+        start(host, { host: lan.hosts[host].address, key, discovery: { port, ...timing } }),
+      ),
+    );
+    const stranger = await start(3, {
+      host: lan.hosts[3].address,
+      key: randomBytes(32).toString('base64'),
+      discovery: { port, ...timing },
+    });
+    await waitUntil(
+      knowsAll(members),
+      members.map((n) => n.changes),
+      ['change'],
+      10_000,
+      'the keyed members',
+    );
+    // Time is the subject: several advert intervals in which the stranger's adverts reach everyone.
+    await new Promise((resolve) => setTimeout(resolve, 5 * timing.advertiseInterval));
+    for (const member of members) expect(member.view.has(stranger.iid)).toBe(false);
+    expect(stranger.view.size).toBe(0);
+    await stopAll();
+  });
+});
