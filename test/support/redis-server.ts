@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomInt } from 'node:crypto';
+import net from 'node:net';
 
 /** Whether a redis-server binary is installed (`.ci/run` installs one; a laptop may not have it). */
 export function redisServerPath(): string | undefined {
@@ -12,14 +12,26 @@ export function redisServerPath(): string | undefined {
 
 /** A real, throwaway redis-server on 127.0.0.1, without persistence: a restart empties it. */
 export class RedisServer {
-  readonly port = randomInt(20_000, 60_000);
+  port = 0;
   private process: ChildProcess | undefined;
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** Starts on a free port (kept across restarts, so clients reconnect to the same address). */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (this.port === 0 || attempt > 1) this.port = await freePort();
+      try {
+        return await this.launch();
+      } catch (error) {
+        if (attempt >= 3 || !String(error).includes('Address already in use')) throw error;
+      }
+    }
+  }
+
+  private async launch(): Promise<void> {
     const child = spawn(
       redisServerPath() ?? 'redis-server',
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
@@ -44,4 +56,15 @@ export class RedisServer {
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
