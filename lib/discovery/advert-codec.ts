@@ -1,5 +1,6 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { Advert, AdvertEvent } from '../node/advert.js';
+import { KableOptionsError } from '../node/errors.js';
 import { NODE_STATES, type NodeState } from '../node/states.js';
 
 /** Largest datagram sent or accepted: stays under every LAN's MTU, so adverts never fragment. */
@@ -107,4 +108,14 @@ export function encodeValue(value: unknown): Uint8Array {
 /** Decodes MessagePack; throws on anything that is not exactly one well-formed value. */
 export function decodeValue(bytes: Uint8Array): unknown {
   return decoder.decode(bytes);
+}
+
+/** Refuses, at up(), an advert that could never be sent (too big for one datagram). */
+export function assertAdvertFits(encoded: Uint8Array): void {
+  const size = encoded.length;
+  if (size > MAX_DATAGRAM) {
+    throw new KableOptionsError(
+      `This node's advert would be ${size} bytes, ${size - MAX_DATAGRAM} over the ${MAX_DATAGRAM}-byte limit: make "meta" smaller.`,
+    );
+  }
 }

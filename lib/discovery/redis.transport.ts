@@ -3,7 +3,14 @@ import type { Advert } from '../node/advert.js';
 import type { DiscoveryHandlers, DiscoveryTransport } from '../node/discovery-transport.js';
 import { KableError, KableOptionsError } from '../node/errors.js';
 import { WarningLimiter } from '../node/warning-limiter.js';
-import { MAX_DATAGRAM, advertFromArray, advertToArray, decodeValue, encodeValue } from './advert-codec.js';
+import {
+  MAX_DATAGRAM,
+  advertFromArray,
+  assertAdvertFits,
+  advertToArray,
+  decodeValue,
+  encodeValue,
+} from './advert-codec.js';
 import { AdvertSeal } from './advert-seal.js';
 import { ReplayGuard } from './replay-guard.js';
 
@@ -92,12 +99,7 @@ export class RedisTransport implements DiscoveryTransport {
   }
 
   validate(advert: Advert): void {
-    const size = this.encode(advert).length;
-    if (size > MAX_DATAGRAM) {
-      throw new KableOptionsError(
-        `This node's advert would be ${size} bytes, ${size - MAX_DATAGRAM} over the ${MAX_DATAGRAM}-byte limit: make "meta" smaller.`,
-      );
-    }
+    assertAdvertFits(this.encode(advert));
   }
 
   async start(handlers: DiscoveryHandlers): Promise<void> {

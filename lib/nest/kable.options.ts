@@ -1,4 +1,5 @@
 import { KableOptionsError } from '../node/errors.js';
+import { NODE_OPTION_NAMES } from '../node/validate-options.js';
 import type { TlsFiles } from '../data-plane/secure-channel.js';
 import type { KableNode } from '../node/kable-node.js';
 import type { KableOptions } from '../node/options.js';
@@ -52,19 +53,7 @@ export const CLIENT_DEFAULTS = {
   retries: 2,
 } as const;
 
-const NODE_KEYS = [
-  'replica',
-  'host',
-  'port',
-  'meta',
-  'namespace',
-  'key',
-  'keys',
-  'discovery',
-  'pickTimeout',
-  'maxPickWaiters',
-  'busy',
-] as const;
+const NODE_KEYS = NODE_OPTION_NAMES;
 
 /** Keeps only what the node core accepts (it rejects unknown options to catch typos). */
 export function nodeOptionsOf(options: KableOptions): KableOptions {

@@ -2,7 +2,8 @@ import { KableOptionsError } from './errors.js';
 import { DEFAULTS, type KableOptions } from './options.js';
 import type { OverloadOptions } from './overload-monitor.js';
 
-const KNOWN_OPTIONS = new Set([
+/** Every option the node core accepts: the Nest classes pass exactly these on to it. */
+export const NODE_OPTION_NAMES = [
   'replica',
   'host',
   'port',
@@ -14,7 +15,9 @@ const KNOWN_OPTIONS = new Set([
   'pickTimeout',
   'maxPickWaiters',
   'busy',
-]);
+] as const satisfies ReadonlyArray<keyof KableOptions>;
+
+const KNOWN_OPTIONS = new Set<string>(NODE_OPTION_NAMES);
 
 /** The options a node runs with once defaults are applied (discovery details stay with the backend). */
 export interface ResolvedNodeOptions {
