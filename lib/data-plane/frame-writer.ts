@@ -2,6 +2,11 @@ import { Encoder } from '@msgpack/msgpack';
 import type { Socket } from 'node:net';
 
 const CHUNK = 64 * 1024;
+/**
+ * A burst is written in slices of this many frames rather than all at the end of the tick, so the peer
+ * starts working on the first slice while this side still produces the rest (both cores busy).
+ */
+const FLUSH_EVERY_FRAMES = 32;
 
 /**
  * Encodes frames into one growing buffer and writes it in a single `socket.write` per turn of the event
@@ -14,6 +19,7 @@ export class FrameWriter {
   private used = 0;
   private full: Buffer[] = [];
   private scheduled = false;
+  private pendingFrames = 0;
   private socket: Socket | undefined;
   private blocked = false;
   /** Called after each write with nothing left queued: lets the owner settle "written" promises. */
@@ -59,7 +65,8 @@ export class FrameWriter {
     this.buffer.writeUInt32BE(body.length, this.used);
     this.buffer.set(body, this.used + 4);
     this.used += size;
-    this.schedule();
+    if (++this.pendingFrames >= FLUSH_EVERY_FRAMES) this.flush();
+    else this.schedule();
   }
 
   private rotate(size: number): void {
@@ -83,6 +90,7 @@ export class FrameWriter {
     const socket = this.socket;
     if (socket === undefined || this.blocked || socket.destroyed) return;
     if (this.used === 0 && this.full.length === 0) return;
+    this.pendingFrames = 0;
     let data: Buffer;
     if (this.full.length === 0) {
       // The socket keeps what it is given until sent: hand it a copy and reuse the buffer.

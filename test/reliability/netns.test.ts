@@ -136,6 +136,74 @@ class HostNode {
     await stopAll();
   });
 
+  it('traffic moves off a partitioned host once it is evicted, and back when it heals', async () => {
+    const port = randomInt(8000, 9000);
+    const discoveryFor = (host: number) => ({ port, ...timing, interface: lan.hosts[host].address });
+    const replicas = [1, 2, 3].map((host) => {
+      const options = {
+        id: 'math',
+        replica: true,
+        host: lan.hosts[host].address,
+        discovery: discoveryFor(host),
+        leaveGrace: 0,
+      };
+      const fixture = runFixture(
+        'test/nest/fixtures/run-service.ts',
+        ['math', JSON.stringify(options)],
+        20_000,
+        lan.hosts[host].ns,
+      );
+      running.push(new HostNode(fixture));
+      return fixture;
+    });
+    const iids = (await Promise.all(replicas.map((r) => r.ready))).map((r) => r.iid as string);
+    const clientOptions = {
+      host: lan.hosts[0].address,
+      target: 'math',
+      timeout: 1000,
+      discovery: discoveryFor(0),
+    };
+    const driver = runFixture(
+      'test/reliability/fixtures/driver.ts',
+      [JSON.stringify(clientOptions), '3'],
+      30_000,
+      lan.hosts[0].ns,
+    );
+    running.push(new HostNode(driver));
+    await driver.ready;
+    let traffic = { served: {} as Record<string, number>, errors: {} as Record<string, number> };
+    driver.lines.on('line', (value) => {
+      if (value.traffic) traffic = value.traffic as typeof traffic;
+    });
+    const servedBy = (iid: string) => traffic.served[iid] ?? 0;
+    const grows = async (iid: string, by: number) => {
+      const from = servedBy(iid);
+      await waitUntil(
+        () => servedBy(iid) >= from + by,
+        [driver.lines],
+        ['line'],
+        10_000,
+        `replica ${iid} to serve`,
+      );
+    };
+    await Promise.all(iids.map((iid) => grows(iid, 20)));
+
+    lan.link(3, false); // the host of the third replica
+    // Wait until it has been out of rotation long enough: its count stops while the others go on.
+    await grows(iids[0], 50);
+    const frozen = servedBy(iids[2]);
+    await Promise.all([grows(iids[0], 200), grows(iids[1], 200)]);
+    expect(servedBy(iids[2])).toBe(frozen);
+    // Requests caught on the dead link time out (the only failures a silent partition can cause).
+    expect(Object.keys(traffic.errors).filter((code) => code !== 'KABLE_TIMEOUT')).toEqual([]);
+    const errorsDuringPartition = Object.values(traffic.errors).reduce((a, b) => a + b, 0);
+
+    lan.link(3, true);
+    await grows(iids[2], 50);
+    expect(Object.values(traffic.errors).reduce((a, b) => a + b, 0)).toBe(errorsDuringPartition);
+    await stopAll();
+  });
+
   it('a host with another key never joins', async () => {
     const key = randomBytes(32).toString('base64');
     const port = randomInt(7000, 8000);
