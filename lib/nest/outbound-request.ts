@@ -12,6 +12,10 @@ export interface RequestSettings {
   retries: number;
 }
 
+function codeOf(error: unknown): string | undefined {
+  return error instanceof KableError ? error.code : undefined;
+}
+
 /** Data-plane failures say whether the request certainly never reached a handler. */
 function isRetryable(error: unknown): boolean {
   return error instanceof KableError && (error as KableError & { retryable?: boolean }).retryable === true;
@@ -99,8 +103,11 @@ export class OutboundRequest {
   private onError(error: unknown): void {
     if (this.finished) return;
     this.cancelCurrent = undefined;
-    if (isRetryable(error) && this.peer !== undefined)
+    // A node that refused, could not be reached or dropped the connection is skipped until it advertises
+    // again: sending it the next request would most likely fail the same way.
+    if (this.peer !== undefined && (isRetryable(error) || codeOf(error) === 'KABLE_PEER_LOST')) {
       this.router.avoid(this.peer.iid, this.settings.avoidFor);
+    }
     if (isRetryable(error) && this.attempts <= this.settings.retries) {
       // The next replica in the rotation; waits (bounded) if the failed one was the last RUNNING.
       this.start();

@@ -13,7 +13,11 @@ describe('replicas coming and going under traffic', () => {
   const children: ChildFixture[] = [];
   const clients: KableClientProxy[] = [];
 
+  const loads: Array<() => Promise<unknown>> = [];
+
   afterEach(async () => {
+    // A failed assertion leaves traffic running: stop it before its client goes.
+    await Promise.all(loads.splice(0).map((stop) => stop()));
     await Promise.all(clients.splice(0).map((client) => client.close()));
     for (const child of children.splice(0)) if (child.child.exitCode === null) child.child.kill('SIGKILL');
   });
@@ -42,10 +46,17 @@ describe('replicas coming and going under traffic', () => {
         } catch (error) {
           const code = String((error as { code?: string }).code ?? error);
           result.errors.set(code, (result.errors.get(code) ?? 0) + 1);
+          // A failure can come back within the same turn (a closed client): yield, or this loop would
+          // starve the timers that end the test.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       }
     };
     const workers = Array.from({ length: concurrency }, worker);
+    loads.push(async () => {
+      running = false;
+      await Promise.all(workers);
+    });
     return {
       result,
       progress,

@@ -200,7 +200,12 @@ class HostNode {
 
     lan.link(3, true);
     await grows(iids[2], 50);
-    expect(Object.values(traffic.errors).reduce((a, b) => a + b, 0)).toBe(errorsDuringPartition);
+    // After healing nothing new fails, beyond requests that were already waiting out their timeout on
+    // the dead link when we counted (at most the driver's four callers).
+    expect(
+      Object.values(traffic.errors).reduce((a, b) => a + b, 0) - errorsDuringPartition,
+    ).toBeLessThanOrEqual(4);
+    expect(Object.keys(traffic.errors).filter((code) => code !== 'KABLE_TIMEOUT')).toEqual([]);
     await stopAll();
   });
 
