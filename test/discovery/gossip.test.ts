@@ -4,9 +4,12 @@ import { kable } from '../../lib/kable.js';
 import type { KableNode } from '../../lib/node/kable-node.js';
 import type { PeerRecord } from '../../lib/node/peer-record.js';
 import { waitUntil } from '../support/events.js';
+import { runFixture, type ChildFixture } from '../support/processes.js';
 
 const nodes: KableNode[] = [];
+const children: ChildFixture[] = [];
 afterEach(async () => {
+  for (const child of children.splice(0)) if (child.child.exitCode === null) child.child.kill('SIGKILL');
   await Promise.all(nodes.splice(0).map((node) => node.down()));
 });
 
@@ -25,27 +28,49 @@ const knowsAll = (group: KableNode[]) => () =>
   group.every((node) => group.every((other) => other === node || node.peer(other.iid) !== undefined));
 
 describe('unicast discovery with gossip', () => {
-  it('joins five nodes through one seed, and they keep each other after the seed is gone', async () => {
+  it('joins five nodes through one seed, and they keep each other after the seed is killed', async () => {
     const base = randomInt(20_000, 60_000);
-    // The seed lists only itself: it learns the others from what they send it.
-    const seed = unicastNode('seed', base, [`127.0.0.1:${base}`]);
+    // The seed, in a process of its own so it can be SIGKILLed, lists only itself: it learns the others
+    // from what they send it.
+    const seedOptions = {
+      host: '127.0.0.1',
+      discovery: {
+        mode: 'unicast',
+        interface: '127.0.0.1',
+        port: base,
+        peers: [`127.0.0.1:${base}`],
+        ...timing,
+      },
+    };
+    const seedProcess = runFixture('test/discovery/fixtures/node-process.ts', [
+      'seed',
+      JSON.stringify(seedOptions),
+    ]);
+    children.push(seedProcess);
+    const seed = { iid: (await seedProcess.ready).iid as string };
     // The others know only the seed, by name: the name is resolved like a headless service's.
     const others = [1, 2, 3, 4].map((i) => unicastNode(`n${i}`, base + i, [`localhost:${base}`]));
-    const everyone = [seed, ...others];
-    await Promise.all(everyone.map((node) => node.up()));
-    await waitUntil(knowsAll(everyone), everyone, ['peer:added'], 10_000, 'all five to know each other');
+    await Promise.all(others.map((node) => node.up()));
+    const knowsSeed = () => others.every((node) => node.peer(seed.iid) !== undefined);
+    await waitUntil(
+      () => knowsAll(others)() && knowsSeed(),
+      others,
+      ['peer:added'],
+      10_000,
+      'all five to know each other',
+    );
 
     const removed: string[] = [];
     for (const node of others)
       node.on('peer:removed', (peer: PeerRecord) => removed.push(`${node.id}-x-${peer.id}`));
-    await seed.down();
-    nodes.splice(nodes.indexOf(seed), 1);
+    seedProcess.child.kill('SIGKILL');
+    await seedProcess.exited;
     await waitUntil(
       () => others.every((node) => node.peer(seed.iid) === undefined),
       others,
       ['peer:removed'],
       5000,
-      'the seed to leave',
+      'the dead seed to be evicted',
     );
 
     // A latecomer joins through any survivor: gossip carries it to all, with no seed left.

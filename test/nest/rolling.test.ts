@@ -89,7 +89,7 @@ describe('replicas coming and going under traffic', () => {
     const { ok, errors } = await load.stop();
     expect(Object.fromEntries(errors)).toEqual({});
     expect(ok).toBeGreaterThan(100);
-  });
+  }, 90_000);
 
   it('an overloaded replica is skipped and its refused requests succeed elsewhere, with zero errors', async () => {
     const discovery = loopbackDiscovery();
@@ -121,5 +121,5 @@ describe('replicas coming and going under traffic', () => {
     const { ok, errors } = await load.stop();
     expect(Object.fromEntries(errors)).toEqual({});
     expect(ok).toBeGreaterThan(before);
-  });
+  }, 60_000);
 });
