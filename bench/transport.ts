@@ -8,8 +8,10 @@ export interface TransportFigures {
   throughput: number;
   p50: number;
   p99: number;
-  /** Server CPU time per request, microseconds. */
+  /** Server CPU time per request during the throughput phase, microseconds. */
   cpuPerRequest: number;
+  /** Client CPU time per request during the throughput phase, microseconds. */
+  clientCpuPerRequest: number;
 }
 
 function loopbackDiscovery() {
@@ -28,18 +30,25 @@ export async function measure(kind: Kind, requests: number): Promise<TransportFi
   const server = run('bench/servers/serve.ts', [kind, discovery]);
   try {
     const { port } = await server.next('ready');
-    server.send('cpu');
-    const before = Number((await server.next('cpu')).cpu);
+    const serverCpu = async () => {
+      server.send('cpu');
+      return Number((await server.next('cpu')).cpu);
+    };
     const client = run('bench/clients/measure.ts', [kind, String(port), discovery, String(requests)]);
+    await client.next('warm');
+    const before = await serverCpu();
+    client.send('go');
+    await client.next('loaded');
+    const after = await serverCpu();
+    client.send('go');
     const { result } = (await client.next('result')) as { result: Record<string, number> };
     await client.stop();
-    server.send('cpu');
-    const after = Number((await server.next('cpu')).cpu);
     return {
       throughput: result.throughput,
       p50: result.p50,
       p99: result.p99,
-      cpuPerRequest: (after - before) / result.measured,
+      cpuPerRequest: (after - before) / requests,
+      clientCpuPerRequest: result.clientCpu,
     };
   } finally {
     await server.stop();
@@ -54,6 +63,7 @@ export interface TransportRuns {
     throughputVsRaw: number;
     p50VsNest: number;
     cpuVsNest: number;
+    clientCpuVsNest: number;
     tlsVsPlain: number;
   };
 }
@@ -71,6 +81,7 @@ export async function compareTransports(repeats: number, requests: number): Prom
     p50: median(runs.map((r) => r[kind].p50)),
     p99: median(runs.map((r) => r[kind].p99)),
     cpuPerRequest: median(runs.map((r) => r[kind].cpuPerRequest)),
+    clientCpuPerRequest: median(runs.map((r) => r[kind].clientCpuPerRequest)),
   });
   return {
     runs,
@@ -85,6 +96,9 @@ export async function compareTransports(repeats: number, requests: number): Prom
       throughputVsRaw: median(runs.map((r) => r.kable.throughput / r.raw.throughput)),
       p50VsNest: median(runs.map((r) => r.kable.p50 / r['nest-tcp'].p50)),
       cpuVsNest: median(runs.map((r) => r.kable.cpuPerRequest / r['nest-tcp'].cpuPerRequest)),
+      clientCpuVsNest: median(
+        runs.map((r) => r.kable.clientCpuPerRequest / r['nest-tcp'].clientCpuPerRequest),
+      ),
       tlsVsPlain: median(runs.map((r) => r['kable-tls'].throughput / r.kable.throughput)),
     },
   };

@@ -1,9 +1,11 @@
 // One benchmark client process: node --import ./test/support/register-ts.js bench/clients/measure.ts <kind> <port> <discovery JSON> <requests>
-// Measures throughput with 100 requests in flight, then sequential latency; prints {"result":{...}}.
+// Warms up, measures throughput with 100 requests in flight, then sequential latency; prints {"result":{...}}.
+// Prints {"warm":true} and {"loaded":true} around the throughput phase and waits for a line on stdin after each.
 import 'reflect-metadata';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { ClientTCP } from '@nestjs/microservices';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 
@@ -78,10 +80,19 @@ const callers = {
 };
 const [call, close] = await callers[kind as keyof typeof callers]();
 
+// The parent reads the server's CPU time between phases: each phase waits for its "go" line.
+const commands = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const phase = async (name: string) => {
+  process.stdout.write(JSON.stringify({ [name]: true }) + '\n');
+  await commands.next();
+};
+
 // Warm-up, so the JIT and connections are settled before measuring.
-for (let i = 0; i < 500; i++) await call();
+for (let i = 0; i < 2000; i++) await call();
+await phase('warm');
 
 let started = 0;
+const cpuBefore = process.cpuUsage();
 const t0 = performance.now();
 await Promise.all(
   Array.from({ length: IN_FLIGHT }, async () => {
@@ -92,6 +103,9 @@ await Promise.all(
   }),
 );
 const throughput = requests / ((performance.now() - t0) / 1000);
+const cpuUsed = process.cpuUsage(cpuBefore);
+const clientCpu = (cpuUsed.user + cpuUsed.system) / requests;
+await phase('loaded');
 
 const sequential = Math.max(200, Math.floor(requests / 10));
 const latencies: number[] = [];
@@ -105,7 +119,7 @@ const quantile = (q: number) => latencies[Math.min(latencies.length - 1, Math.fl
 await close();
 process.stdout.write(
   JSON.stringify({
-    result: { throughput, p50: quantile(0.5), p99: quantile(0.99), measured: requests + sequential },
+    result: { throughput, clientCpu, p50: quantile(0.5), p99: quantile(0.99) },
   }) + '\n',
 );
 process.exit(0);

@@ -5,6 +5,7 @@ import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
+import { replyDirectly } from './direct-reply.js';
 import { channelFor } from './secure-data-plane.js';
 import { KABLE_TRANSPORT, NO_MESSAGE_HANDLER } from './kable.constants.js';
 import { KableContext, servingNode, type KableCaller, type KableServingNode } from './kable.context.js';
@@ -38,9 +39,12 @@ export class KableServer
   private serving: KableServingNode | undefined;
   private listening = false;
   private closing: Promise<void> | undefined;
+  /** Nest's own no-op start hook: while it is still in place (and no end hook is set), replies go direct. */
+  private readonly defaultStartHook: unknown;
 
   constructor(private readonly options: KableServerOptions) {
     super();
+    this.defaultStartHook = (this as unknown as { onProcessingStartHook?: unknown }).onProcessingStartHook;
     if (options === null || typeof options !== 'object') {
       throw new KableOptionsError("KableServer needs options, such as new KableServer({ id: 'math' }).");
     }
@@ -181,6 +185,14 @@ export class KableServer
       this.serving ?? servingNode(this.node),
       this.node,
     ]);
+    if (this.withoutHooks()) {
+      try {
+        return replyDirectly(handler(request.data, context), reply, errorPayload);
+      } catch (error) {
+        reply.error(errorPayload(error));
+        return;
+      }
+    }
     // Cancelling unsubscribes the handler's stream; a flag and one wrapper are cheaper than a Subject.
     let cancelled = false;
     let stop: (() => void) | undefined;
@@ -202,6 +214,12 @@ export class KableServer
       cancelled = true;
       stop?.();
     };
+  }
+
+  /** True when nobody (such as @nestjs/observe) set processing hooks: Nest's generic path adds nothing then. */
+  private withoutHooks(): boolean {
+    const self = this as unknown as { onProcessingStartHook?: unknown; onProcessingEndHook?: unknown };
+    return self.onProcessingStartHook === this.defaultStartHook && self.onProcessingEndHook === undefined;
   }
 
   /** Nest 12 runs requests through `handleRequest` (hooks for @nestjs/observe); Nest 11 through the start/end hooks. */

@@ -12,6 +12,8 @@ interface Route {
   candidates: PeerRecord[];
   /** Some RUNNING node's catalog is still being fetched: it may serve the pattern too. */
   pending: boolean;
+  /** Whose turn it is; kept when the candidates are recomputed, so churn does not reset the rotation. */
+  balancer: RoundRobin<PeerRecord>;
 }
 
 interface Waiter {
@@ -24,7 +26,8 @@ interface Waiter {
  * request is a map lookup and a cursor step.
  */
 export class PatternRouter extends EventEmitter<{ changed: [] }> {
-  private readonly routes = new Map<string, Route>();
+  private readonly messageRoutes = new Map<string, Route>();
+  private readonly eventRoutes = new Map<string, Route>();
   private readonly balancers = new Map<string, RoundRobin<PeerRecord>>();
   private readonly waiters = new Set<Waiter>();
   /** Nodes that just refused or could not be reached, skipped until they advertise again or time out. */
@@ -87,9 +90,9 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
 
   /** The next node for a request, round robin; undefined when none serves it right now. */
   next(pattern: string): PeerRecord | undefined {
-    const candidates = this.route(pattern, 'messages').candidates;
-    if (candidates.length === 0) return undefined;
-    return this.balancer(`m:${pattern}`).select(candidates);
+    const route = this.route(pattern, 'messages');
+    if (route.candidates.length === 0) return undefined;
+    return route.balancer.select(route.candidates);
   }
 
   /** One node of each service id that handles the event, each service's own round robin. */
@@ -118,7 +121,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     const route = this.route(pattern, 'messages');
     if (route.candidates.length > 0 || route.pending) return undefined;
     const nodes = this.node.running(this.target).filter((peer) => peer.patterns !== '');
-    return nodes.length === 0 ? undefined : this.balancer(`m:${pattern}`).select(nodes);
+    return nodes.length === 0 ? undefined : route.balancer.select(nodes);
   }
 
   /**
@@ -169,15 +172,28 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   }
 
   private route(pattern: string, kind: PatternKind): Route {
-    const key = kind === 'messages' ? `m:${pattern}` : `e:${pattern}`;
-    const cached = this.routes.get(key);
+    const routes = kind === 'messages' ? this.messageRoutes : this.eventRoutes;
+    let route = routes.get(pattern);
     if (
-      cached !== undefined &&
-      cached.nodeVersion === this.node.version &&
-      cached.catalogVersion === this.catalog.version &&
-      cached.avoidVersion === this.avoidVersion
+      route !== undefined &&
+      route.nodeVersion === this.node.version &&
+      route.catalogVersion === this.catalog.version &&
+      route.avoidVersion === this.avoidVersion
     ) {
-      return cached;
+      return route;
+    }
+    if (route === undefined) {
+      // Patterns are caller-chosen strings: bound the cache so a client sending random patterns stays small.
+      if (routes.size >= 10_000) routes.clear();
+      route = {
+        nodeVersion: -1,
+        catalogVersion: -1,
+        avoidVersion: -1,
+        candidates: [],
+        pending: false,
+        balancer: new RoundRobin<PeerRecord>(),
+      };
+      routes.set(pattern, route);
     }
     const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
     const candidates: PeerRecord[] = [];
@@ -188,16 +204,11 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
       if (handles === true) candidates.push(peer);
       else if (handles === undefined) pending = true;
     }
-    const route: Route = {
-      nodeVersion: this.node.version,
-      catalogVersion: this.catalog.version,
-      avoidVersion: this.avoidVersion,
-      candidates,
-      pending,
-    };
-    // Patterns are caller-chosen strings: bound the cache so a client sending random patterns stays small.
-    if (this.routes.size >= 10_000) this.routes.clear();
-    this.routes.set(key, route);
+    route.nodeVersion = this.node.version;
+    route.catalogVersion = this.catalog.version;
+    route.avoidVersion = this.avoidVersion;
+    route.candidates = candidates;
+    route.pending = pending;
     return route;
   }
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { Module, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClientsModule, type ClientProxy, type MicroserviceOptions } from '@nestjs/microservices';
-import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, tap, toArray } from 'rxjs';
 import { MemoryBus } from '../../lib/discovery/memory.transport.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { NO_MESSAGE_HANDLER } from '../../lib/nest/kable.constants.js';
@@ -115,6 +115,14 @@ describe('KableServer and KableClientProxy in one process', () => {
       code: 'E_MATH',
       reason: 'refused on purpose',
     });
+    const seen: number[] = [];
+    await expect(
+      lastValueFrom(math.send('stream-error', {}).pipe(tap((n: number) => seen.push(n)))),
+    ).rejects.toEqual({
+      code: 'E_STREAM',
+      reason: 'failed mid-stream',
+    });
+    expect(seen).toEqual([1, 2]);
     await expect(firstValueFrom(math.send('crash', {}))).rejects.toEqual({
       status: 'error',
       message: 'Internal server error',

@@ -1,0 +1,75 @@
+import { isObservable, type Observable } from 'rxjs';
+import type { ReplyChannel } from '../data-plane/data-plane-server.js';
+
+/**
+ * Answers one request straight from what Nest's handler returned, without Nest's generic `send`
+ * (an rxjs pipeline and a queue per request). Used when no processing hooks are set, so nothing
+ * observes the difference; the replies are the same:
+ * - a value (or a promise of one) is one final NEXT frame; `undefined` completes without a value;
+ * - a stream sends each value, and a value followed by completion in the same tick goes as one final
+ *   frame, as Nest's `send` merges them;
+ * - a rejection or a stream error becomes an ERROR frame.
+ * Returns a function that cancels the work (unsubscribes the stream).
+ */
+export function replyDirectly(
+  result: unknown,
+  reply: ReplyChannel,
+  toErrorPayload: (error: unknown) => unknown,
+): () => void {
+  let cancelled = false;
+  let unsubscribe: (() => void) | undefined;
+  const settle = (value: unknown): void => {
+    if (cancelled || reply.closed) return;
+    if (isObservable(value)) unsubscribe = replyWithStream(value, reply, toErrorPayload);
+    else if (value === undefined) reply.complete();
+    else reply.next(value, true);
+  };
+  if (result instanceof Promise) {
+    result.then(settle, (error: unknown) => {
+      if (!reply.closed) reply.error(toErrorPayload(error));
+    });
+  } else settle(result);
+  return () => {
+    cancelled = true;
+    unsubscribe?.();
+  };
+}
+
+function replyWithStream(
+  stream: Observable<unknown>,
+  reply: ReplyChannel,
+  toErrorPayload: (error: unknown) => unknown,
+): () => void {
+  // The latest value is held until the end of the tick, so that it can carry "last" if the stream
+  // completes meanwhile (one frame instead of two).
+  let held: { value: unknown } | undefined;
+  let flushScheduled = false;
+  const sendHeld = (last: boolean): void => {
+    if (held === undefined) return;
+    const { value } = held;
+    held = undefined;
+    reply.next(value, last);
+  };
+  const subscription = stream.subscribe({
+    next: (value) => {
+      sendHeld(false);
+      held = { value };
+      if (!flushScheduled) {
+        flushScheduled = true;
+        process.nextTick(() => {
+          flushScheduled = false;
+          sendHeld(false);
+        });
+      }
+    },
+    error: (error: unknown) => {
+      sendHeld(false);
+      reply.error(toErrorPayload(error));
+    },
+    complete: () => {
+      if (held !== undefined) sendHeld(true);
+      else reply.complete();
+    },
+  });
+  return () => subscription.unsubscribe();
+}
