@@ -1,6 +1,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { Advert, AdvertEvent } from '../node/advert.js';
 import { KableOptionsError } from '../node/errors.js';
+import { MAX_PROBED } from '../node/silence-probe.js';
 import { NODE_STATES, type NodeState } from '../node/states.js';
 
 /** Largest datagram sent or accepted: stays under every LAN's MTU, so adverts never fragment. */
@@ -17,9 +18,12 @@ const decoder = new Decoder({
   maxMapLength: 64,
 });
 
-/** An advert as a positional array: field names would cost a third of the datagram. */
+/**
+ * An advert as a positional array: field names would cost a third of the datagram. Sixteen fields,
+ * and a seventeenth (the probe list) only when the advert probes silent peers.
+ */
 export function advertToArray(advert: Advert): unknown[] {
-  return [
+  const fields: unknown[] = [
     EVENTS.indexOf(advert.event),
     advert.id,
     advert.iid,
@@ -37,6 +41,17 @@ export function advertToArray(advert: Advert): unknown[] {
     advert.patterns,
     advert.meta ?? null,
   ];
+  if (advert.probe !== undefined) fields.push(advert.probe);
+  return fields;
+}
+
+function isProbeList(value: unknown): value is number[] {
+  return (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.length <= MAX_PROBED &&
+    value.every((index) => isWhole(index, 0, Number.MAX_SAFE_INTEGER))
+  );
 }
 
 function isString(value: unknown, max = MAX_STRING): value is string {
@@ -49,7 +64,7 @@ function isWhole(value: unknown, min: number, max: number): value is number {
 
 /** Checks every field of a decoded advert; undefined when anything is off. */
 export function advertFromArray(value: unknown): Advert | undefined {
-  if (!Array.isArray(value) || value.length !== 16) return undefined;
+  if (!Array.isArray(value) || (value.length !== 16 && value.length !== 17)) return undefined;
   const [
     event,
     id,
@@ -67,6 +82,7 @@ export function advertFromArray(value: unknown): Advert | undefined {
     seq,
     patterns,
     meta,
+    probe,
   ] = value as unknown[];
   if (!isWhole(event, 0, EVENTS.length - 1) || !isWhole(state, 0, NODE_STATES.length - 1)) return undefined;
   if (!isString(id) || id === '' || !isString(iid) || iid === '' || typeof replica !== 'boolean')
@@ -80,6 +96,7 @@ export function advertFromArray(value: unknown): Advert | undefined {
   if (reason !== null && !isString(reason, 512)) return undefined;
   if (!isString(patterns, 64)) return undefined;
   if (meta !== null && (typeof meta !== 'object' || Array.isArray(meta))) return undefined;
+  if (value.length === 17 && !isProbeList(probe)) return undefined;
   const advert: Advert = {
     event: EVENTS[event],
     id,
@@ -98,6 +115,7 @@ export function advertFromArray(value: unknown): Advert | undefined {
   };
   if (reason !== null) advert.reason = reason;
   if (meta !== null) advert.meta = meta as Record<string, unknown>;
+  if (value.length === 17) advert.probe = probe as number[];
   return advert;
 }
 

@@ -31,6 +31,11 @@ export interface Advert {
   /** Digest of the message/event patterns the node handles; '' when it serves none. */
   patterns: string;
   meta?: Record<string, unknown>;
+  /**
+   * Indexes of peers the sender has not heard from for over an advert interval: each of them answers
+   * with an advertisement at once, so one lost advert is not mistaken for a dead node (see SilenceProbe).
+   */
+  probe?: number[];
 }
 
 /** Where a datagram came from: the sender's discovery socket. */

@@ -13,6 +13,7 @@ import { OverloadMonitor } from './overload-monitor.js';
 import { PickWaiters } from './pick-waiters.js';
 import { Registry, type RegistryChange, type RemovalReason } from './registry.js';
 import { RoundRobin } from './round-robin.js';
+import { MAX_PROBED, SilenceProbe } from './silence-probe.js';
 import { StateMachine, type NodeStatus } from './state-machine.js';
 import type { NodeState } from './states.js';
 import { UpdateThrottle } from './update-throttle.js';
@@ -77,6 +78,9 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   /** The cluster keys, primary first: the data plane derives its own key from them. */
   readonly #keys: Buffer[];
   private readonly overload: OverloadMonitor | undefined;
+  /** How often silent peers are looked for: a sixth of the advert interval, at most a tenth of nodeTimeout. */
+  private readonly sweepEvery: number;
+  private readonly probe: SilenceProbe;
   private advertTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly counters = {
@@ -108,6 +112,11 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.#keys = parseKeys(options.key, options.keys);
     this.overload =
       this.options.busy === undefined ? undefined : new OverloadMonitor(this, this.options.busy);
+    this.sweepEvery = Math.max(
+      5,
+      Math.min(Math.floor(this.options.advertiseInterval / 6), Math.floor(this.options.nodeTimeout / 10)),
+    );
+    this.probe = new SilenceProbe(Math.round(this.options.advertiseInterval * 1.25), this.sweepEvery);
   }
 
   get host(): string {
@@ -157,7 +166,9 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.machine.to('UP');
     this.startedAtMs = Date.now();
     try {
-      this.transport.validate?.(this.buildAdvert('advertisement', 0));
+      // With room for the longest probe list, so that no probe can ever be refused for its size.
+      const probe = new Array<number>(MAX_PROBED).fill(Number.MAX_SAFE_INTEGER);
+      this.transport.validate?.({ ...this.buildAdvert('advertisement', 0), probe });
       await this.transport.start({
         advert: (advert, source) => this.receive(advert, source),
         warning: (warning) => this.emit('warning', warning),
@@ -172,11 +183,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.send('advertisement');
     this.advertTimer = setInterval(() => this.send('advertisement'), this.options.advertiseInterval);
     this.advertTimer.unref();
-    const sweepEvery = Math.max(
-      5,
-      Math.min(this.options.advertiseInterval, Math.floor(this.options.nodeTimeout / 10)),
-    );
-    this.sweepTimer = setInterval(() => this.sweep(), sweepEvery);
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepEvery);
     this.sweepTimer.unref();
     this.overload?.start();
     watchSignals(this);
@@ -304,6 +311,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     return {
       ...extra,
       ...this.counters,
+      probesSent: this.probe.probesSent,
+      probesAnswered: this.probe.probesAnswered,
       peers: this.registry.size,
       ignoredDuplicates: this.registry.ignoredCount(),
       pickWaiters: this.waiters.size,
@@ -349,9 +358,10 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     return advert;
   }
 
-  private send(event: AdvertEvent): void {
+  private send(event: AdvertEvent, probe?: number[]): void {
     if (this.machine.current.state === 'DOWN') return;
     const advert = this.buildAdvert(event);
+    if (probe !== undefined) advert.probe = probe;
     this.counters.advertsSent++;
     this.applySelf(advert);
     this.transport.send(advert);
@@ -373,8 +383,10 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     }
     if (this.machine.current.state === 'DOWN') return;
     this.counters.advertsReceived++;
+    const now = Date.now();
     try {
-      this.handle(this.registry.apply(advert, source, Date.now()), advert.id);
+      this.handle(this.registry.apply(advert, source, now), advert.id);
+      if (this.probe.shouldAnswer(advert.probe, this.index, now)) this.send('advertisement');
     } catch (error) {
       // A user's listener threw: never let it unwind into the socket handler.
       this.counters.listenerErrors++;
@@ -450,6 +462,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       this.counters.evictions++;
       this.emitSafely('peer:removed', peer, 'timeout');
     }
+    const probe = this.probe.due(this.registry.all(), Date.now());
+    if (probe !== undefined) this.send('advertisement', probe);
   }
 
   /** 'error' with no listener would throw from EventEmitter: fall back to a warning instead. */

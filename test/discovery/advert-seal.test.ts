@@ -9,6 +9,7 @@ import {
 import { AdvertSeal, parseKeys } from '../../lib/discovery/advert-seal.js';
 import { ReplayGuard } from '../../lib/discovery/replay-guard.js';
 import type { Advert } from '../../lib/node/advert.js';
+import { MAX_PROBED } from '../../lib/node/silence-probe.js';
 
 const advert: Advert = {
   event: 'update',
@@ -37,6 +38,17 @@ describe('advert codec', () => {
     expect(advertFromArray(decodeValue(encodeValue(advertToArray(advert))))).toEqual(advert);
     const { reason: _reason, meta: _meta, ...bare } = advert;
     expect(advertFromArray(decodeValue(encodeValue(advertToArray(bare))))).toEqual(bare);
+    const probing = { ...advert, probe: [0, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER] };
+    expect(advertToArray(probing)).toHaveLength(17);
+    expect(advertFromArray(decodeValue(encodeValue(advertToArray(probing))))).toEqual(probing);
+  });
+
+  it('refuses a probe list that is empty, too long or not of indexes', () => {
+    const good = advertToArray(advert);
+    for (const probe of [[], new Array(MAX_PROBED + 1).fill(1), [1.5], [-1], ['a'], 7, null, { 0: 1 }]) {
+      expect(advertFromArray([...good, probe])).toBeUndefined();
+    }
+    expect(advertFromArray([...good, new Array(MAX_PROBED).fill(1)])).toBeDefined();
   });
 
   it('refuses wrong shapes field by field', () => {
@@ -46,7 +58,7 @@ describe('advert codec', () => {
       bad[field] = field === 11 || field === 15 ? 12345 : { wrong: true };
       expect(advertFromArray(bad)).toBeUndefined();
     }
-    expect(advertFromArray([...good, 1])).toBeUndefined();
+    expect(advertFromArray([...good, [1], 1])).toBeUndefined();
     expect(advertFromArray('advert')).toBeUndefined();
   });
 });

@@ -65,10 +65,13 @@ describe('peer timeout', () => {
       expect(dropped).toBe(10);
       expect(removals).toEqual([]);
       expect(watcher.peer(lossy.iid)?.state).toBe('RUNNING');
-      // The same silence one interval longer than nodeTimeout does evict: the test can fail.
-      toDrop = 4;
+      // Silence for longer than nodeTimeout (every advert lost, probe answers too) does evict: the
+      // test can fail.
+      toDrop = Number.POSITIVE_INFINITY;
+      const probesBefore = watcher.stats().probesSent;
       await jest.advanceTimersByTimeAsync(4000);
       expect(removals).toEqual([lossy.iid]);
+      expect(watcher.stats().probesSent).toBeGreaterThan(probesBefore);
     } finally {
       jest.useRealTimers();
     }
