@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 export interface Child {
@@ -48,4 +49,26 @@ export function median(values: number[]): number {
 export function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/**
+ * Share of CPU time the hypervisor gave to other guests (steal) since the returned function was made,
+ * from /proc/stat; NaN where there is no /proc/stat. On a shared VM this explains noisy rounds.
+ */
+export function stealMeter(): () => number {
+  const read = (): [number, number] | undefined => {
+    try {
+      const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+      const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+      return [fields.reduce((a, b) => a + b, 0), fields[7] ?? 0];
+    } catch {
+      return undefined;
+    }
+  };
+  const start = read();
+  return () => {
+    const end = read();
+    if (start === undefined || end === undefined || end[0] === start[0]) return Number.NaN;
+    return (end[1] - start[1]) / (end[0] - start[0]);
+  };
 }
