@@ -5,12 +5,17 @@ import net from 'node:net';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { refusal, reportFileOf, takeViolations } from './support/network-guard.js';
 
-// Documentation-only addresses (RFC 5737): unroutable, so even a broken guard sends nothing harmful.
+// A documentation-only address (RFC 5737) stands for "outside loopback".
 const OUTSIDE = '192.0.2.1';
 
-function sendUdp(socket: dgram.Socket, address: string): Promise<Error | null> {
-  return new Promise((resolve) => socket.send(Buffer.from('x'), 9, address, (error) => resolve(error)));
+function sendUdp(socket: dgram.Socket, address: string, port = 9): Promise<Error | null> {
+  return new Promise((resolve) => socket.send(Buffer.from('x'), port, address, (error) => resolve(error)));
 }
+
+// Every send below that the guard must block is also one that cannot leave the machine if the guard
+// failed: UDP to port 0 (Node throws before any system call), TCP from 127.0.0.1 (the kernel refuses
+// to route a loopback source elsewhere, EINVAL). A broken guard fails the test, and sends nothing.
+const NOWHERE = 0;
 
 describe('network guard', () => {
   it('allows loopback, loopback broadcast and multicast through 127.0.0.1 only', () => {
@@ -28,8 +33,7 @@ describe('network guard', () => {
     expect(refusal('255.255.255.255')).toBeDefined();
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-    socket.setBroadcast(true);
-    const blocked = await sendUdp(socket, '255.255.255.255');
+    const blocked = await sendUdp(socket, '255.255.255.255', NOWHERE);
     const allowed = await sendUdp(socket, '127.0.0.1');
     socket.close();
     expect((blocked as NodeJS.ErrnoException | null)?.code).toBe('EKABLEGUARD');
@@ -42,7 +46,7 @@ describe('network guard', () => {
   it('blocks multicast unless the interface is 127.0.0.1', async () => {
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     await new Promise<void>((resolve) => socket.bind(0, resolve));
-    expect(await sendUdp(socket, '239.255.42.98')).not.toBeNull();
+    expect(await sendUdp(socket, '239.255.42.98', NOWHERE)).not.toBeNull();
     socket.setMulticastInterface('127.0.0.1');
     expect(await sendUdp(socket, '239.255.42.98')).toBeNull();
     socket.close();
@@ -52,7 +56,7 @@ describe('network guard', () => {
   it('blocks a TCP connection outside loopback before it is attempted', async () => {
     expect(refusal(OUTSIDE)).toBeDefined();
     const error = await new Promise<NodeJS.ErrnoException>((resolve) =>
-      net.connect({ host: OUTSIDE, port: 9 }).on('error', resolve),
+      net.connect({ host: OUTSIDE, port: 9, localAddress: '127.0.0.1' }).on('error', resolve),
     );
     expect(error.code).toBe('EKABLEGUARD');
     expect(takeViolations()).toEqual([expect.objectContaining({ kind: 'tcp connect', address: OUTSIDE })]);
