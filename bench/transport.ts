@@ -55,17 +55,26 @@ export async function measure(kind: Kind, requests: number): Promise<TransportFi
   }
 }
 
+type Figure = keyof TransportFigures;
+type Ratio =
+  'throughputVsNest' | 'throughputVsRaw' | 'p50VsNest' | 'cpuVsNest' | 'clientCpuVsNest' | 'tlsVsPlain';
+
+/** Each ratio as [numerator, denominator, figure]: taken within one run, so both saw the same machine. */
+const RATIOS: Record<Ratio, [Kind, Kind, Figure]> = {
+  throughputVsNest: ['kable', 'nest-tcp', 'throughput'],
+  throughputVsRaw: ['kable', 'raw', 'throughput'],
+  p50VsNest: ['kable', 'nest-tcp', 'p50'],
+  cpuVsNest: ['kable', 'nest-tcp', 'cpuPerRequest'],
+  clientCpuVsNest: ['kable', 'nest-tcp', 'clientCpuPerRequest'],
+  tlsVsPlain: ['kable-tls', 'kable', 'throughput'],
+};
+
 export interface TransportRuns {
-  runs: Array<Record<Kind, TransportFigures>>;
   medians: Record<Kind, TransportFigures>;
-  ratios: {
-    throughputVsNest: number;
-    throughputVsRaw: number;
-    p50VsNest: number;
-    cpuVsNest: number;
-    clientCpuVsNest: number;
-    tlsVsPlain: number;
-  };
+  /** Every ratio, one value per run. */
+  perRun: Record<Ratio, number[]>;
+  /** The median of each ratio's per-run values. */
+  ratios: Record<Ratio, number>;
 }
 
 /** Every configuration `repeats` times, interleaved; ratios are taken pair by pair within a run. */
@@ -76,30 +85,20 @@ export async function compareTransports(repeats: number, requests: number): Prom
     for (const kind of KINDS) figures[kind] = await measure(kind, requests);
     runs.push(figures);
   }
-  const medianOf = (kind: Kind): TransportFigures => ({
-    throughput: median(runs.map((r) => r[kind].throughput)),
-    p50: median(runs.map((r) => r[kind].p50)),
-    p99: median(runs.map((r) => r[kind].p99)),
-    cpuPerRequest: median(runs.map((r) => r[kind].cpuPerRequest)),
-    clientCpuPerRequest: median(runs.map((r) => r[kind].clientCpuPerRequest)),
-  });
-  return {
-    runs,
-    medians: {
-      kable: medianOf('kable'),
-      'kable-tls': medianOf('kable-tls'),
-      'nest-tcp': medianOf('nest-tcp'),
-      raw: medianOf('raw'),
-    },
-    ratios: {
-      throughputVsNest: median(runs.map((r) => r.kable.throughput / r['nest-tcp'].throughput)),
-      throughputVsRaw: median(runs.map((r) => r.kable.throughput / r.raw.throughput)),
-      p50VsNest: median(runs.map((r) => r.kable.p50 / r['nest-tcp'].p50)),
-      cpuVsNest: median(runs.map((r) => r.kable.cpuPerRequest / r['nest-tcp'].cpuPerRequest)),
-      clientCpuVsNest: median(
-        runs.map((r) => r.kable.clientCpuPerRequest / r['nest-tcp'].clientCpuPerRequest),
-      ),
-      tlsVsPlain: median(runs.map((r) => r['kable-tls'].throughput / r.kable.throughput)),
-    },
-  };
+  const medians = {} as Record<Kind, TransportFigures>;
+  for (const kind of KINDS) {
+    const first = runs[0][kind];
+    medians[kind] = Object.fromEntries(
+      Object.keys(first).map((figure) => [figure, median(runs.map((r) => r[kind][figure as Figure]))]),
+    ) as unknown as TransportFigures;
+  }
+  const perRun = {} as Record<Ratio, number[]>;
+  const ratios = {} as Record<Ratio, number>;
+  for (const [name, [top, bottom, figure]] of Object.entries(RATIOS) as Array<
+    [Ratio, [Kind, Kind, Figure]]
+  >) {
+    perRun[name] = runs.map((r) => r[top][figure] / r[bottom][figure]);
+    ratios[name] = median(perRun[name]);
+  }
+  return { medians, perRun, ratios };
 }

@@ -19,15 +19,14 @@ export function replyDirectly(
   let cancelled = false;
   let unsubscribe: (() => void) | undefined;
   const settle = (value: unknown): void => {
-    if (cancelled || reply.closed) return;
+    // The channel ignores whatever comes after it finished; this only keeps a cancelled stream unsubscribed.
+    if (cancelled) return;
     if (isObservable(value)) unsubscribe = replyWithStream(value, reply, toErrorPayload);
     else if (value === undefined) reply.complete();
     else reply.next(value, true);
   };
   if (result instanceof Promise) {
-    result.then(settle, (error: unknown) => {
-      if (!reply.closed) reply.error(toErrorPayload(error));
-    });
+    result.then(settle, (error: unknown) => reply.error(toErrorPayload(error)));
   } else settle(result);
   return () => {
     cancelled = true;

@@ -10,7 +10,7 @@ import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
 import { channelFor } from './secure-data-plane.js';
-import { patternRoute } from './pattern-route.js';
+import { fastPatternRoute } from './pattern-route.js';
 import { PatternRouter } from './pattern-router.js';
 import { validateClientOptions } from './validate-client-options.js';
 
@@ -208,7 +208,7 @@ export class KableClientProxy extends ClientProxy {
 
   /** The same route as Nest's, computed faster for the usual pattern shapes (once per request). */
   protected override normalizePattern(pattern: unknown): string {
-    return patternRoute(pattern, (value) => super.normalizePattern(value as never));
+    return fastPatternRoute(pattern) ?? super.normalizePattern(pattern as never);
   }
 
   /** Nest 12 runs the dispatch hook here (it may add packet metadata); Nest 11 has no such hook. */
