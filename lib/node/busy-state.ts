@@ -1,4 +1,6 @@
-import type { KableNode } from './kable-node.js';
+import type { NodeControls } from './node-controls.js';
+
+const BUSY_STATES = Symbol.for('nestjs-kable:busy-states');
 
 /**
  * Shares DOING_SOMETHING among everything that may make a node busy (running `@KableDoing` handlers,
@@ -11,7 +13,7 @@ export class BusyState {
   /** True while the node is DOING_SOMETHING because of us, so we never start a node someone stopped. */
   private ours = false;
 
-  constructor(private readonly node: KableNode) {}
+  constructor(private readonly node: NodeControls) {}
 
   get active(): number {
     return this.holds;
@@ -37,10 +39,13 @@ export class BusyState {
   }
 }
 
-const byNode = new WeakMap<KableNode, BusyState>();
+// Kept on globalThis under a registered symbol: when an app loads both the ESM and the CommonJS build of
+// the package, handlers decorated through one copy and a node made by the other still share one count.
+const registry = globalThis as { [BUSY_STATES]?: WeakMap<NodeControls, BusyState> };
+const byNode = (registry[BUSY_STATES] ??= new WeakMap<NodeControls, BusyState>());
 
 /** The one BusyState of a node, so handlers and the overload monitor count together. */
-export function busyStateOf(node: KableNode): BusyState {
+export function busyStateOf(node: NodeControls): BusyState {
   let busy = byNode.get(node);
   if (busy === undefined) {
     busy = new BusyState(node);

@@ -1,10 +1,10 @@
-import type { KableNode } from './kable-node.js';
+import type { NodeControls } from './node-controls.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 /** Longest a dying process waits for its nodes' DOWN adverts to leave. */
 const ANNOUNCE_BOUND_MS = 1000;
 
-const live = new Set<KableNode>();
+const live = new Set<NodeControls>();
 let listening = false;
 
 /**
@@ -29,14 +29,14 @@ function stopListening(): void {
   for (const signal of SIGNALS) process.off(signal, onSignal);
 }
 
-export function watchSignals(node: KableNode): void {
+export function watchSignals(node: NodeControls): void {
   live.add(node);
   if (listening) return;
   listening = true;
   for (const signal of SIGNALS) process.on(signal, onSignal);
 }
 
-export function unwatchSignals(node: KableNode): void {
+export function unwatchSignals(node: NodeControls): void {
   live.delete(node);
   if (live.size === 0) stopListening();
 }

@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { busyStateOf } from './busy-state.js';
-import type { KableNode } from './kable-node.js';
+import type { NodeControls } from './node-controls.js';
 
 export interface OverloadOptions {
   /** Event-loop delay (p99 over one check, milliseconds) above which the node turns DOING_SOMETHING. Required. */
@@ -34,7 +34,7 @@ export class OverloadMonitor {
   overloads = 0;
 
   constructor(
-    private readonly node: KableNode,
+    private readonly node: NodeControls,
     options: OverloadOptions,
   ) {
     this.limitNs = options.maxEventLoopDelayMs * 1e6;
