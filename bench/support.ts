@@ -11,7 +11,7 @@ export interface Child {
 
 /** Runs a TypeScript bench script in a fresh process (with the test loader and its network guard). */
 export function run(file: string, args: string[]): Child {
-  const child = spawn(process.execPath, ['--import', './test/support/register-ts.js', file, ...args], {
+  const child = spawn(process.execPath, ['--import', './scripts/register-ts.js', file, ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const waiting: Array<[string, (value: Record<string, unknown>) => void]> = [];

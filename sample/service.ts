@@ -1,4 +1,4 @@
-// One process of the sample cluster: node --import ./test/support/register-ts.js sample/service.ts <math|orders|gateway>
+// One process of the sample cluster: node --import ./scripts/register-ts.js sample/service.ts <math|orders|gateway>
 // Prints JSON lines for the console: {"ready":...} once serving, then {"stats":...} every 200 ms.
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';

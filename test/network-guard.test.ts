@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { refusal, reportFileOf, takeViolations } from './support/network-guard.js';
+import { refusal, reportFileOf, takeViolations } from '../scripts/network-guard.js';
 
 // A documentation-only address (RFC 5737) stands for "outside loopback".
 const OUTSIDE = '192.0.2.1';
@@ -67,7 +67,7 @@ describe('network guard', () => {
     const report = reportFileOf(process.pid);
     const child = spawn(
       process.execPath,
-      ['--import', './test/support/register-ts.js', 'test/support/fixtures/send-outside.ts'],
+      ['--import', './scripts/register-ts.js', 'test/support/fixtures/send-outside.ts'],
       { stdio: ['ignore', 'pipe', 'ignore'] },
     );
     let output = '';

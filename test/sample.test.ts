@@ -13,7 +13,7 @@ describe('the sample cluster', () => {
     const env = { ...process.env, KABLE_SAMPLE_DISCOVERY: JSON.stringify(discovery) };
     const sample = spawn(
       process.execPath,
-      ['--import', './test/support/register-ts.js', 'sample/start.ts', '--watch', '--json'],
+      ['--import', './scripts/register-ts.js', 'sample/start.ts', '--watch', '--json'],
       {
         env,
         stdio: ['pipe', 'pipe', 'pipe'],
@@ -41,7 +41,7 @@ describe('the sample cluster', () => {
         process.execPath,
         [
           '--import',
-          './test/support/register-ts.js',
+          './scripts/register-ts.js',
           'sample/start.ts',
           '--watch',
           '--json',

@@ -1,4 +1,4 @@
-// One benchmark client process: node --import ./test/support/register-ts.js bench/clients/measure.ts <kind> <port> <discovery JSON> <requests>
+// One benchmark client process: node --import ./scripts/register-ts.js bench/clients/measure.ts <kind> <port> <discovery JSON> <requests>
 // Warms up, measures throughput with 100 requests in flight, then sequential latency; prints {"result":{...}}.
 // Prints {"warm":true} and {"loaded":true} around the throughput phase and waits for a line on stdin after each.
 import 'reflect-metadata';

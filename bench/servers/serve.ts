@@ -1,4 +1,4 @@
-// One benchmark server process: node --import ./test/support/register-ts.js bench/servers/serve.ts <kable|nest-tcp|raw> [discovery JSON]
+// One benchmark server process: node --import ./scripts/register-ts.js bench/servers/serve.ts <kable|nest-tcp|raw> [discovery JSON]
 // Prints {"ready":true,"port":N}; answers "cpu" on stdin with {"cpu":<microseconds of CPU used so far>}.
 import 'reflect-metadata';
 import { Decoder, Encoder } from '@msgpack/msgpack';

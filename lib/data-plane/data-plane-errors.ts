@@ -1,10 +1,15 @@
 import { KableError } from '../node/errors.js';
+import { brand } from '../node/brand.js';
 
 /**
  * A data-plane failure. `retryable` is true only when the request certainly never reached a handler
  * (refused, or never written to a socket), so sending it to another replica cannot run it twice.
  */
 export class KableDataPlaneError extends KableError {
+  static {
+    brand(this, 'KableDataPlaneError');
+  }
+
   constructor(
     code:
       'KABLE_PEER_UNREACHABLE' | 'KABLE_PEER_LOST' | 'KABLE_REFUSED' | 'KABLE_BACKPRESSURE' | 'KABLE_TIMEOUT',

@@ -1,6 +1,7 @@
 import { BaseRpcContext } from '@nestjs/microservices';
 import type { KableNode } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import { brand } from '../node/brand.js';
 
 /** Who called, as the calling node said in its connection's hello (empty for anonymous callers). */
 export interface KableCaller {
@@ -27,6 +28,10 @@ type KableContextArgs = [
 
 /** What `@Ctx()` gives a Kable handler: the pattern, the packet metadata, who called and who serves. */
 export class KableContext extends BaseRpcContext<KableContextArgs> {
+  static {
+    brand(this, 'KableContext');
+  }
+
   getPattern(): string {
     return this.args[0];
   }

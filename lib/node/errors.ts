@@ -1,7 +1,12 @@
 import type { NodeState } from './states.js';
+import { brand } from './brand.js';
 
 /** Every error the library raises carries a stable `code` that callers can switch on. */
 export class KableError extends Error {
+  static {
+    brand(this, 'KableError');
+  }
+
   constructor(
     readonly code: string,
     message: string,
@@ -14,6 +19,10 @@ export class KableError extends Error {
 
 /** A forbidden state transition: a programming error, thrown at the call. */
 export class KableStateError extends KableError {
+  static {
+    brand(this, 'KableStateError');
+  }
+
   constructor(
     readonly from: NodeState,
     readonly to: NodeState,
@@ -25,6 +34,10 @@ export class KableStateError extends KableError {
 
 /** pick() waited its whole timeout and no RUNNING node with that id appeared. */
 export class KablePickTimeoutError extends KableError {
+  static {
+    brand(this, 'KablePickTimeoutError');
+  }
+
   constructor(
     readonly serviceId: string,
     readonly timeout: number,
@@ -36,6 +49,10 @@ export class KablePickTimeoutError extends KableError {
 
 /** Options that cannot work: thrown at construction, naming the option to change. */
 export class KableOptionsError extends KableError {
+  static {
+    brand(this, 'KableOptionsError');
+  }
+
   constructor(message: string) {
     super('KABLE_OPTIONS', message);
     this.name = 'KableOptionsError';

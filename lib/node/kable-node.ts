@@ -18,6 +18,7 @@ import { StateMachine, type NodeStatus } from './state-machine.js';
 import type { NodeState } from './states.js';
 import { UpdateThrottle } from './update-throttle.js';
 import { validateId, validateNodeOptions, type ResolvedNodeOptions } from './validate-options.js';
+import { brand } from './brand.js';
 
 export interface KableNodeEvents {
   'peer:added': [peer: PeerRecord];
@@ -50,6 +51,10 @@ const MAX_REPORTED_DUPLICATES = 1024;
  * DiscoveryTransport.
  */
 export class KableNode extends EventEmitter<KableNodeEvents> {
+  static {
+    brand(this, 'KableNode');
+  }
+
   readonly id: string;
   readonly iid = randomUUID();
   readonly replica: boolean;

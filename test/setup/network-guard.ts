@@ -1,5 +1,5 @@
 // Fails any test that sends, or whose child processes send, a packet outside loopback: see
-// test/support/network-guard.js for the rule. Runs in every Jest worker before the tests.
+// scripts/network-guard.js for the rule. Runs in every Jest worker before the tests.
 import { afterEach, expect } from '@jest/globals';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import {
@@ -7,7 +7,7 @@ import {
   reportFileOf,
   takeViolations,
   watchMarkerOf,
-} from '../support/network-guard.js';
+} from '../../scripts/network-guard.js';
 
 installNetworkGuard();
 

@@ -20,7 +20,7 @@ export interface ChildFixture {
 
 /** Runs a TypeScript fixture with the test loader (and its network guard) in a child process. */
 export function runFixture(file: string, args: string[], timeout = 20_000, netns?: string): ChildFixture {
-  const command = [process.execPath, '--import', './test/support/register-ts.js', file, ...args];
+  const command = [process.execPath, '--import', './scripts/register-ts.js', file, ...args];
   // In a network namespace of the test's own: `ip netns exec` runs the same command there.
   const [program, ...rest] = netns === undefined ? command : ['ip', 'netns', 'exec', netns, ...command];
   const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -17,7 +17,7 @@ const options = {
 };
 
 // With KABLE_NEST_COMPAT=11 (the Nest 11 suite), child processes load Nest from test/compat/ as Jest does.
-const compatBase = new URL('../compat/package.json', import.meta.url).href;
+const compatBase = new URL('../test/compat/package.json', import.meta.url).href;
 const compat = process.env.KABLE_NEST_COMPAT === '11';
 
 export async function resolve(specifier, context, next) {

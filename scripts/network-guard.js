@@ -4,7 +4,7 @@
 // may send anywhere, since nothing it sends can leave that namespace.
 //
 // Installed in the Jest workers (test/setup/network-guard.ts) and in every child process started with
-// `--import ./test/support/register-ts.js`. A send that breaks the rule never happens: it fails like a
+// `--import ./scripts/register-ts.js`. A send that breaks the rule never happens: it fails like a
 // network error, is recorded, and the Jest hook fails the test that made it. Children append their
 // violations to a file of the Jest worker they descend from, so the parent test fails too.
 import dgram from 'node:dgram';
