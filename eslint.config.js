@@ -1,7 +1,18 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'test/compat/node_modules/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      'test/compat/node_modules/**',
+      'test/consumers/.packed/**',
+      'test/consumers/*/node_modules/**',
+      'test/consumers/*/dist/**',
+      'test/consumers/*/dist-e2e/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -33,6 +44,8 @@ export default tseslint.config(
       'bin/**/*.js',
       'sample/**/*.js',
       'bench/**/*.js',
+      'scripts/**/*.js',
+      'test/consumers/**',
     ],
     rules: { 'no-restricted-syntax': 'off' },
   },

@@ -16,7 +16,7 @@ export default {
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/compat/'],
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/compat/', '<rootDir>/test/consumers/'],
   setupFilesAfterEnv: ['<rootDir>/test/setup/network-guard.ts'],
   testTimeout: 30000,
   maxWorkers: 2,
