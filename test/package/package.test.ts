@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { runFixture } from '../support/processes.js';
@@ -21,8 +21,24 @@ function sources(folder: string): string[] {
   });
 }
 
+function newest(paths: string[]): number {
+  return Math.max(...paths.map((path) => statSync(path).mtimeMs));
+}
+
+// CI builds just before the tests; build again only when a source is newer than the build (or there is none).
 beforeAll(() => {
-  execFileSync(process.execPath, ['scripts/build.js'], { stdio: 'pipe' });
+  const built = ['dist/esm/index.js', 'dist/cjs/index.js', 'dist/cjs/package.json'];
+  const inputs = [
+    ...sources('lib').map((source) => `lib/${source}.ts`),
+    'scripts/build.js',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'tsconfig.build-cjs.json',
+  ];
+  const stale =
+    !built.every((path) => existsSync(path)) ||
+    newest(inputs) > Math.min(...built.map((path) => statSync(path).mtimeMs));
+  if (stale) execFileSync(process.execPath, ['scripts/build.js'], { stdio: 'pipe' });
 }, 180_000);
 
 describe('npm pack', () => {
