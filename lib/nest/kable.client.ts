@@ -6,6 +6,7 @@ import { kable } from '../kable.js';
 import { KableError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import { milliseconds } from '../node/validate-options.js';
 import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
@@ -113,7 +114,9 @@ export class KableClientProxy extends ClientProxy {
         return nodes.length >= count ? nodes : undefined;
       },
       `pattern "${route}" on ${count} node(s)`,
-      options.timeout ?? this.settings.pickTimeout,
+      options.timeout === undefined
+        ? this.settings.pickTimeout
+        : milliseconds('timeout', options.timeout, 'whenServed() option '),
     );
   }
 

@@ -4,6 +4,7 @@ import { Observable, finalize } from 'rxjs';
 import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data-plane/data-plane-server.js';
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
+import { milliseconds } from '../node/validate-options.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import { replyDirectly } from './direct-reply.js';
 import { channelFor } from './secure-data-plane.js';
@@ -56,6 +57,7 @@ export class KableServer
           `KableServer option "${name}" must be a non-negative integer of milliseconds.`,
         );
       }
+      if (value) milliseconds(name, value, 'KableServer option ');
     }
     if (options.node !== undefined) {
       this.node = options.node;

@@ -1,5 +1,6 @@
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
+import { milliseconds } from '../node/validate-options.js';
 import { CLIENT_DEFAULTS, rejectUnknownOptions, type KableClientOptions } from './kable.options.js';
 
 export interface ResolvedClientSettings {
@@ -9,6 +10,8 @@ export interface ResolvedClientSettings {
   retries: number;
   maxWaiters: number;
 }
+
+const WHO = 'KableClientProxy option ';
 
 function positive(name: string, value: unknown, allowZero = false): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
@@ -29,14 +32,14 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     throw new KableOptionsError('KableClientProxy option "target" must be a service id such as "math".');
   }
   return {
-    pickTimeout: positive('pickTimeout', options.pickTimeout ?? CLIENT_DEFAULTS.pickTimeout),
+    pickTimeout: milliseconds('pickTimeout', options.pickTimeout ?? CLIENT_DEFAULTS.pickTimeout, WHO),
     // A refusing or unreachable node is skipped until its next advert, at most one node timeout.
     avoidFor:
       options.discovery?.nodeTimeout ??
       Math.round(
         (options.discovery?.advertiseInterval ?? DEFAULTS.advertiseInterval) * DEFAULTS.nodeTimeoutFactor,
       ),
-    timeout: positive('timeout', options.timeout ?? CLIENT_DEFAULTS.timeout),
+    timeout: milliseconds('timeout', options.timeout ?? CLIENT_DEFAULTS.timeout, WHO),
     retries: positive('retries', options.retries ?? CLIENT_DEFAULTS.retries, true),
     maxWaiters: positive('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
   };

@@ -17,7 +17,12 @@ import { MAX_PROBED, SilenceProbe } from './silence-probe.js';
 import { StateMachine, type NodeStatus } from './state-machine.js';
 import type { NodeState } from './states.js';
 import { UpdateThrottle } from './update-throttle.js';
-import { validateId, validateNodeOptions, type ResolvedNodeOptions } from './validate-options.js';
+import {
+  milliseconds,
+  validateId,
+  validateNodeOptions,
+  type ResolvedNodeOptions,
+} from './validate-options.js';
 
 export interface KableNodeEvents {
   'peer:added': [peer: PeerRecord];
@@ -253,11 +258,11 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   pick(id: string, options: PickOptions = {}): Promise<PeerRecord> {
     const found = this.pickNow(id);
     if (found !== undefined) return Promise.resolve(found);
-    const timeout = options.timeout ?? this.options.pickTimeout;
-    if (!Number.isInteger(timeout) || timeout <= 0) {
-      return Promise.reject(
-        new KableOptionsError(`pick() timeout must be a positive whole number of ms; got ${timeout}.`),
-      );
+    let timeout: number;
+    try {
+      timeout = milliseconds('timeout', options.timeout ?? this.options.pickTimeout, 'pick() option ');
+    } catch (error) {
+      return Promise.reject(error);
     }
     return this.waiters.wait(id, timeout, options.signal);
   }
