@@ -59,8 +59,12 @@ export class KableClientProxy extends ClientProxy {
     this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);
   }
 
-  /** Joins the cluster (idempotent); requests made before it call it themselves. */
+  /** Joins the cluster (idempotent; again after close(), as Nest allows); requests call it themselves. */
   connect(): Promise<void> {
+    if (this.connecting === undefined) {
+      this.pool.reopen();
+      this.router.attach();
+    }
     this.connecting ??= (async () => {
       await this.node.join(true);
       this.joined = true;

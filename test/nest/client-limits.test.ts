@@ -1,8 +1,50 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import type { INestMicroservice } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { MicroserviceOptions } from '@nestjs/microservices';
+import { firstValueFrom } from 'rxjs';
+import { MemoryBus } from '../../lib/discovery/memory.transport.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
+import { PayloadModule } from './fixtures/payload.module.js';
 
+// Real Nest apps and real TCP data planes in one process, discovery on the in-memory bus.
 const MAX_TIMER_MS = 2 ** 31 - 1; // the longest delay a Node timer keeps
+
+let bus = new MemoryBus();
+const apps: INestMicroservice[] = [];
+const clients: KableClientProxy[] = [];
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.close()));
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+  bus = new MemoryBus();
+});
+
+async function service(options: Partial<ConstructorParameters<typeof KableServer>[0]> = {}) {
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(PayloadModule, {
+    strategy: new KableServer({
+      id: 'payload',
+      replica: true,
+      host: '127.0.0.1',
+      discovery: { transport: bus.transport(), advertiseInterval: 50 },
+      ...options,
+    }),
+    logger: false,
+  });
+  await app.listen();
+  apps.push(app);
+  return app;
+}
+
+function client(options: ConstructorParameters<typeof KableClientProxy>[0] = {}): KableClientProxy {
+  const proxy = new KableClientProxy({
+    host: '127.0.0.1',
+    discovery: { transport: bus.transport(), advertiseInterval: 50 },
+    ...options,
+  });
+  clients.push(proxy);
+  return proxy;
+}
 
 describe('client and server options', () => {
   it('refuse delays Node timers cannot keep, naming the option', () => {
@@ -14,5 +56,22 @@ describe('client and server options', () => {
       /KableServer option "drainTimeout" must be at most/,
     );
     expect(() => new KableServer({ id: 'math', leaveGrace: MAX_TIMER_MS + 1 })).toThrow(/"leaveGrace"/);
+  });
+});
+
+describe('KableClientProxy lifecycle', () => {
+  it('serves again after close() and connect(), as Nest allows', async () => {
+    await service();
+    const proxy = client({ pickTimeout: 3000 });
+    await proxy.connect();
+    await proxy.whenServed('echo');
+    expect(await firstValueFrom(proxy.send('echo', 1))).toBe(1);
+    await proxy.close();
+    await proxy.connect();
+    await proxy.whenServed('echo');
+    expect(await firstValueFrom(proxy.send('echo', 2))).toBe(2);
+    // And without an explicit connect(): send() connects, as with Nest's own clients.
+    await proxy.close();
+    expect(await firstValueFrom(proxy.send('echo', 3))).toBe(3);
   });
 });

@@ -89,7 +89,12 @@ describe('state reasons', () => {
     );
     expect(b.peer(a.iid)?.reason).toBe(a.state.reason);
     // And its DOWN, with a long reason too, still reaches the peer.
-    const removed = waitForEvent(b, 'peer:removed', (peer: { iid: string }) => peer.iid === a.iid, 3000);
+    const removed = waitForEvent(
+      b,
+      'peer:removed',
+      (peer: { iid: string }, _reason: string) => peer.iid === a.iid,
+      3000,
+    );
     await a.down('x'.repeat(5000));
     expect((await removed)[1]).toBe('unregister');
   });
@@ -111,7 +116,7 @@ describe('delays Node timers cannot keep', () => {
   const tooLong = MAX_TIMER_MS + 1;
 
   it('are refused by the node options, naming the option and the limit', () => {
-    cluster = new MemoryCluster();
+    const memory = (cluster = new MemoryCluster());
     for (const options of [
       { pickTimeout: tooLong },
       { advertiseInterval: tooLong },
@@ -119,11 +124,11 @@ describe('delays Node timers cannot keep', () => {
       { busy: { maxEventLoopDelayMs: tooLong } },
       { busy: { maxEventLoopDelayMs: 100, checkInterval: tooLong } },
     ]) {
-      expect(() => cluster.node('a', options)).toThrow(KableOptionsError);
-      expect(() => cluster.node('a', options)).toThrow(/at most 2147483647 ms/);
+      expect(() => memory.node('a', options)).toThrow(KableOptionsError);
+      expect(() => memory.node('a', options)).toThrow(/at most 2147483647 ms/);
     }
     // The largest delay a timer keeps is still fine.
-    expect(() => cluster.node('a', { pickTimeout: MAX_TIMER_MS })).not.toThrow();
+    expect(() => memory.node('a', { pickTimeout: MAX_TIMER_MS })).not.toThrow();
   });
 
   it('are refused by pick() and by a sentinel', async () => {
