@@ -53,7 +53,9 @@ export class KableClientProxy extends ClientProxy {
     this.pool = new PeerPool({
       hello: { iid: this.node.iid, id: this.node.id },
       connect: channelFor(this.node, options.tls).connect,
-      ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+      eventTimeout: resolved.timeout,
+      ...(resolved.maxFrameSize === undefined ? {} : { maxFrameSize: resolved.maxFrameSize }),
+      ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
     this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);

@@ -5,6 +5,7 @@ import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
 import { milliseconds } from '../node/validate-options.js';
+import { byteSize } from './validate-client-options.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import { replyDirectly } from './direct-reply.js';
 import { channelFor } from './secure-data-plane.js';
@@ -78,7 +79,7 @@ export class KableServer
         describe: () => this.catalog,
       },
       {
-        ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+        ...dataPlaneSizes(options),
         createServer: channelFor(this.node, options.tls).createServer,
       },
     );
@@ -288,4 +289,14 @@ function cancellable<T>(source: Observable<T>, expose: (unsubscribe: () => void)
     });
     return subscription;
   });
+}
+
+/** The data plane's byte limits, checked (a typo'd size would otherwise surface as dropped connections). */
+function dataPlaneSizes(options: KableServerOptions): { maxFrameSize?: number; writeHighWaterMark?: number } {
+  const sizes: { maxFrameSize?: number; writeHighWaterMark?: number } = {};
+  for (const name of ['maxFrameSize', 'writeHighWaterMark'] as const) {
+    const value = byteSize('KableServer', name, options[name]);
+    if (value !== undefined) sizes[name] = value;
+  }
+  return sizes;
 }

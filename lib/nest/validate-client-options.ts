@@ -9,6 +9,8 @@ export interface ResolvedClientSettings {
   timeout: number;
   retries: number;
   maxWaiters: number;
+  maxFrameSize: number | undefined;
+  maxQueuedBytes: number | undefined;
 }
 
 const WHO = 'KableClientProxy option ';
@@ -20,6 +22,21 @@ function positive(name: string, value: unknown, allowZero = false): number {
     );
   }
   return value;
+}
+
+/** Byte sizes: at least 1 KiB (a frame must hold a request), at most 4 GiB - 1 (the length prefix). */
+export function byteSize(who: string, name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1024 || value > 0xffffffff) {
+    throw new KableOptionsError(
+      `${who} option "${name}" must be a whole number of bytes from 1024 to 4294967295; got ${String(value)}.`,
+    );
+  }
+  return value;
+}
+
+function bytes(name: string, value: unknown): number | undefined {
+  return byteSize('KableClientProxy', name, value);
 }
 
 /** The client's own options; the node's are checked by the node core. */
@@ -42,5 +59,7 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     timeout: milliseconds('timeout', options.timeout ?? CLIENT_DEFAULTS.timeout, WHO),
     retries: positive('retries', options.retries ?? CLIENT_DEFAULTS.retries, true),
     maxWaiters: positive('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
+    maxFrameSize: bytes('maxFrameSize', options.maxFrameSize),
+    maxQueuedBytes: bytes('maxQueuedBytes', options.maxQueuedBytes),
   };
 }

@@ -57,6 +57,57 @@ describe('client and server options', () => {
     );
     expect(() => new KableServer({ id: 'math', leaveGrace: MAX_TIMER_MS + 1 })).toThrow(/"leaveGrace"/);
   });
+
+  it('refuse byte sizes that cannot work', () => {
+    expect(() => new KableClientProxy({ maxQueuedBytes: 10 })).toThrow(
+      /KableClientProxy option "maxQueuedBytes" must be a whole number of bytes from 1024/,
+    );
+    expect(() => new KableClientProxy({ maxFrameSize: 2 ** 32 })).toThrow(/"maxFrameSize"/);
+    expect(() => new KableServer({ id: 'math', writeHighWaterMark: -1 })).toThrow(
+      /KableServer option "writeHighWaterMark"/,
+    );
+    expect(() => new KableServer({ id: 'math', maxFrameSize: 1.5 })).toThrow(/"maxFrameSize"/);
+  });
+});
+
+describe('payloads over the frame limit', () => {
+  it('a 20 MiB request fails alone with KABLE_PAYLOAD_TOO_LARGE; a concurrent small one is served', async () => {
+    const app = await service();
+    const proxy = client();
+    await proxy.whenServed('size');
+    expect(await firstValueFrom(proxy.send('size', { blob: 'warm' }))).toBe(4);
+    const big = firstValueFrom(proxy.send('size', { blob: Buffer.alloc(20 * 1024 * 1024, 1) })).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const small = firstValueFrom(proxy.send('size', { blob: 'small' }));
+    const [error, answer] = await Promise.all([big, small]);
+    expect(answer).toBe(5);
+    expect(error).toMatchObject({ code: 'KABLE_PAYLOAD_TOO_LARGE', retryable: false });
+    expect((error as Error).message).toMatch(
+      /"size" not sent: it is 2097\d{4} bytes encoded, over the 16777216-byte limit/,
+    );
+    const server = (app as unknown as { serverInstance: KableServer }).serverInstance;
+    expect(server.node.stats()).toMatchObject({
+      'dataPlane.connections': 1,
+      'dataPlane.openConnections': 1,
+    });
+  });
+
+  it('a reply over the client limit reaches that caller as an error; others are served', async () => {
+    await service();
+    const proxy = client({ maxFrameSize: 1024 * 1024 });
+    await proxy.whenServed('make');
+    const [error, answer] = await Promise.all([
+      firstValueFrom(proxy.send('make', 2 * 1024 * 1024)).then(
+        () => undefined,
+        (e: unknown) => e,
+      ),
+      firstValueFrom(proxy.send('echo', 'small')),
+    ]);
+    expect(answer).toBe('small');
+    expect(error).toMatchObject({ code: 'KABLE_PAYLOAD_TOO_LARGE', limit: 1024 * 1024 });
+  });
 });
 
 describe('KableClientProxy lifecycle', () => {
