@@ -132,7 +132,15 @@ export class PeerConnection {
       return noop;
     }
     const id = this.allocateId();
-    const entry: Pending = { observer, pattern, written: false, ...this.nextSlot() };
+    const writer = this.writer;
+    const entry: Pending = {
+      observer,
+      pattern,
+      written: false,
+      batch: writer.batch,
+      start: writer.batchOffset,
+      size: 0,
+    };
     this.pending.set(id, entry);
     this.unwritten.push(id);
     const limit = this.roomFor();
@@ -288,12 +296,19 @@ export class PeerConnection {
     // The hello must go first: ahead of what is already encoded, so written straight out. What is
     // queued waits for the server's hello (its size limit); the connect timeout bounds that wait.
     this.socket!.write(helloFrame(this.options.hello, this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE));
+    this.startSending();
+  }
+
+  /** Once open and the server's limit is known (in either order), what is queued goes out. */
+  private startSending(): void {
+    if (!this.opened || this.serverMaxFrameSize === undefined || this.closed) return;
+    clearTimeout(this.connectTimer);
+    this.writer.attach(this.socket!);
   }
 
   /** The server said how large a frame it accepts: fail what is queued over it, then start sending. */
   private onServerHello(maxFrameSize: number | undefined): void {
-    if (this.serverMaxFrameSize !== undefined || !this.opened) return;
-    clearTimeout(this.connectTimer);
+    if (this.serverMaxFrameSize !== undefined) return;
     const limit = maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.serverMaxFrameSize = limit;
     for (const [id, entry] of this.pending) {
@@ -307,7 +322,7 @@ export class PeerConnection {
       this.writer.remove(event.batch, event.start, event.size);
       return this.tooLarge('Event', event.pattern, event.size, limit);
     });
-    this.writer.attach(this.socket!);
+    this.startSending();
   }
 
   private markWritten(): void {
