@@ -51,12 +51,19 @@ export interface DataPlaneServerOptions {
   maxInFlightPerConnection?: number;
   /**
    * Unsent reply bytes of one connection past which the server stops reading its requests, until they
-   * drain to half (default 8 MiB). A client that never reads costs at most this plus one frame.
+   * drain to half (default 8 MiB, at least 64 KiB). A client that never reads costs at most this plus
+   * one frame.
    */
   writeHighWaterMark?: number;
   /** Makes the listening server (TLS plugs in here). Default: plain TCP. */
   createServer?: (onConnection: (socket: net.Socket) => void) => net.Server;
 }
+
+/**
+ * Past this many unsent bytes a socket's write() says "wait for drain" (Node's default for sockets is
+ * 16 KiB): a mark at least this high guarantees that a paused connection gets a 'drain' to resume on.
+ */
+export const MIN_WRITE_HIGH_WATER_MARK = 64 * 1024;
 
 export interface DataPlaneServerEvents {
   warning: [warning: KableWarning];
@@ -100,7 +107,10 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     super();
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.maxInFlightPerConnection = options.maxInFlightPerConnection ?? 10_000;
-    this.writeHighWaterMark = options.writeHighWaterMark ?? 8 * 1024 * 1024;
+    this.writeHighWaterMark = Math.max(
+      MIN_WRITE_HIGH_WATER_MARK,
+      options.writeHighWaterMark ?? 8 * 1024 * 1024,
+    );
     this.warnings = new WarningLimiter((warning) => {
       if (this.listenerCount('warning') > 0) this.emit('warning', warning);
     });
@@ -278,7 +288,7 @@ class ServerConnection {
     this.writer.attach(socket);
     // First frame out: the largest frame this server accepts, so the client checks sizes before sending.
     this.writer.write([FrameType.HELLO, { max: server.maxFrameSize }]);
-    this.writer.onFlush = () => this.resumeIfDrained();
+    // Only on 'drain', which never comes in the middle of decoding: resuming hands out held frames.
     socket.on('drain', () => this.resumeIfDrained());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {

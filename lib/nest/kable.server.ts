@@ -1,7 +1,12 @@
 import type { CustomTransportStrategy, MessageHandler, WritePacket } from '@nestjs/microservices';
 import { Server } from '@nestjs/microservices';
 import { Observable, finalize } from 'rxjs';
-import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data-plane/data-plane-server.js';
+import {
+  DataPlaneServer,
+  MIN_WRITE_HIGH_WATER_MARK,
+  type InboundRequest,
+  type ReplyChannel,
+} from '../data-plane/data-plane-server.js';
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
 import { milliseconds } from '../node/validate-options.js';
@@ -295,7 +300,8 @@ function cancellable<T>(source: Observable<T>, expose: (unsubscribe: () => void)
 function dataPlaneSizes(options: KableServerOptions): { maxFrameSize?: number; writeHighWaterMark?: number } {
   const sizes: { maxFrameSize?: number; writeHighWaterMark?: number } = {};
   for (const name of ['maxFrameSize', 'writeHighWaterMark'] as const) {
-    const value = byteSize('KableServer', name, options[name]);
+    const min = name === 'writeHighWaterMark' ? MIN_WRITE_HIGH_WATER_MARK : 1024;
+    const value = byteSize('KableServer', name, options[name], min);
     if (value !== undefined) sizes[name] = value;
   }
   return sizes;

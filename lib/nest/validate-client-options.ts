@@ -25,11 +25,11 @@ function positive(name: string, value: unknown, allowZero = false): number {
 }
 
 /** Byte sizes: at least 1 KiB (a frame must hold a request), at most 4 GiB - 1 (the length prefix). */
-export function byteSize(who: string, name: string, value: unknown): number | undefined {
+export function byteSize(who: string, name: string, value: unknown, min = 1024): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1024 || value > 0xffffffff) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 0xffffffff) {
     throw new KableOptionsError(
-      `${who} option "${name}" must be a whole number of bytes from 1024 to 4294967295; got ${String(value)}.`,
+      `${who} option "${name}" must be a whole number of bytes from ${min} to 4294967295; got ${String(value)}.`,
     );
   }
   return value;
