@@ -185,7 +185,10 @@ export class PeerConnection {
   describe(timeoutMs: number): Promise<PatternLists> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        // Taken back if still unsent; a late answer is ignored.
+        const entry = this.pending.get(id);
         this.pending.delete(id);
+        if (entry !== undefined && !entry.written) this.writer.remove(entry.batch, entry.start, entry.size);
         reject(
           new KableDataPlaneError(
             'KABLE_TIMEOUT',
@@ -195,7 +198,7 @@ export class PeerConnection {
         );
       }, timeoutMs);
       const id = this.allocateId();
-      this.pending.set(id, {
+      const entry: Pending = {
         ...this.nextSlot(),
         pattern: '(describe)',
         written: false,
@@ -211,9 +214,10 @@ export class PeerConnection {
           clearTimeout(timer);
           resolve(lists);
         },
-      });
+      };
+      this.pending.set(id, entry);
       this.unwritten.push(id);
-      this.writer.write([FrameType.DESCRIBE, id]);
+      entry.size = this.writer.write([FrameType.DESCRIBE, id]);
       this.ensureConnected();
     });
   }
