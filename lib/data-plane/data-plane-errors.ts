@@ -12,7 +12,12 @@ export class KableDataPlaneError extends KableError {
 
   constructor(
     code:
-      'KABLE_PEER_UNREACHABLE' | 'KABLE_PEER_LOST' | 'KABLE_REFUSED' | 'KABLE_BACKPRESSURE' | 'KABLE_TIMEOUT',
+      | 'KABLE_PEER_UNREACHABLE'
+      | 'KABLE_PEER_LOST'
+      | 'KABLE_REFUSED'
+      | 'KABLE_BACKPRESSURE'
+      | 'KABLE_TIMEOUT'
+      | 'KABLE_PAYLOAD_TOO_LARGE',
     message: string,
     readonly retryable: boolean,
     options?: { cause?: unknown },

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { KableWarning } from '../node/errors.js';
 import { WarningLimiter } from '../node/warning-limiter.js';
-import { FrameDecoder } from './frame-decoder.js';
+import { FrameDecoder, type DecodeFailure } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -49,11 +49,21 @@ export interface DataPlaneServerOptions {
   maxConnections?: number;
   /** Most requests in flight on one connection (default 10000); more are answered REFUSED. */
   maxInFlightPerConnection?: number;
-  /** Bytes queued for one slow reader before the server stops reading its requests (default 8 MiB). */
+  /**
+   * Unsent reply bytes of one connection past which the server stops reading its requests, until they
+   * drain to half (default 8 MiB, at least 64 KiB). A client that never reads costs at most this plus
+   * one frame.
+   */
   writeHighWaterMark?: number;
   /** Makes the listening server (TLS plugs in here). Default: plain TCP. */
   createServer?: (onConnection: (socket: net.Socket) => void) => net.Server;
 }
+
+/**
+ * Past this many unsent bytes a socket's write() says "wait for drain" (Node's default for sockets is
+ * 16 KiB): a mark at least this high guarantees that a paused connection gets a 'drain' to resume on.
+ */
+export const MIN_WRITE_HIGH_WATER_MARK = 64 * 1024;
 
 export interface DataPlaneServerEvents {
   warning: [warning: KableWarning];
@@ -76,7 +86,19 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   private inFlightCount = 0;
   private closing: Promise<void> | undefined;
   /** @internal */
-  readonly counters = { connections: 0, requests: 0, events: 0, refusedRequests: 0, cancelled: 0 };
+  readonly counters = {
+    connections: 0,
+    requests: 0,
+    events: 0,
+    refusedRequests: 0,
+    cancelled: 0,
+    /** Times a connection was paused because its client did not read its replies. */
+    readPauses: 0,
+    /** Replies over the caller's maxFrameSize, answered with KABLE_PAYLOAD_TOO_LARGE instead. */
+    oversizedReplies: 0,
+    /** Most unsent reply bytes one connection has held at once. */
+    peakConnectionBacklog: 0,
+  };
 
   constructor(
     readonly handler: DataPlaneHandler,
@@ -85,7 +107,10 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     super();
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.maxInFlightPerConnection = options.maxInFlightPerConnection ?? 10_000;
-    this.writeHighWaterMark = options.writeHighWaterMark ?? 8 * 1024 * 1024;
+    this.writeHighWaterMark = Math.max(
+      MIN_WRITE_HIGH_WATER_MARK,
+      options.writeHighWaterMark ?? 8 * 1024 * 1024,
+    );
     this.warnings = new WarningLimiter((warning) => {
       if (this.listenerCount('warning') > 0) this.emit('warning', warning);
     });
@@ -147,10 +172,18 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   }
 
   stats(): Record<string, number> {
+    let bufferedBytes = 0;
+    let pausedConnections = 0;
+    for (const connection of this.connections) {
+      bufferedBytes += connection.bufferedBytes;
+      if (connection.readingPaused) pausedConnections++;
+    }
     return {
       ...this.counters,
       openConnections: this.connections.size,
       inFlight: this.inFlightCount,
+      bufferedBytes,
+      pausedConnections,
       ...prefixed(this.warnings.counts),
     };
   }
@@ -200,6 +233,7 @@ class Reply implements ReplyChannel {
   constructor(
     private readonly connection: ServerConnection,
     readonly id: number,
+    readonly pattern: string,
   ) {}
 
   get closed(): boolean {
@@ -209,15 +243,13 @@ class Reply implements ReplyChannel {
   next(value: unknown, last = false): void {
     if (this.done) return;
     if (last) {
-      this.connection.write([FrameType.NEXT, this.id, value, true]);
-      this.connection.finish(this);
-    } else this.connection.write([FrameType.NEXT, this.id, value]);
+      if (this.connection.reply(this, [FrameType.NEXT, this.id, value, true])) this.connection.finish(this);
+    } else this.connection.reply(this, [FrameType.NEXT, this.id, value]);
   }
 
   error(error: unknown): void {
     if (this.done) return;
-    this.connection.write([FrameType.ERROR, this.id, error]);
-    this.connection.finish(this);
+    if (this.connection.reply(this, [FrameType.ERROR, this.id, error])) this.connection.finish(this);
   }
 
   complete(): void {
@@ -238,7 +270,10 @@ class ServerConnection {
   private readonly decoder: FrameDecoder;
   private readonly writer = new FrameWriter();
   private readonly replies = new Map<number, Reply>();
+  private readonly deliver = (value: unknown): void => this.onValue(value);
   private caller: CallerIdentity | undefined;
+  /** Largest frame the client accepts: from its hello; the default until then. */
+  private callerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   private gone = false;
   private paused = false;
   readonly remote: string;
@@ -251,8 +286,10 @@ class ServerConnection {
     this.decoder = new FrameDecoder(server.maxFrameSize);
     socket.setNoDelay(true);
     this.writer.attach(socket);
-    this.writer.onFlush = () => this.applyBackPressure();
-    socket.on('drain', () => this.applyBackPressure());
+    // First frame out: the largest frame this server accepts, so the client checks sizes before sending.
+    this.writer.write([FrameType.HELLO, { max: server.maxFrameSize }]);
+    // Only on 'drain', which never comes in the middle of decoding: resuming hands out held frames.
+    socket.on('drain', () => this.resumeIfDrained());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
       if (this.decoder.pendingBytes > 0)
@@ -262,8 +299,49 @@ class ServerConnection {
     socket.on('error', () => socket.destroy());
   }
 
+  /** Unsent reply bytes plus received bytes not yet decoded. */
+  get bufferedBytes(): number {
+    return this.backlog + this.decoder.pendingBytes;
+  }
+
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
   write(frame: unknown[]): void {
-    if (!this.gone) this.writer.write(frame);
+    if (this.gone) return;
+    this.writer.write(frame);
+    this.pauseIfBacklogged();
+  }
+
+  /**
+   * Writes one reply frame. One over the caller's maxFrameSize is not sent: the request gets a
+   * KABLE_PAYLOAD_TOO_LARGE error instead (and its handler is cancelled), the connection and its other
+   * requests carry on. Returns false when the frame was replaced so.
+   */
+  reply(reply: Reply, frame: unknown[]): boolean {
+    if (this.gone) return true;
+    const size = this.writer.write(frame, this.callerMaxFrameSize);
+    if (size <= this.callerMaxFrameSize) {
+      this.pauseIfBacklogged();
+      return true;
+    }
+    this.server.counters.oversizedReplies++;
+    this.write([
+      FrameType.ERROR,
+      reply.id,
+      {
+        status: 'error',
+        code: 'KABLE_PAYLOAD_TOO_LARGE',
+        message:
+          `The reply to "${reply.pattern}" is ${size} bytes, over the ${this.callerMaxFrameSize}-byte limit ` +
+          `of its caller (maxFrameSize); it was not sent.`,
+        size,
+        limit: this.callerMaxFrameSize,
+      },
+    ]);
+    this.cancel(reply);
+    return false;
   }
 
   finish(reply: Reply): void {
@@ -283,7 +361,10 @@ class ServerConnection {
   }
 
   private onData(chunk: Buffer): void {
-    const failure = this.decoder.push(chunk, (value) => this.onValue(value));
+    this.afterDecode(this.decoder.push(chunk, this.deliver));
+  }
+
+  private afterDecode(failure: DecodeFailure | undefined): void {
     if (failure !== undefined && !this.gone) {
       this.server.reject(
         this,
@@ -309,7 +390,7 @@ class ServerConnection {
             this.server.reject(this, 'duplicateRequestId', `request id ${frame.id} already in flight`);
             return;
           }
-          const reply = new Reply(this, frame.id);
+          const reply = new Reply(this, frame.id, frame.pattern);
           if (this.replies.size >= this.server.maxInFlightPerConnection) {
             reply.refuse('too many requests in flight on this connection');
             return;
@@ -339,7 +420,8 @@ class ServerConnection {
           this.write([FrameType.DESCRIPTION, frame.id, handler.describe()]);
           return;
         case FrameType.HELLO:
-          this.caller = frame.caller;
+          if (frame.caller !== undefined) this.caller = frame.caller;
+          if (frame.maxFrameSize !== undefined) this.callerMaxFrameSize = frame.maxFrameSize;
           return;
         default:
           this.server.reject(this, 'unexpectedFrame', `a frame of type ${frame.type} sent to a server`);
@@ -361,15 +443,32 @@ class ServerConnection {
     }
   }
 
-  /** Stops reading from a client that does not read its replies, until its backlog drains. */
-  private applyBackPressure(): void {
-    const backlog = this.socket.writableLength + this.writer.queuedBytes;
-    if (!this.paused && backlog > this.server.writeHighWaterMark) {
-      this.paused = true;
-      this.socket.pause();
-    } else if (this.paused && backlog <= this.server.writeHighWaterMark / 2) {
-      this.paused = false;
-      this.socket.resume();
-    }
+  private get backlog(): number {
+    return this.socket.writableLength + this.writer.queuedBytes;
+  }
+
+  /**
+   * Checked after every frame written, whatever the writer is doing (a writer waiting for 'drain' never
+   * flushes, so a check on flush alone never runs against a client that stopped reading): past the
+   * high-water mark, stop reading this client's requests, even those already received (the decoder
+   * holds them), until its replies drain.
+   */
+  private pauseIfBacklogged(): void {
+    const backlog = this.backlog;
+    const counters = this.server.counters;
+    if (backlog > counters.peakConnectionBacklog) counters.peakConnectionBacklog = backlog;
+    if (this.paused || backlog <= this.server.writeHighWaterMark) return;
+    this.paused = true;
+    counters.readPauses++;
+    this.socket.pause();
+    this.decoder.hold();
+  }
+
+  private resumeIfDrained(): void {
+    if (!this.paused || this.gone || this.backlog > this.server.writeHighWaterMark / 2) return;
+    this.paused = false;
+    // What was received meanwhile first; it may fill the backlog and pause again.
+    this.afterDecode(this.decoder.release(this.deliver));
+    if (!this.paused && !this.gone) this.socket.resume();
   }
 }

@@ -2,6 +2,8 @@ import { Encoder } from '@msgpack/msgpack';
 import type { Socket } from 'node:net';
 
 const CHUNK = 64 * 1024;
+/** After encoding a frame larger than this, the encoder is replaced: it would keep its grown buffer. */
+const KEEP_ENCODER_BELOW = 1024 * 1024;
 /**
  * A burst is written in slices of this many frames rather than all at the end of the tick, so the peer
  * starts working on the first slice while this side still produces the rest (both cores busy).
@@ -14,7 +16,7 @@ const FLUSH_EVERY_FRAMES = 32;
  * over its high-water mark) frames keep accumulating, up to the owner's caps.
  */
 export class FrameWriter {
-  private readonly encoder = new Encoder({ ignoreUndefined: true });
+  private encoder = new Encoder({ ignoreUndefined: true });
   private buffer = Buffer.allocUnsafe(CHUNK);
   private used = 0;
   private full: Buffer[] = [];
@@ -22,14 +24,29 @@ export class FrameWriter {
   private pendingFrames = 0;
   private socket: Socket | undefined;
   private blocked = false;
+  /** Bytes of the batch (queued since the last hand-over), removed frames included. */
+  private batchLength = 0;
+  /** Frames taken back before they were handed over: [start, end) offsets in the batch. */
+  private removed: Array<[number, number]> = [];
+  private removedBytes = 0;
+  /** Counts hand-overs to the socket: a frame queued in an earlier batch can no longer be taken back. */
+  batch = 0;
   /** Called after each write with nothing left queued: lets the owner settle "written" promises. */
   onFlush: (() => void) | undefined;
 
   /** Bytes encoded but not yet handed to the socket. */
   get queuedBytes(): number {
-    let total = this.used;
-    for (const buffer of this.full) total += buffer.length;
-    return total;
+    return this.batchLength - this.removedBytes;
+  }
+
+  /** Where the next frame starts in the current batch (what `remove` needs to find it again). */
+  get batchOffset(): number {
+    return this.batchLength;
+  }
+
+  /** True while the socket refused more (over its high-water mark) and 'drain' has not come yet. */
+  get waitingForDrain(): boolean {
+    return this.blocked;
   }
 
   /** Starts writing to `socket` (frames written before are sent now). */
@@ -47,6 +64,20 @@ export class FrameWriter {
     this.socket = undefined;
     this.full = [];
     this.used = 0;
+    this.batchLength = 0;
+    this.removed = [];
+    this.removedBytes = 0;
+  }
+
+  /**
+   * Takes back a frame written at `start` (its `batchOffset`) of `batch`, `size` bytes long, if it has not
+   * been handed to the socket yet. Returns false when it already was.
+   */
+  remove(batch: number, start: number, size: number): boolean {
+    if (batch !== this.batch || this.socket?.destroyed === true) return false;
+    this.removed.push([start, start + size]);
+    this.removedBytes += size;
+    return true;
   }
 
   /** One frame as bytes, outside the batch (for a frame that must go before what is queued). */
@@ -58,15 +89,30 @@ export class FrameWriter {
     return out;
   }
 
-  write(frame: unknown[]): void {
+  /**
+   * Queues one frame and returns its size in bytes (length prefix included). A frame larger than
+   * `limit` is not queued: the caller compares the size it gets back with the limit it gave.
+   */
+  write(frame: unknown[], limit = Infinity): number {
     const body = this.encoder.encodeSharedRef(frame);
     const size = body.length + 4;
+    if (size > limit) {
+      this.releaseLargeEncoder(size);
+      return size;
+    }
     if (this.used + size > this.buffer.length) this.rotate(size);
     this.buffer.writeUInt32BE(body.length, this.used);
     this.buffer.set(body, this.used + 4);
     this.used += size;
+    this.batchLength += size;
+    this.releaseLargeEncoder(size);
     if (++this.pendingFrames >= FLUSH_EVERY_FRAMES) this.flush();
     else this.schedule();
+    return size;
+  }
+
+  private releaseLargeEncoder(size: number): void {
+    if (size > KEEP_ENCODER_BELOW) this.encoder = new Encoder({ ignoreUndefined: true });
   }
 
   private rotate(size: number): void {
@@ -92,7 +138,11 @@ export class FrameWriter {
     if (this.used === 0 && this.full.length === 0) return;
     this.pendingFrames = 0;
     let data: Buffer;
-    if (this.full.length === 0) {
+    if (this.removed.length > 0) {
+      data = this.withoutRemoved();
+      this.full = [];
+      if (this.buffer.length > CHUNK) this.buffer = Buffer.allocUnsafe(CHUNK);
+    } else if (this.full.length === 0) {
       // The socket keeps what it is given until sent: hand it a copy and reuse the buffer.
       data = Buffer.from(this.buffer.subarray(0, this.used));
     } else {
@@ -102,7 +152,37 @@ export class FrameWriter {
       this.buffer = Buffer.allocUnsafe(CHUNK);
     }
     this.used = 0;
-    if (!socket.write(data)) this.blocked = true;
+    this.batch++;
+    this.batchLength = 0;
+    if (data.length > 0 && !socket.write(data)) this.blocked = true;
     this.onFlush?.();
+  }
+
+  /** The batch as one buffer, without the frames taken back. */
+  private withoutRemoved(): Buffer {
+    const parts = this.used > 0 ? [...this.full, this.buffer.subarray(0, this.used)] : this.full;
+    const gaps = this.removed.sort((a, b) => a[0] - b[0]);
+    const out = Buffer.allocUnsafe(this.batchLength - this.removedBytes);
+    let written = 0;
+    let offset = 0; // of the current part in the batch
+    let gap = 0;
+    for (const part of parts) {
+      let from = 0;
+      while (from < part.length) {
+        const at = offset + from;
+        while (gap < gaps.length && gaps[gap][1] <= at) gap++;
+        if (gap < gaps.length && gaps[gap][0] <= at) {
+          from = Math.min(part.length, gaps[gap][1] - offset);
+          continue;
+        }
+        const until = gap < gaps.length ? Math.min(part.length, gaps[gap][0] - offset) : part.length;
+        written += part.copy(out, written, from, until);
+        from = until;
+      }
+      offset += part.length;
+    }
+    this.removed = [];
+    this.removedBytes = 0;
+    return out;
   }
 }

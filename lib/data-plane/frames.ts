@@ -12,7 +12,7 @@ export const FrameType = {
   REFUSED: 7, // [7, id, reason]     not served (node not RUNNING, too busy): safe to retry elsewhere
   DESCRIBE: 8, // [8, id]             asks for the node's pattern lists
   DESCRIPTION: 9, // [9, id, { messages, events }]
-  HELLO: 10, // [10, { id, iid }]    optional first client frame: who is calling
+  HELLO: 10, // [10, { id?, iid?, max? }] first frame each way: who is calling (client), largest frame accepted
 } as const;
 
 export type Metadata = Record<string, unknown>;
@@ -35,7 +35,7 @@ export type Frame =
   | { type: 7; id: number; reason: string }
   | { type: 8; id: number }
   | { type: 9; id: number; lists: PatternLists }
-  | { type: 10; caller: CallerIdentity };
+  | { type: 10; caller: CallerIdentity | undefined; maxFrameSize: number | undefined };
 
 /** Largest frame accepted unless configured (16 MiB): big enough for real payloads, small enough to bound memory. */
 export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
@@ -91,10 +91,14 @@ export function parseFrame(value: unknown): Frame | undefined {
     }
     case FrameType.HELLO: {
       if (value.length !== 2 || a === null || typeof a !== 'object') return undefined;
-      const caller = a as Partial<CallerIdentity>;
-      if (typeof caller.id !== 'string' || typeof caller.iid !== 'string') return undefined;
-      if (caller.id.length > 256 || caller.iid.length > 256) return undefined;
-      return { type, caller: { id: caller.id, iid: caller.iid } };
+      const hello = a as Partial<CallerIdentity> & { max?: unknown };
+      const max = hello.max;
+      if (max !== undefined && !(isId(max) && max > 0)) return undefined;
+      if (hello.id === undefined && hello.iid === undefined)
+        return { type, caller: undefined, maxFrameSize: max };
+      if (typeof hello.id !== 'string' || typeof hello.iid !== 'string') return undefined;
+      if (hello.id.length > 256 || hello.iid.length > 256) return undefined;
+      return { type, caller: { id: hello.id, iid: hello.iid }, maxFrameSize: max };
     }
     default:
       return undefined;

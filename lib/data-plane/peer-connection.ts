@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { KableDataPlaneError } from './data-plane-errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
+import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
@@ -19,8 +20,16 @@ export interface ReplyObserver {
 }
 
 export interface PeerConnectionOptions {
-  /** Largest frame accepted from the server, bytes (default 16 MiB). */
+  /** Largest frame accepted from the server, bytes (default 16 MiB); told to the server in the hello. */
   maxFrameSize?: number;
+  /**
+   * Bytes queued for this peer and not yet sent (default 32 MiB). Past it, requests and events fail at
+   * once with KABLE_BACKPRESSURE (retryable: nothing was sent); one frame is always let through into an
+   * empty queue, so memory per peer is bounded by this plus one frame.
+   */
+  maxQueuedBytes?: number;
+  /** Milliseconds an event may wait to be handed to the socket before it fails with KABLE_TIMEOUT (default 30000). */
+  eventTimeout?: number;
   /** Milliseconds to establish the connection before requests fail as unreachable (default 5000). */
   connectTimeout?: number;
   /** Sent first, so the server knows which node calls. */
@@ -35,7 +44,7 @@ export interface PeerConnectionOptions {
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
 
-interface Pending {
+interface Pending extends QueuedFrame {
   observer: ReplyObserver | undefined;
   pattern: string;
   /** Handed to the socket: from then on a failure may mean the handler ran. */
@@ -43,10 +52,17 @@ interface Pending {
   describe?: (lists: PatternLists) => void;
 }
 
+export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+
 /**
  * One persistent, multiplexed connection to one peer. Connects on first use; every request and event
  * goes through it, batched. When it breaks, requests never written fail as retryable
  * (KABLE_PEER_UNREACHABLE) and requests already written fail at once as KABLE_PEER_LOST.
+ *
+ * Limits: each side tells the other the largest frame it accepts in its hello; frames are sent only
+ * once the server's is known, and one over it fails alone (KABLE_PAYLOAD_TOO_LARGE) instead of
+ * breaking the connection. Unsent bytes are capped (maxQueuedBytes), and a request or event taken
+ * back before it was sent (cancelled, timed out) leaves the queue without a trace on the wire.
  */
 export class PeerConnection {
   private socket: net.Socket | undefined;
@@ -54,9 +70,12 @@ export class PeerConnection {
   private readonly decoder: FrameDecoder;
   private readonly pending = new Map<number, Pending>();
   private unwritten: number[] = [];
-  private emitsWaiting: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  private readonly events: UnsentEvents;
   private nextId = 1;
   private opened = false;
+  /** Largest frame the server accepts, from its hello; nothing is sent before it is known. */
+  private serverMaxFrameSize: number | undefined;
+  private readonly maxQueuedBytes: number;
   private connectTimer: NodeJS.Timeout | undefined;
   status: PeerConnectionStatus = 'connecting';
   private readonly maxPending: number;
@@ -70,7 +89,21 @@ export class PeerConnection {
     this.label = `${host}:${port}`;
     this.decoder = new FrameDecoder(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
     this.maxPending = options.maxPending ?? 10_000;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.events = new UnsentEvents(options.eventTimeout ?? 30_000, (event) => {
+      this.writer.remove(event.batch, event.start, event.size);
+      return new KableDataPlaneError(
+        'KABLE_TIMEOUT',
+        `Event "${event.pattern}" not sent: ${this.label} took no data for ${options.eventTimeout ?? 30_000} ms (option: timeout); it was dropped unsent.`,
+        false,
+      );
+    });
     this.writer.onFlush = () => this.markWritten();
+  }
+
+  /** Bytes queued for this peer and not yet sent (encoded frames, and what the socket still holds). */
+  get queuedBytes(): number {
+    return this.writer.queuedBytes + (this.socket?.writableLength ?? 0);
   }
 
   get closed(): boolean {
@@ -99,32 +132,63 @@ export class PeerConnection {
       return noop;
     }
     const id = this.allocateId();
-    this.pending.set(id, { observer, pattern, written: false });
+    const writer = this.writer;
+    const entry: Pending = {
+      observer,
+      pattern,
+      written: false,
+      batch: writer.batch,
+      start: writer.batchOffset,
+      size: 0,
+    };
+    this.pending.set(id, entry);
     this.unwritten.push(id);
-    this.writer.write(
+    const limit = this.roomFor();
+    entry.size = this.writer.write(
       metadata === undefined
         ? [FrameType.REQUEST, id, pattern, data]
         : [FrameType.REQUEST, id, pattern, data, metadata],
+      limit,
     );
+    if (entry.size > limit) {
+      // Not queued (so not flushed either): it is still the last one listed.
+      this.pending.delete(id);
+      this.unwritten.pop();
+      observer.error(this.refusal('Request', pattern, entry.size));
+      return noop;
+    }
     this.ensureConnected();
     return () => this.cancel(id);
   }
 
-  /** Sends an event; resolves once handed to the socket, rejects (retryable) if it could not be. */
+  /**
+   * Sends an event; resolves once handed to the socket. Rejects, the event unsent, with a retryable
+   * error if it could not be (unreachable, KABLE_BACKPRESSURE), or KABLE_PAYLOAD_TOO_LARGE, or
+   * KABLE_TIMEOUT after eventTimeout.
+   */
   sendEvent(pattern: string, data: unknown, metadata?: Metadata): Promise<void> {
     if (this.closed) return Promise.reject(this.unreachable(pattern, 'the connection is closed'));
-    this.writer.write(
+    const slot = this.nextSlot();
+    const limit = this.roomFor();
+    slot.size = this.writer.write(
       metadata === undefined ? [FrameType.EVENT, pattern, data] : [FrameType.EVENT, pattern, data, metadata],
+      limit,
     );
+    if (slot.size > limit) return Promise.reject(this.refusal('Event', pattern, slot.size));
     this.ensureConnected();
-    return new Promise((resolve, reject) => this.emitsWaiting.push({ resolve, reject }));
+    // Handed to the socket already (the write completed a slice of the batch).
+    if (this.writer.batch !== slot.batch) return Promise.resolve();
+    return this.events.add(slot, pattern);
   }
 
   /** Asks the node which patterns it serves. */
   describe(timeoutMs: number): Promise<PatternLists> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
+        // Taken back if still unsent; a late answer is ignored.
+        const entry = this.pending.get(id);
         this.pending.delete(id);
+        if (entry !== undefined && !entry.written) this.writer.remove(entry.batch, entry.start, entry.size);
         reject(
           new KableDataPlaneError(
             'KABLE_TIMEOUT',
@@ -134,7 +198,8 @@ export class PeerConnection {
         );
       }, timeoutMs);
       const id = this.allocateId();
-      this.pending.set(id, {
+      const entry: Pending = {
+        ...this.nextSlot(),
         pattern: '(describe)',
         written: false,
         observer: {
@@ -149,9 +214,10 @@ export class PeerConnection {
           clearTimeout(timer);
           resolve(lists);
         },
-      });
+      };
+      this.pending.set(id, entry);
       this.unwritten.push(id);
-      this.writer.write([FrameType.DESCRIBE, id]);
+      entry.size = this.writer.write([FrameType.DESCRIBE, id]);
       this.ensureConnected();
     });
   }
@@ -170,7 +236,40 @@ export class PeerConnection {
     const pending = this.pending.get(id);
     if (pending === undefined) return;
     this.pending.delete(id);
-    if (!this.closed) this.writer.write([FrameType.CANCEL, id]);
+    if (this.closed) return;
+    // Never sent: taken back from the queue, and the server never hears of it.
+    if (!pending.written && this.writer.remove(pending.batch, pending.start, pending.size)) return;
+    this.writer.write([FrameType.CANCEL, id]);
+  }
+
+  /** Where the next frame goes in the writer's batch (its size is filled in once encoded). */
+  private nextSlot(): QueuedFrame {
+    return { batch: this.writer.batch, start: this.writer.batchOffset, size: 0 };
+  }
+
+  /** Largest frame that may be queued now: the server's limit, and what is left of maxQueuedBytes. */
+  private roomFor(): number {
+    const queued = this.queuedBytes;
+    const room = queued === 0 ? Infinity : this.maxQueuedBytes - queued;
+    return Math.min(room, this.serverMaxFrameSize ?? Infinity);
+  }
+
+  private refusal(what: 'Request' | 'Event', pattern: string, size: number): KableDataPlaneError {
+    const limit = this.serverMaxFrameSize ?? Infinity;
+    if (size > limit) return this.tooLarge(what, pattern, size, limit);
+    return new KableDataPlaneError(
+      'KABLE_BACKPRESSURE',
+      `${what} "${pattern}" refused: ${this.queuedBytes} bytes already queued to ${this.label} (maxQueuedBytes ${this.maxQueuedBytes}); it does not read fast enough.`,
+      true,
+    );
+  }
+
+  private tooLarge(what: string, pattern: string, size: number, limit: number): KableDataPlaneError {
+    return new KableDataPlaneError(
+      'KABLE_PAYLOAD_TOO_LARGE',
+      `${what} "${pattern}" not sent: it is ${size} bytes encoded, over the ${limit}-byte limit of ${this.label} (its maxFrameSize).`,
+      false,
+    );
   }
 
   private ensureConnected(): void {
@@ -196,14 +295,38 @@ export class PeerConnection {
   private onOpen(): void {
     if (this.opened || this.closed) return;
     this.opened = true;
-    clearTimeout(this.connectTimer);
     this.status = 'open';
     this.options.onStatus?.('open');
-    if (this.options.hello !== undefined) {
-      // The hello must go first: queue it ahead of what is already encoded by writing it straight out.
-      this.socket!.write(helloFrame(this.options.hello));
-    }
+    // The hello must go first: ahead of what is already encoded, so written straight out. What is
+    // queued waits for the server's hello (its size limit); the connect timeout bounds that wait.
+    this.socket!.write(helloFrame(this.options.hello, this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE));
+    this.startSending();
+  }
+
+  /** Once open and the server's limit is known (in either order), what is queued goes out. */
+  private startSending(): void {
+    if (!this.opened || this.serverMaxFrameSize === undefined || this.closed) return;
+    clearTimeout(this.connectTimer);
     this.writer.attach(this.socket!);
+  }
+
+  /** The server said how large a frame it accepts: fail what is queued over it, then start sending. */
+  private onServerHello(maxFrameSize: number | undefined): void {
+    if (this.serverMaxFrameSize !== undefined) return;
+    const limit = maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.serverMaxFrameSize = limit;
+    for (const [id, entry] of this.pending) {
+      if (entry.written || entry.size <= limit) continue;
+      this.writer.remove(entry.batch, entry.start, entry.size);
+      this.pending.delete(id);
+      entry.observer?.error(this.tooLarge('Request', entry.pattern, entry.size, limit));
+    }
+    this.events.failWhere((event) => {
+      if (event.size <= limit) return undefined;
+      this.writer.remove(event.batch, event.start, event.size);
+      return this.tooLarge('Event', event.pattern, event.size, limit);
+    });
+    this.startSending();
   }
 
   private markWritten(): void {
@@ -212,9 +335,7 @@ export class PeerConnection {
       if (pending !== undefined) pending.written = true;
     }
     this.unwritten = [];
-    const emits = this.emitsWaiting;
-    this.emitsWaiting = [];
-    for (const waiting of emits) waiting.resolve();
+    this.events.written();
   }
 
   private onData(chunk: Buffer): void {
@@ -228,8 +349,8 @@ export class PeerConnection {
       this.fail(new Error(`protocol error from ${this.label}: a frame of unknown shape`));
       return;
     }
-    if (frame.type === FrameType.HELLO || frame.type === FrameType.EVENT || frame.type === FrameType.REQUEST)
-      return;
+    if (frame.type === FrameType.HELLO) return this.onServerHello(frame.maxFrameSize);
+    if (frame.type === FrameType.EVENT || frame.type === FrameType.REQUEST) return;
     const pending = this.pending.get(frame.id);
     if (pending === undefined) return; // cancelled meanwhile
     const observer = pending.observer;
@@ -289,9 +410,7 @@ export class PeerConnection {
           : this.unreachable(entry.pattern, reason, error);
       entry.observer?.error(failure);
     }
-    const emits = this.emitsWaiting;
-    this.emitsWaiting = [];
-    for (const waiting of emits) waiting.reject(this.unreachable('(event)', reason, error));
+    this.events.failAll((pattern) => this.unreachable(pattern, reason, error));
     this.options.onStatus?.('closed');
   }
 
@@ -308,7 +427,9 @@ export class PeerConnection {
 function noop(): void {}
 
 let helloEncoder: FrameWriter | undefined;
-function helloFrame(caller: CallerIdentity): Buffer {
+function helloFrame(caller: CallerIdentity | undefined, maxFrameSize: number): Buffer {
   helloEncoder ??= new FrameWriter();
-  return helloEncoder.encodeOne([FrameType.HELLO, { id: caller.id, iid: caller.iid }]);
+  const hello =
+    caller === undefined ? { max: maxFrameSize } : { id: caller.id, iid: caller.iid, max: maxFrameSize };
+  return helloEncoder.encodeOne([FrameType.HELLO, hello]);
 }

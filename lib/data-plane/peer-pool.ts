@@ -42,6 +42,11 @@ export class PeerPool {
     this.connections.delete(iid);
   }
 
+  /** Serves again after close() (a client connected again). */
+  reopen(): void {
+    this.closed = false;
+  }
+
   close(): void {
     this.closed = true;
     for (const connection of this.connections.values()) connection.close();

@@ -6,6 +6,7 @@ import { kable } from '../kable.js';
 import { KableError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import { milliseconds } from '../node/validate-options.js';
 import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
@@ -52,14 +53,20 @@ export class KableClientProxy extends ClientProxy {
     this.pool = new PeerPool({
       hello: { iid: this.node.iid, id: this.node.id },
       connect: channelFor(this.node, options.tls).connect,
-      ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+      eventTimeout: resolved.timeout,
+      ...(resolved.maxFrameSize === undefined ? {} : { maxFrameSize: resolved.maxFrameSize }),
+      ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
     this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);
   }
 
-  /** Joins the cluster (idempotent); requests made before it call it themselves. */
+  /** Joins the cluster (idempotent; again after close(), as Nest allows); requests call it themselves. */
   connect(): Promise<void> {
+    if (this.connecting === undefined) {
+      this.pool.reopen();
+      this.router.attach();
+    }
     this.connecting ??= (async () => {
       await this.node.join(true);
       this.joined = true;
@@ -113,7 +120,9 @@ export class KableClientProxy extends ClientProxy {
         return nodes.length >= count ? nodes : undefined;
       },
       `pattern "${route}" on ${count} node(s)`,
-      options.timeout ?? this.settings.pickTimeout,
+      options.timeout === undefined
+        ? this.settings.pickTimeout
+        : milliseconds('timeout', options.timeout, 'whenServed() option '),
     );
   }
 

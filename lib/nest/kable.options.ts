@@ -8,8 +8,17 @@ import type { KableOptions } from '../node/options.js';
 export interface KableServerOptions extends KableOptions {
   /** Service id; replicas of one service share it. Required unless `node` is given. */
   id?: string;
-  /** Largest data-plane frame accepted, bytes (default 16 MiB); larger ones close the connection. */
+  /**
+   * Largest data-plane frame accepted, bytes (default 16 MiB). Clients learn it when they connect and
+   * refuse larger requests themselves (KABLE_PAYLOAD_TOO_LARGE); a larger frame that still arrives
+   * closes its connection.
+   */
   maxFrameSize?: number;
+  /**
+   * Unsent reply bytes of one connection past which the server stops reading that client's requests,
+   * until they drain to half (default 8 MiB).
+   */
+  writeHighWaterMark?: number;
   /** Serve on this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
   /**
@@ -38,8 +47,16 @@ export interface KableClientOptions extends KableOptions {
   timeout?: number;
   /** Extra attempts on other replicas when a request fails before it left (default 2). */
   retries?: number;
-  /** Largest data-plane frame accepted from servers, bytes (default 16 MiB). */
+  /**
+   * Largest data-plane frame accepted from servers, bytes (default 16 MiB). Servers learn it when the
+   * connection opens: a larger reply reaches the caller as a KABLE_PAYLOAD_TOO_LARGE error instead.
+   */
   maxFrameSize?: number;
+  /**
+   * Bytes queued for one server and not yet sent (default 32 MiB); past it requests fail at once with
+   * KABLE_BACKPRESSURE and are retried on another replica.
+   */
+  maxQueuedBytes?: number;
   /** Use this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
   /** Mutual TLS on the data plane, as for KableServer (default: TLS-PSK with a `key`, else plain TCP). */
@@ -66,6 +83,7 @@ const SERVER_KEYS = new Set<string>([
   ...NODE_KEYS,
   'id',
   'maxFrameSize',
+  'writeHighWaterMark',
   'node',
   'drainTimeout',
   'leaveGrace',
@@ -80,6 +98,7 @@ const CLIENT_KEYS = new Set<string>([
   'timeout',
   'retries',
   'maxFrameSize',
+  'maxQueuedBytes',
   'node',
   'tls',
 ]);

@@ -1,9 +1,16 @@
 import type { CustomTransportStrategy, MessageHandler, WritePacket } from '@nestjs/microservices';
 import { Server } from '@nestjs/microservices';
 import { Observable, finalize } from 'rxjs';
-import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data-plane/data-plane-server.js';
+import {
+  DataPlaneServer,
+  MIN_WRITE_HIGH_WATER_MARK,
+  type InboundRequest,
+  type ReplyChannel,
+} from '../data-plane/data-plane-server.js';
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
+import { milliseconds } from '../node/validate-options.js';
+import { byteSize } from './validate-client-options.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import { replyDirectly } from './direct-reply.js';
 import { channelFor } from './secure-data-plane.js';
@@ -56,6 +63,7 @@ export class KableServer
           `KableServer option "${name}" must be a non-negative integer of milliseconds.`,
         );
       }
+      if (value) milliseconds(name, value, 'KableServer option ');
     }
     if (options.node !== undefined) {
       this.node = options.node;
@@ -76,7 +84,7 @@ export class KableServer
         describe: () => this.catalog,
       },
       {
-        ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+        ...dataPlaneSizes(options),
         createServer: channelFor(this.node, options.tls).createServer,
       },
     );
@@ -286,4 +294,15 @@ function cancellable<T>(source: Observable<T>, expose: (unsubscribe: () => void)
     });
     return subscription;
   });
+}
+
+/** The data plane's byte limits, checked (a typo'd size would otherwise surface as dropped connections). */
+function dataPlaneSizes(options: KableServerOptions): { maxFrameSize?: number; writeHighWaterMark?: number } {
+  const sizes: { maxFrameSize?: number; writeHighWaterMark?: number } = {};
+  for (const name of ['maxFrameSize', 'writeHighWaterMark'] as const) {
+    const min = name === 'writeHighWaterMark' ? MIN_WRITE_HIGH_WATER_MARK : 1024;
+    const value = byteSize('KableServer', name, options[name], min);
+    if (value !== undefined) sizes[name] = value;
+  }
+  return sizes;
 }

@@ -33,6 +33,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   /** Nodes that just refused or could not be reached, skipped until they advertise again or time out. */
   private readonly avoided = new Map<string, number>();
   private avoidVersion = 0;
+  private attached = false;
   private readonly onPeerNews = (peer: PeerRecord): void => {
     if (this.avoided.delete(peer.iid)) this.avoidVersion++;
     this.onChange();
@@ -49,14 +50,22 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     private readonly maxWaiters: number,
   ) {
     super();
-    node.on('peer:added', this.onChange);
-    node.on('peer:removed', this.onPeerNews);
-    node.on('peer:state', this.onPeerNews);
-    node.on('peer:updated', this.onPeerNews);
-    catalog.on('changed', this.onChange);
+    this.attach();
+  }
+
+  /** Follows the cluster's changes (again, after dispose()). */
+  attach(): void {
+    if (this.attached) return;
+    this.attached = true;
+    this.node.on('peer:added', this.onChange);
+    this.node.on('peer:removed', this.onPeerNews);
+    this.node.on('peer:state', this.onPeerNews);
+    this.node.on('peer:updated', this.onPeerNews);
+    this.catalog.on('changed', this.onChange);
   }
 
   dispose(): void {
+    this.attached = false;
     this.node.off('peer:added', this.onChange);
     this.node.off('peer:removed', this.onPeerNews);
     this.node.off('peer:state', this.onPeerNews);

@@ -1,5 +1,6 @@
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
+import { milliseconds } from '../node/validate-options.js';
 import { CLIENT_DEFAULTS, rejectUnknownOptions, type KableClientOptions } from './kable.options.js';
 
 export interface ResolvedClientSettings {
@@ -8,7 +9,11 @@ export interface ResolvedClientSettings {
   timeout: number;
   retries: number;
   maxWaiters: number;
+  maxFrameSize: number | undefined;
+  maxQueuedBytes: number | undefined;
 }
+
+const WHO = 'KableClientProxy option ';
 
 function positive(name: string, value: unknown, allowZero = false): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
@@ -17,6 +22,21 @@ function positive(name: string, value: unknown, allowZero = false): number {
     );
   }
   return value;
+}
+
+/** Byte sizes: at least 1 KiB (a frame must hold a request), at most 4 GiB - 1 (the length prefix). */
+export function byteSize(who: string, name: string, value: unknown, min = 1024): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 0xffffffff) {
+    throw new KableOptionsError(
+      `${who} option "${name}" must be a whole number of bytes from ${min} to 4294967295; got ${String(value)}.`,
+    );
+  }
+  return value;
+}
+
+function bytes(name: string, value: unknown): number | undefined {
+  return byteSize('KableClientProxy', name, value);
 }
 
 /** The client's own options; the node's are checked by the node core. */
@@ -29,15 +49,17 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     throw new KableOptionsError('KableClientProxy option "target" must be a service id such as "math".');
   }
   return {
-    pickTimeout: positive('pickTimeout', options.pickTimeout ?? CLIENT_DEFAULTS.pickTimeout),
+    pickTimeout: milliseconds('pickTimeout', options.pickTimeout ?? CLIENT_DEFAULTS.pickTimeout, WHO),
     // A refusing or unreachable node is skipped until its next advert, at most one node timeout.
     avoidFor:
       options.discovery?.nodeTimeout ??
       Math.round(
         (options.discovery?.advertiseInterval ?? DEFAULTS.advertiseInterval) * DEFAULTS.nodeTimeoutFactor,
       ),
-    timeout: positive('timeout', options.timeout ?? CLIENT_DEFAULTS.timeout),
+    timeout: milliseconds('timeout', options.timeout ?? CLIENT_DEFAULTS.timeout, WHO),
     retries: positive('retries', options.retries ?? CLIENT_DEFAULTS.retries, true),
     maxWaiters: positive('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
+    maxFrameSize: bytes('maxFrameSize', options.maxFrameSize),
+    maxQueuedBytes: bytes('maxQueuedBytes', options.maxQueuedBytes),
   };
 }

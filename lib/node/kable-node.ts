@@ -15,9 +15,15 @@ import { Registry, type RegistryChange, type RemovalReason } from './registry.js
 import { RoundRobin } from './round-robin.js';
 import { MAX_PROBED, SilenceProbe } from './silence-probe.js';
 import { StateMachine, type NodeStatus } from './state-machine.js';
+import { MAX_REASON_BYTES, boundReason } from './state-reason.js';
 import type { NodeState } from './states.js';
 import { UpdateThrottle } from './update-throttle.js';
-import { validateId, validateNodeOptions, type ResolvedNodeOptions } from './validate-options.js';
+import {
+  milliseconds,
+  validateId,
+  validateNodeOptions,
+  type ResolvedNodeOptions,
+} from './validate-options.js';
 import { brand } from './brand.js';
 
 export interface KableNodeEvents {
@@ -78,6 +84,12 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   private readonly throttle: UpdateThrottle;
   private readonly reportedDuplicates = new Set<string>();
   private joining: Promise<void> | undefined;
+  /** The last of up() and down() called was up(): join() has nothing to do. */
+  private wantsUp = false;
+  private lifecycleCalls = 0;
+  /** Settles when the last up() or down() called is done; `lifecycleSteps` of them are under way. */
+  private lifecycle: Promise<void> = Promise.resolve();
+  private lifecycleSteps = 0;
   private discoveryUnreachable = false;
   private readonly statsSources = new Map<string, () => Record<string, number>>();
   /** The cluster keys, primary first: the data plane derives its own key from them. */
@@ -158,22 +170,36 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
    * clients): the first call runs `up(running)`, later ones wait for that or return at once.
    */
   join(running = true): Promise<void> {
-    if (this.machine.current.state !== 'DOWN') return this.joining ?? Promise.resolve();
-    const joining = this.up(running).finally(() => {
-      if (this.joining === joining) this.joining = undefined;
-    });
+    if (this.wantsUp) return this.joining ?? Promise.resolve();
+    return this.up(running);
+  }
+
+  /**
+   * Joins the cluster: binds discovery, announces itself, and (by default) goes RUNNING. Called while a
+   * down() is still leaving, it starts once that is done: up() and down() run one at a time, in call
+   * order, so the last call wins.
+   */
+  up(running = true): Promise<void> {
+    this.wantsUp = true;
+    const call = ++this.lifecycleCalls;
+    const joining = this.oneAtATime(() => this.bringUp(running, call));
     this.joining = joining;
+    const forget = () => {
+      if (this.joining === joining) this.joining = undefined;
+    };
+    joining.then(forget, forget);
     return joining;
   }
 
-  /** Joins the cluster: binds discovery, announces itself, and (by default) goes RUNNING. */
-  async up(running = true): Promise<void> {
+  private async bringUp(running: boolean, call: number): Promise<void> {
     this.machine.to('UP');
     this.startedAtMs = Date.now();
     try {
-      // With room for the longest probe list, so that no probe can ever be refused for its size.
+      // With room for the longest probe list and the longest reason, so that no later advert can be
+      // refused for its size.
       const probe = new Array<number>(MAX_PROBED).fill(Number.MAX_SAFE_INTEGER);
-      this.transport.validate?.({ ...this.buildAdvert('advertisement', 0), probe });
+      const reason = 'x'.repeat(MAX_REASON_BYTES);
+      this.transport.validate?.({ ...this.buildAdvert('advertisement', 0), probe, reason });
       await this.transport.start({
         advert: (advert, source) => this.receive(advert, source),
         warning: (warning) => this.emit('warning', warning),
@@ -181,6 +207,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       });
     } catch (error) {
       this.machine.to('DOWN');
+      // Failed to join: unless up() or down() was called since, a later join() tries again.
+      if (call === this.lifecycleCalls) this.wantsUp = false;
       throw error;
     }
     const before = this.machine.current;
@@ -207,10 +235,32 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.change('DOING_SOMETHING', reason);
   }
 
-  /** Leaves the cluster: announces it (several times), unbinds, forgets peers. Does nothing when DOWN. */
-  async down(reason?: string): Promise<void> {
+  /**
+   * Leaves the cluster: announces it (several times), unbinds, forgets peers. Does nothing when DOWN.
+   * Called while an up() is still joining, it leaves once that is done (the last call wins).
+   */
+  down(reason?: string): Promise<void> {
+    this.wantsUp = false;
+    this.lifecycleCalls++;
+    return this.oneAtATime(() => this.takeDown(reason));
+  }
+
+  /** Runs lifecycle steps one after the other: a step never sees another half done. */
+  private oneAtATime(step: () => Promise<void>): Promise<void> {
+    // Nothing under way: start now, so that down() is DOWN by the time it returns, as it always was.
+    const run = this.lifecycleSteps === 0 ? step() : this.lifecycle.then(step);
+    this.lifecycleSteps++;
+    const done = () => {
+      this.lifecycleSteps--;
+    };
+    // Registered before the caller's own reactions: by the time `await up()` returns, the step is done.
+    this.lifecycle = run.then(done, done);
+    return run;
+  }
+
+  private async takeDown(reason?: string): Promise<void> {
     if (this.machine.current.state === 'DOWN') return;
-    const previous = this.machine.to('DOWN', reason);
+    const previous = this.machine.to('DOWN', boundReason(reason));
     this.throttle.cancel();
     this.overload?.stop();
     unwatchSignals(this);
@@ -258,11 +308,11 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   pick(id: string, options: PickOptions = {}): Promise<PeerRecord> {
     const found = this.pickNow(id);
     if (found !== undefined) return Promise.resolve(found);
-    const timeout = options.timeout ?? this.options.pickTimeout;
-    if (!Number.isInteger(timeout) || timeout <= 0) {
-      return Promise.reject(
-        new KableOptionsError(`pick() timeout must be a positive whole number of ms; got ${timeout}.`),
-      );
+    let timeout: number;
+    try {
+      timeout = milliseconds('timeout', options.timeout ?? this.options.pickTimeout, 'pick() option ');
+    } catch (error) {
+      return Promise.reject(error);
     }
     return this.waiters.wait(id, timeout, options.signal);
   }
@@ -327,7 +377,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   }
 
   private change(to: NodeState, reason?: string): void {
-    const previous = this.machine.to(to, reason);
+    const previous = this.machine.to(to, boundReason(reason));
     this.refreshSelf();
     this.throttle.request();
     this.emitSafely('state', this.machine.current, previous);

@@ -1,5 +1,6 @@
 import { KableOptionsError } from './errors.js';
 import type { KableNode } from './kable-node.js';
+import { milliseconds } from './validate-options.js';
 
 export interface SentinelOptions {
   /** Answers whether the watched resource (a database, a queue, an API) is usable. Throwing counts as no. */
@@ -71,10 +72,5 @@ export class KableSentinel {
 }
 
 function positive(name: string, value: number): number {
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new KableOptionsError(
-      `Sentinel option "${name}" must be a positive integer of milliseconds; got ${value}.`,
-    );
-  }
-  return value;
+  return milliseconds(name, value, 'Sentinel option ');
 }

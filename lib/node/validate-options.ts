@@ -55,11 +55,11 @@ export function validateNodeOptions(options: KableOptions = {}): ResolvedNodeOpt
   }
   const discovery = options.discovery ?? {};
   if (typeof discovery !== 'object') throw new KableOptionsError('"discovery" must be an object.');
-  const advertiseInterval = positiveInteger(
+  const advertiseInterval = milliseconds(
     'discovery.advertiseInterval',
     discovery.advertiseInterval ?? DEFAULTS.advertiseInterval,
   );
-  const nodeTimeout = positiveInteger(
+  const nodeTimeout = milliseconds(
     'discovery.nodeTimeout',
     discovery.nodeTimeout ?? Math.round(advertiseInterval * DEFAULTS.nodeTimeoutFactor),
   );
@@ -105,7 +105,7 @@ export function validateNodeOptions(options: KableOptions = {}): ResolvedNodeOpt
       'discovery.maxUpdatesPerSecond',
       discovery.maxUpdatesPerSecond ?? DEFAULTS.maxUpdatesPerSecond,
     ),
-    pickTimeout: positiveInteger('pickTimeout', options.pickTimeout ?? DEFAULTS.pickTimeout),
+    pickTimeout: milliseconds('pickTimeout', options.pickTimeout ?? DEFAULTS.pickTimeout),
     maxPickWaiters: positiveInteger('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
     busy: validateBusy(options.busy),
   };
@@ -118,13 +118,35 @@ export function positiveInteger(name: string, value: unknown): number {
   return value;
 }
 
+/**
+ * Longest delay a Node timer honours: a longer one is clamped to 1 ms and fires at once, which would
+ * turn "wait a month" into "give up now". Delays are refused above it rather than capped silently.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A positive whole number of milliseconds that a timer can wait for. */
+export function milliseconds(name: string, value: unknown, who = ''): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    throw new KableOptionsError(
+      `${who}"${name}" must be a positive integer of milliseconds; got ${String(value)}.`,
+    );
+  }
+  if (value > MAX_TIMER_MS) {
+    throw new KableOptionsError(
+      `${who}"${name}" must be at most ${MAX_TIMER_MS} ms (about 24.8 days), the longest delay Node's timers ` +
+        `keep (a longer one fires after 1 ms); got ${value}.`,
+    );
+  }
+  return value;
+}
+
 function validateBusy(busy: KableOptions['busy']): OverloadOptions | undefined {
   if (busy === undefined) return undefined;
   if (busy === null || typeof busy !== 'object') {
     throw new KableOptionsError('"busy" must be an object such as { maxEventLoopDelayMs: 200 }.');
   }
-  positiveInteger('busy.maxEventLoopDelayMs', busy.maxEventLoopDelayMs);
-  if (busy.checkInterval !== undefined) positiveInteger('busy.checkInterval', busy.checkInterval);
+  milliseconds('busy.maxEventLoopDelayMs', busy.maxEventLoopDelayMs);
+  if (busy.checkInterval !== undefined) milliseconds('busy.checkInterval', busy.checkInterval);
   if (busy.recoverChecks !== undefined) positiveInteger('busy.recoverChecks', busy.recoverChecks);
   const ratio = busy.recoverRatio;
   if (ratio !== undefined && (typeof ratio !== 'number' || !(ratio > 0 && ratio < 1))) {

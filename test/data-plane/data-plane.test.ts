@@ -217,6 +217,7 @@ describe('data plane', () => {
         const warned = waitForEvent(server, 'warning');
         const raw = net.connect(port, '127.0.0.1');
         raw.on('error', () => undefined);
+        raw.resume(); // the server's hello comes first
         await new Promise((resolve) => raw.once('connect', resolve));
         raw.end(bytes);
         await new Promise((resolve) => raw.once('close', resolve));

@@ -1,7 +1,8 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import fc from 'fast-check';
 import { FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
+import { DEFAULT_MAX_FRAME_SIZE } from '../../lib/data-plane/frames.js';
 
 const writer = new FrameWriter();
 const frameValue = fc.array(
@@ -57,5 +58,48 @@ describe('frame decoder', () => {
     const garbage = Buffer.from([0, 0, 0, 2, 0xc1, 0xc1]);
     expect(new FrameDecoder(1000).push(garbage, () => undefined)).toBe('notMessagePack');
     expect(new FrameDecoder(1000).push(Buffer.alloc(4), () => undefined)).toBe('emptyFrame');
+  });
+
+  it('decodes the same frames split every possible way around their length prefixes', () => {
+    const frames = [
+      [1, 7, 'echo', 'x'.repeat(300)],
+      [5, 8],
+    ];
+    const bytes = Buffer.concat(frames.map((frame) => writer.encodeOne(frame)));
+    const second = writer.encodeOne(frames[0]).length;
+    const heads = [...Array(9).keys(), ...Array.from({ length: 9 }, (_, i) => second - 2 + i)];
+    // Two cuts, each anywhere in the first or the second frame's head (prefix and first bytes).
+    for (const a of heads)
+      for (const b of heads) {
+        if (a <= 0 || b <= a || b >= bytes.length) continue;
+        const decoder = new FrameDecoder(1024);
+        const out: unknown[] = [];
+        for (const part of [bytes.subarray(0, a), bytes.subarray(a, b), bytes.subarray(b)])
+          expect(decoder.push(part, (value) => out.push(value))).toBeUndefined();
+        expect(out).toEqual(frames);
+        expect(decoder.pendingBytes).toBe(0);
+      }
+  });
+
+  it('copies each byte of a 16 MiB frame at most once, even after a 1-byte first chunk', () => {
+    const payload = Buffer.alloc(DEFAULT_MAX_FRAME_SIZE - 64, 7);
+    const frame = writer.encodeOne([3, 1, payload, true]);
+    const concat = jest.spyOn(Buffer, 'concat');
+    try {
+      const decoder = new FrameDecoder(DEFAULT_MAX_FRAME_SIZE);
+      const out: unknown[] = [];
+      const chunk = 64 * 1024;
+      expect(decoder.push(frame.subarray(0, 1), (value) => out.push(value))).toBeUndefined();
+      for (let from = 1; from < frame.length; from += chunk)
+        expect(decoder.push(frame.subarray(from, from + chunk), (value) => out.push(value))).toBeUndefined();
+      expect(out).toHaveLength(1);
+      expect((out[0] as [number, number, Uint8Array])[2].length).toBe(payload.length);
+      // Work done is bytes copied: a linear decoder joins the frame once; the quadratic one copied the
+      // whole buffered prefix again at every chunk (some 2 GiB here).
+      const copied = concat.mock.results.reduce((sum, result) => sum + (result.value as Buffer).length, 0);
+      expect(copied).toBeLessThanOrEqual(frame.length);
+    } finally {
+      concat.mockRestore();
+    }
   });
 });

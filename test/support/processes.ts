@@ -23,7 +23,7 @@ export function runFixture(file: string, args: string[], timeout = 20_000, netns
   const command = [process.execPath, '--import', './scripts/register-ts.js', file, ...args];
   // In a network namespace of the test's own: `ip netns exec` runs the same command there.
   const [program, ...rest] = netns === undefined ? command : ['ip', 'netns', 'exec', netns, ...command];
-  const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
   let errors = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     errors = (errors + chunk.toString()).slice(-8000);
