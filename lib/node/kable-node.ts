@@ -408,7 +408,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     const now = Date.now();
     try {
       this.handle(this.registry.apply(advert, source, now), advert.id);
-      if (asksEveryone(advert.probe)) this.joins.request(this.transport.sendTo === undefined ? undefined : source, now);
+      if (asksEveryone(advert.probe))
+        this.joins.request(this.transport.sendTo === undefined ? undefined : source, now);
       else if (this.probe.shouldAnswer(advert.probe, this.index, now)) this.send('advertisement');
     } catch (error) {
       // A user's listener threw: never let it unwind into the socket handler.

@@ -87,7 +87,7 @@ describe.each(layouts)('a fresh caller joining, %s, default timings', (mode, lay
     const { replica, caller } = await layout();
     for (let i = 0; i < REPLICAS; i++) {
       const options = { id: 'math', replica: true, host: '127.0.0.1', discovery: replica(i) };
-      replicas.push(runFixture(SERVICE, ['math', JSON.stringify(options)]));
+      replicas.push(runFixture(SERVICE, ['math', JSON.stringify(options)], 60_000));
     }
     await Promise.all(replicas.map((child) => child.ready));
     // Long enough that every replica's join answers are over and the callers meet a settled cluster,
