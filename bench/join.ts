@@ -7,6 +7,10 @@ export interface FirstReply {
   p99: number;
   /** Time until every replica was known, median. */
   allKnown: number;
+  /** The reference, median: a client whose node already knows the cluster (new connection, one request). */
+  known: number;
+  /** Median of the per-run ratios, fresh caller / reference: what joining adds. */
+  ratio: number;
   runs: number;
 }
 
@@ -74,7 +78,7 @@ export async function firstReplyAfterStart(runs: number): Promise<Record<string,
           '300',
         ]);
         const { results: lines } = (await caller.next('ready')) as {
-          results: Array<{ firstReply: number; allKnown: number }>;
+          results: Array<{ firstReply: number; allKnown: number; knownFirstReply: number }>;
         };
         await caller.stop();
         const counted = lines.slice(1);
@@ -83,6 +87,8 @@ export async function firstReplyAfterStart(runs: number): Promise<Record<string,
           p50: median(first),
           p99: quantile(first, 0.99),
           allKnown: median(counted.map((line) => line.allKnown)),
+          known: median(counted.map((line) => line.knownFirstReply)),
+          ratio: median(counted.map((line) => line.firstReply / line.knownFirstReply)),
           runs: counted.length,
         };
       } finally {

@@ -54,6 +54,7 @@ export class JoinAnswers {
   answers = 0;
   /** Requests served by an answer (or advert) already on its way, or refused for lack of room. */
   coalesced = 0;
+  failed = 0;
 
   constructor(
     private readonly gap: number,
@@ -107,7 +108,12 @@ export class JoinAnswers {
     }
     requester.lastAnswer = now;
     this.answers++;
-    this.answer(requester.to);
+    try {
+      this.answer(requester.to);
+    } catch {
+      // Sending never throws by contract; a timer callback must not be the exception that proves it.
+      this.failed++;
+    }
   }
 
   /** Makes room by forgetting a requester with nothing pending whose rate limit has run out. */

@@ -326,6 +326,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       joinRequests: this.joins.requests,
       joinAnswers: this.joins.answers,
       joinRequestsCoalesced: this.joins.coalesced,
+      joinAnswersFailed: this.joins.failed,
       peers: this.registry.size,
       ignoredDuplicates: this.registry.ignoredCount(),
       pickWaiters: this.waiters.size,
