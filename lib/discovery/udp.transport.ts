@@ -160,7 +160,9 @@ export class UdpTransport implements DiscoveryTransport {
     const socket = this.socket;
     if (socket === undefined) return;
     this.counters.answersSent++;
-    socket.send(this.encode(advert), to.port, to.address, () => undefined);
+    socket.send(this.encode(advert), to.port, to.address, (error) =>
+      this.sendFailed(error, to.address, to.port),
+    );
   }
 
   async flush(advert: Advert): Promise<void> {
@@ -340,6 +342,12 @@ export class UdpTransport implements DiscoveryTransport {
     return undefined;
   }
 
+  private sendFailed(error: Error | null, host: string, port: number): void {
+    if (error === null) return;
+    this.counters.sendErrors++;
+    this.warnings.count('sendFailed', `could not send to ${host}:${port}: ${error.message}`);
+  }
+
   /** unicast: passes a join request on to every address this node knows but the joiner's (JoinRelay). */
   private relayJoin(body: unknown, from: dgram.RemoteInfo): void {
     const socket = this.socket;
@@ -352,7 +360,9 @@ export class UdpTransport implements DiscoveryTransport {
     for (const target of this.unicast.targets()) {
       if (target.host === from.address && target.port === from.port) continue;
       this.counters.relaysSent++;
-      socket.send(datagram, target.port, target.host, () => undefined);
+      socket.send(datagram, target.port, target.host, (error) =>
+        this.sendFailed(error, target.host, target.port),
+      );
     }
   }
 }
