@@ -1,6 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Advert, AdvertSource } from '../node/advert.js';
 import type { DiscoveryHandlers, DiscoveryTransport } from '../node/discovery-transport.js';
+import { advertFromArray, advertToArray, decodeValue, encodeValue } from './advert-codec.js';
+import { SEAL_OVERHEAD } from './advert-seal.js';
 
 export interface MemoryBusOptions {
   /** Share of deliveries dropped, 0 to 1 (default 0), drawn per receiver like real UDP loss. */
@@ -11,7 +14,24 @@ export interface MemoryBusOptions {
   random?: () => number;
   /** Return false to drop one delivery: lets a test lose chosen adverts or cut chosen links. */
   filter?: (advert: Advert, from: AdvertSource, to: AdvertSource) => boolean;
+  /**
+   * Passes every advert through the UDP codec (default false): receivers get what a datagram would have
+   * carried, and each delivery has the size of the sealed datagram.
+   */
+  codec?: boolean;
+  /**
+   * Models each receiver's socket buffer (default: unbounded): at most this many bytes are queued
+   * between two reads, and a receiver reads once per millisecond; what does not fit is dropped and
+   * counted in `overruns`. Bytes as Linux counts them: each datagram plus DATAGRAM_OVERHEAD (the
+   * kernel charges a queued datagram its whole buffer). Linux's default is 212,992 bytes.
+   */
+  receiveBuffer?: number;
 }
+
+/** What the kernel charges a queued datagram beyond its payload (its buffer's true size), roughly. */
+export const DATAGRAM_OVERHEAD = 640;
+/** Size of an advert when the bus does not encode: a typical sealed advert. */
+const NOMINAL_SIZE = 200;
 
 /**
  * An in-process stand-in for the network, for tests and simulations of large clusters: every advert
@@ -27,13 +47,17 @@ export class MemoryBus extends EventEmitter<MemoryBusEvents> {
   loss: number;
   delay: number;
   filter: MemoryBusOptions['filter'];
+  codec: boolean;
+  receiveBuffer: number | undefined;
   private readonly random: () => number;
   private readonly members = new Set<MemoryTransport>();
-  private queue: Array<{ advert: Advert; from: MemoryTransport }> = [];
+  private queue: Array<{ advert: Advert; from: MemoryTransport; size: number }> = [];
   private scheduled = false;
   private nextAddress = 1;
   delivered = 0;
   dropped = 0;
+  /** Deliveries dropped because the receiver's buffer was full (see receiveBuffer). */
+  overruns = 0;
 
   constructor(options: MemoryBusOptions = {}) {
     super();
@@ -41,6 +65,8 @@ export class MemoryBus extends EventEmitter<MemoryBusEvents> {
     this.delay = options.delay ?? 0;
     this.random = options.random ?? Math.random;
     this.filter = options.filter;
+    this.codec = options.codec ?? false;
+    this.receiveBuffer = options.receiveBuffer;
   }
 
   transport(): DiscoveryTransport {
@@ -58,13 +84,23 @@ export class MemoryBus extends EventEmitter<MemoryBusEvents> {
   }
 
   /** @internal */
-  publish(advert: Advert, from: MemoryTransport): void {
+  publish(original: Advert, from: MemoryTransport): void {
+    let advert = original;
+    let size = NOMINAL_SIZE;
+    if (this.codec) {
+      // The envelope UdpTransport seals: boot id, sequence number, timestamp, advert.
+      const encoded = encodeValue([from.boot, ++from.datagrams, Date.now(), advertToArray(original)]);
+      size = encoded.length + SEAL_OVERHEAD;
+      const decoded = advertFromArray((decodeValue(encoded) as unknown[])[3]);
+      if (decoded === undefined) throw new Error('The advert codec refused an advert the node built.');
+      advert = decoded;
+    }
     if (this.delay > 0) {
-      setTimeout(() => this.deliver(advert, from), this.delay).unref();
+      setTimeout(() => this.deliver(advert, from, size), this.delay).unref();
       return;
     }
     // Batching a turn's adverts into one setImmediate keeps a thousand-node burst cheap.
-    this.queue.push({ advert, from });
+    this.queue.push({ advert, from, size });
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.drain());
@@ -75,19 +111,21 @@ export class MemoryBus extends EventEmitter<MemoryBusEvents> {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
-    for (const { advert, from } of batch) this.deliver(advert, from);
+    for (const { advert, from, size } of batch) this.deliver(advert, from, size);
   }
 
   private get watched(): boolean {
     return this.listenerCount('delivery') > 0;
   }
 
-  private deliver(advert: Advert, from: MemoryTransport): void {
+  private deliver(advert: Advert, from: MemoryTransport, size: number): void {
+    const now = Date.now();
     for (const member of this.members) {
       if (member === from) continue;
       if (
         (this.loss > 0 && this.random() < this.loss) ||
-        (this.filter && !this.filter(advert, from.source, member.source))
+        (this.filter && !this.filter(advert, from.source, member.source)) ||
+        (this.receiveBuffer !== undefined && !this.fits(member, size, now))
       ) {
         this.dropped++;
         if (this.watched) this.emit('delivery', advert, from.source, member.source, true);
@@ -98,9 +136,33 @@ export class MemoryBus extends EventEmitter<MemoryBusEvents> {
       if (this.watched) this.emit('delivery', advert, from.source, member.source, false);
     }
   }
+
+  /** Whether one more datagram fits the receiver's buffer in this millisecond (between two reads). */
+  private fits(member: MemoryTransport, size: number, now: number): boolean {
+    const tick = Math.floor(now);
+    if (member.readAt !== tick) {
+      member.readAt = tick;
+      member.buffered = 0;
+    }
+    const charged = size + DATAGRAM_OVERHEAD;
+    if (member.buffered + charged > (this.receiveBuffer ?? Infinity)) {
+      this.overruns++;
+      member.overruns++;
+      return false;
+    }
+    member.buffered += charged;
+    return true;
+  }
 }
 
 class MemoryTransport implements DiscoveryTransport {
+  /** Like UdpTransport's: identifies this transport's datagrams in the codec's envelope. */
+  readonly boot = randomBytes(8).toString('hex');
+  datagrams = 0;
+  /** The receive-buffer model's state: the millisecond of the last read, and bytes queued since. */
+  readAt = -1;
+  buffered = 0;
+  overruns = 0;
   private handlers: DiscoveryHandlers | undefined;
   private sent = 0;
   private received = 0;
@@ -127,7 +189,7 @@ class MemoryTransport implements DiscoveryTransport {
   }
 
   stats(): Record<string, number> {
-    return { datagramsSent: this.sent, datagramsReceived: this.received };
+    return { datagramsSent: this.sent, datagramsReceived: this.received, overruns: this.overruns };
   }
 
   receive(advert: Advert, source: AdvertSource): void {

@@ -69,6 +69,8 @@ async function loadRedis(): Promise<RedisConstructor> {
  * re-subscribes, and the node announces itself again.
  */
 export class RedisTransport implements DiscoveryTransport {
+  /** start() reads every live node's advert (the snapshot): a joining node need not ask. */
+  readonly knowsCluster = true;
   private publisher: RedisClient | undefined;
   private subscriber: RedisClient | undefined;
   private handlers: DiscoveryHandlers | undefined;

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import type { Advert } from '../node/advert.js';
+import type { Advert, AdvertSource } from '../node/advert.js';
 import type { DiscoveryHandlers, DiscoveryTransport } from '../node/discovery-transport.js';
 import { KableError } from '../node/errors.js';
+import { asksEveryone } from '../node/join-answers.js';
 import { WarningLimiter } from '../node/warning-limiter.js';
 import {
   MAX_DATAGRAM,
@@ -13,6 +14,7 @@ import {
   encodeValue,
 } from './advert-codec.js';
 import { AdvertSeal } from './advert-seal.js';
+import { JoinRelay, parseAddress } from './join-relay.js';
 import { ReplayGuard } from './replay-guard.js';
 import { UnicastPeers, type UdpTarget } from './unicast-peers.js';
 
@@ -74,7 +76,13 @@ export class UdpTransport implements DiscoveryTransport {
     sendErrors: 0,
     gossipSent: 0,
     gossipReceived: 0,
+    answersSent: 0,
+    relaysSent: 0,
+    relaysReceived: 0,
   };
+  /** unicast: answers a join to the joiner's address alone (see JoinAnswers). */
+  readonly sendTo: ((advert: Advert, to: AdvertSource) => void) | undefined;
+  private readonly relay: JoinRelay;
   private warnings: WarningLimiter;
   private readonly unicast: UnicastPeers | undefined;
   private gossipTimer: NodeJS.Timeout | undefined;
@@ -85,6 +93,8 @@ export class UdpTransport implements DiscoveryTransport {
     this.unicast =
       options.mode === 'unicast' ? new UnicastPeers(options.peers, options.nodeTimeout) : undefined;
     this.warnings = new WarningLimiter((warning) => this.handlers?.warning(warning));
+    this.sendTo = this.unicast === undefined ? undefined : (advert, to) => this.answer(advert, to);
+    this.relay = new JoinRelay(options.advertiseInterval / 12);
   }
 
   validate(advert: Advert): void {
@@ -146,6 +156,15 @@ export class UdpTransport implements DiscoveryTransport {
     }
   }
 
+  private answer(advert: Advert, to: AdvertSource): void {
+    const socket = this.socket;
+    if (socket === undefined) return;
+    this.counters.answersSent++;
+    socket.send(this.encode(advert), to.port, to.address, (error) =>
+      this.sendFailed(error, to.address, to.port),
+    );
+  }
+
   async flush(advert: Advert): Promise<void> {
     const socket = this.socket;
     if (socket === undefined) return;
@@ -175,7 +194,9 @@ export class UdpTransport implements DiscoveryTransport {
     const dropped: Record<string, number> = {};
     for (const [kind, count] of Object.entries(this.warnings.counts)) dropped[`dropped.${kind}`] = count;
     const unicast: Record<string, number> =
-      this.unicast === undefined ? {} : { unicastTargets: this.unicast.targets().length };
+      this.unicast === undefined
+        ? {}
+        : { unicastTargets: this.unicast.targets().length, relaysLimited: this.relay.limited };
     return { ...this.counters, ...unicast, ...dropped };
   }
 
@@ -244,9 +265,9 @@ export class UdpTransport implements DiscoveryTransport {
     if (body !== null || !Array.isArray(list) || list.length > 64) return 'badShape';
     const addresses: UdpTarget[] = [];
     for (const item of list) {
-      const match = typeof item === 'string' ? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(item) : null;
-      if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) return 'badShape';
-      addresses.push({ host: match[1], port: Number(match[2]) });
+      const address = parseAddress(item);
+      if (address === undefined) return 'badShape';
+      addresses.push(address);
     }
     const stale = this.replay.check(boot, seq, timestamp);
     if (stale !== undefined) return stale;
@@ -282,8 +303,8 @@ export class UdpTransport implements DiscoveryTransport {
     } catch {
       return 'garbage';
     }
-    if (!Array.isArray(value) || (value.length !== 4 && value.length !== 5)) return 'badShape';
-    const [boot, seq, timestamp, body, gossip] = value as unknown[];
+    if (!Array.isArray(value) || value.length < 4 || value.length > 6) return 'badShape';
+    const [boot, seq, timestamp, body, gossip, joiner] = value as unknown[];
     if (
       typeof boot !== 'string' ||
       boot.length > 64 ||
@@ -301,10 +322,47 @@ export class UdpTransport implements DiscoveryTransport {
       return this.receiveGossip(body, gossip, boot, seq as number, timestamp as number, from);
     const advert = advertFromArray(body);
     if (advert === undefined) return 'badShape';
+    // A relayed join request: [boot, seq, time, the joiner's advert, null, "host:port" of the joiner].
+    const relayedFrom = value.length === 6 ? parseAddress(joiner) : undefined;
+    if (value.length === 6 && (gossip !== null || relayedFrom === undefined || !asksEveryone(advert.probe)))
+      return 'badShape';
     const stale = this.replay.check(boot, seq as number, timestamp as number);
     if (stale !== undefined) return stale;
     this.unicast?.heard(from.address, from.port);
+    if (relayedFrom !== undefined) {
+      this.counters.relaysReceived++;
+      // Only unicast nodes answer a relay; the joiner's address is then worth sending to.
+      if (this.unicast === undefined) return undefined;
+      this.unicast.told([relayedFrom]);
+      this.handlers?.advert(advert, { address: relayedFrom.host, port: relayedFrom.port });
+      return undefined;
+    }
     this.handlers?.advert(advert, { address: from.address, port: from.port });
+    if (this.unicast !== undefined && asksEveryone(advert.probe)) this.relayJoin(body, from);
     return undefined;
+  }
+
+  private sendFailed(error: Error | null, host: string, port: number): void {
+    if (error === null) return;
+    this.counters.sendErrors++;
+    this.warnings.count('sendFailed', `could not send to ${host}:${port}: ${error.message}`);
+  }
+
+  /** unicast: passes a join request on to every address this node knows but the joiner's (JoinRelay). */
+  private relayJoin(body: unknown, from: dgram.RemoteInfo): void {
+    const socket = this.socket;
+    const joiner = `${from.address}:${from.port}`;
+    if (socket === undefined || this.unicast === undefined || !this.relay.shouldRelay(joiner)) return;
+    this.seq++;
+    const datagram = this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), body, null, joiner]));
+    // The joiner's advert was checked to fit with room for eight probed peers; a join names one.
+    if (datagram.length > MAX_DATAGRAM) return;
+    for (const target of this.unicast.targets()) {
+      if (target.host === from.address && target.port === from.port) continue;
+      this.counters.relaysSent++;
+      socket.send(datagram, target.port, target.host, (error) =>
+        this.sendFailed(error, target.host, target.port),
+      );
+    }
   }
 }

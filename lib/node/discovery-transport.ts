@@ -24,6 +24,16 @@ export interface DiscoveryTransport {
   validate?(advert: Advert): void;
   /** Sends to the cluster. Fire and forget: failures become warnings. */
   send(advert: Advert): void;
+  /**
+   * Sends to one node's discovery address only (unicast backends): join requests are answered this way,
+   * so a join costs each peer one datagram, not one per node. Without it answers go through `send`.
+   */
+  sendTo?(advert: Advert, to: AdvertSource): void;
+  /**
+   * True when `start` already delivered every live node's advert (Redis reads a snapshot): the node
+   * then does not ask the cluster who is there.
+   */
+  readonly knowsCluster?: boolean;
   /** Sends and resolves once the datagram left (used for the last `unregister`). */
   flush?(advert: Advert): Promise<void>;
   stop(): Promise<void>;

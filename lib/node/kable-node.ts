@@ -11,6 +11,7 @@ import { parseKeys } from './keys.js';
 import { unwatchSignals, watchSignals } from './leave-on-signal.js';
 import { OverloadMonitor } from './overload-monitor.js';
 import { PickWaiters } from './pick-waiters.js';
+import { EVERYONE, JoinAnswers, asksEveryone, joinWindow, type AnswerTarget } from './join-answers.js';
 import { Registry, type RegistryChange, type RemovalReason } from './registry.js';
 import { RoundRobin } from './round-robin.js';
 import { MAX_PROBED, SilenceProbe } from './silence-probe.js';
@@ -98,6 +99,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   /** How often silent peers are looked for: a sixth of the advert interval, at most a tenth of nodeTimeout. */
   private readonly sweepEvery: number;
   private readonly probe: SilenceProbe;
+  private readonly joins: JoinAnswers;
   private advertTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly counters = {
@@ -134,6 +136,12 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       Math.min(Math.floor(this.options.advertiseInterval / 6), Math.floor(this.options.nodeTimeout / 10)),
     );
     this.probe = new SilenceProbe(Math.round(this.options.advertiseInterval * 1.25), this.sweepEvery);
+    // Join answers share the probe answers' pace: at most one per half sweep (250 ms by default).
+    this.joins = new JoinAnswers(
+      this.sweepEvery / 2,
+      () => joinWindow(this.registry.size, this.options.advertiseInterval),
+      (to) => this.answerJoin(to),
+    );
   }
 
   get host(): string {
@@ -213,7 +221,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     }
     const before = this.machine.current;
     if (running) this.machine.to('RUNNING');
-    this.send('advertisement');
+    // The first advert asks who is there, unless the transport already handed over the cluster (Redis).
+    this.send('advertisement', this.transport.knowsCluster === true ? undefined : [EVERYONE]);
     this.advertTimer = setInterval(() => this.send('advertisement'), this.options.advertiseInterval);
     this.advertTimer.unref();
     this.sweepTimer = setInterval(() => this.sweep(), this.sweepEvery);
@@ -262,6 +271,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     if (this.machine.current.state === 'DOWN') return;
     const previous = this.machine.to('DOWN', boundReason(reason));
     this.throttle.cancel();
+    this.joins.cancel();
     this.overload?.stop();
     unwatchSignals(this);
     clearInterval(this.advertTimer);
@@ -368,6 +378,10 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       ...this.counters,
       probesSent: this.probe.probesSent,
       probesAnswered: this.probe.probesAnswered,
+      joinRequests: this.joins.requests,
+      joinAnswers: this.joins.answers,
+      joinRequestsCoalesced: this.joins.coalesced,
+      joinAnswersFailed: this.joins.failed,
       peers: this.registry.size,
       ignoredDuplicates: this.registry.ignoredCount(),
       pickWaiters: this.waiters.size,
@@ -420,6 +434,15 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.counters.advertsSent++;
     this.applySelf(advert);
     this.transport.send(advert);
+    this.joins.sentToAll(Date.now());
+  }
+
+  /** Answers a join: to the asker alone where the transport can (unicast), else to everyone. */
+  private answerJoin(to: AnswerTarget): void {
+    if (to === undefined || this.transport.sendTo === undefined) return this.send('advertisement');
+    if (this.machine.current.state === 'DOWN') return;
+    this.counters.advertsSent++;
+    this.transport.sendTo(this.buildAdvert('advertisement'), to);
   }
 
   /** Keeps this node's own record (and so its place in its own rotation) in step with its state. */
@@ -441,7 +464,9 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     const now = Date.now();
     try {
       this.handle(this.registry.apply(advert, source, now), advert.id);
-      if (this.probe.shouldAnswer(advert.probe, this.index, now)) this.send('advertisement');
+      if (asksEveryone(advert.probe))
+        this.joins.request(this.transport.sendTo === undefined ? undefined : source, now);
+      else if (this.probe.shouldAnswer(advert.probe, this.index, now)) this.send('advertisement');
     } catch (error) {
       // A user's listener threw: never let it unwind into the socket handler.
       this.counters.listenerErrors++;
