@@ -6,6 +6,7 @@ import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import { replyDirectly } from './direct-reply.js';
+import { replyError } from './error-reply.js';
 import { channelFor } from './secure-data-plane.js';
 import { KABLE_TRANSPORT, NO_MESSAGE_HANDLER } from './kable.constants.js';
 import { KableContext, servingNode, type KableCaller, type KableServingNode } from './kable.context.js';
@@ -187,9 +188,9 @@ export class KableServer
     ]);
     if (this.withoutHooks()) {
       try {
-        return replyDirectly(handler(request.data, context), reply, errorPayload);
+        return replyDirectly(handler(request.data, context), reply);
       } catch (error) {
-        reply.error(errorPayload(error));
+        replyError(reply, error);
         return;
       }
     }
@@ -203,7 +204,8 @@ export class KableServer
       });
     const respond = (packet: WritePacket): void => {
       if (reply.closed) return;
-      if (packet.err !== undefined) reply.error(packet.err);
+      // Nest's `send` marks an error packet disposed too: whatever it carries, it ends the reply.
+      if ('err' in packet) replyError(reply, packet.err);
       else if (packet.isDisposed) {
         if (packet.response !== undefined) reply.next(packet.response, true);
         else reply.complete();
@@ -235,7 +237,7 @@ export class KableServer
       onProcessingEndHook?: (transport: symbol, c: KableContext) => void;
     };
     const fail = (error: unknown) => {
-      if (!reply.closed) reply.error(errorPayload(error));
+      if (!reply.closed) replyError(reply, error);
     };
     if (typeof self.handleRequest === 'function') {
       Promise.resolve(self.handleRequest(context, produce, respond)).catch(fail);
@@ -269,11 +271,6 @@ export class KableServer
       (error) => this.logger.error(`Event handler for ${pattern} failed: ${String(error)}`),
     );
   }
-}
-
-function errorPayload(error: unknown): unknown {
-  if (error instanceof Error) return { status: 'error', message: 'Internal server error' };
-  return error;
 }
 
 /** Mirrors `source`, handing out a function that unsubscribes it (the caller cancelled the request). */
