@@ -10,6 +10,10 @@ export interface KableServerOptions extends KableOptions {
   id?: string;
   /** Largest data-plane frame accepted, bytes (default 16 MiB); larger ones close the connection. */
   maxFrameSize?: number;
+  /** Most data-plane connections at once (default 10000); more are closed as they arrive. */
+  maxConnections?: number;
+  /** Most requests in flight on one connection (default 10000); more are refused, retryably. */
+  maxInFlightPerConnection?: number;
   /** Serve on this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
   /**
@@ -40,6 +44,8 @@ export interface KableClientOptions extends KableOptions {
   retries?: number;
   /** Largest data-plane frame accepted from servers, bytes (default 16 MiB). */
   maxFrameSize?: number;
+  /** Most requests pending on one connection, queued or in flight (default 10000); more fail at once. */
+  maxPending?: number;
   /** Use this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
   /** Mutual TLS on the data plane, as for KableServer (default: TLS-PSK with a `key`, else plain TCP). */
@@ -66,6 +72,8 @@ const SERVER_KEYS = new Set<string>([
   ...NODE_KEYS,
   'id',
   'maxFrameSize',
+  'maxConnections',
+  'maxInFlightPerConnection',
   'node',
   'drainTimeout',
   'leaveGrace',
@@ -80,6 +88,7 @@ const CLIENT_KEYS = new Set<string>([
   'timeout',
   'retries',
   'maxFrameSize',
+  'maxPending',
   'node',
   'tls',
 ]);
@@ -88,8 +97,29 @@ const CLIENT_KEYS = new Set<string>([
 export function rejectUnknownOptions(options: object, who: 'KableServer' | 'KableClientProxy'): void {
   const known = who === 'KableServer' ? SERVER_KEYS : CLIENT_KEYS;
   for (const key of Object.keys(options)) {
+    if (key === 'serializer' || key === 'deserializer')
+      throw new KableOptionsError(unsupportedCodec(who, key));
     if (!known.has(key)) {
       throw new KableOptionsError(`${who} has no option "${key}"; it accepts ${[...known].join(', ')}.`);
     }
   }
+}
+
+/**
+ * Nest's `serializer`/`deserializer` turn packets into a transport's wire format (JSON text for TCP).
+ * Kable's wire format is its own binary frames, which carry pattern, data and metadata as MessagePack:
+ * a codec cannot be slotted in without changing the protocol, so it is refused rather than ignored.
+ */
+function unsupportedCodec(
+  who: 'KableServer' | 'KableClientProxy',
+  key: 'serializer' | 'deserializer',
+): string {
+  const instead =
+    who === 'KableClientProxy'
+      ? 'transform values in a subclass that overrides serializeResponse()/serializeError() (both are applied to what send() delivers), or in the handler'
+      : 'transform values in the handler, an interceptor or an exception filter';
+  return (
+    `${who} does not take a "${key}": Kable frames carry pattern, data and metadata as MessagePack ` +
+    `(plain objects, arrays, strings, numbers, booleans, null, binary and Dates travel as they are); ${instead}.`
+  );
 }

@@ -58,6 +58,12 @@ export class KableServer
         );
       }
     }
+    for (const name of ['maxFrameSize', 'maxConnections', 'maxInFlightPerConnection'] as const) {
+      const value = options[name];
+      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+        throw new KableOptionsError(`KableServer option "${name}" must be a positive integer.`);
+      }
+    }
     if (options.node !== undefined) {
       this.node = options.node;
       this.ownsNode = false;
@@ -78,6 +84,10 @@ export class KableServer
       },
       {
         ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+        ...(options.maxInFlightPerConnection === undefined
+          ? {}
+          : { maxInFlightPerConnection: options.maxInFlightPerConnection }),
         createServer: channelFor(this.node, options.tls).createServer,
       },
     );

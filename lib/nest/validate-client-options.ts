@@ -28,6 +28,9 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
   if (options.target !== undefined && (typeof options.target !== 'string' || options.target === '')) {
     throw new KableOptionsError('KableClientProxy option "target" must be a service id such as "math".');
   }
+  for (const name of ['maxFrameSize', 'maxPending'] as const) {
+    if (options[name] !== undefined) positive(name, options[name]);
+  }
   return {
     pickTimeout: positive('pickTimeout', options.pickTimeout ?? CLIENT_DEFAULTS.pickTimeout),
     // A refusing or unreachable node is skipped until its next advert, at most one node timeout.
