@@ -176,7 +176,9 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
 
   /** KABLE_NO_NODE for a wait for `what` that ended after `waited` ms, naming the services known. */
   unserved(what: string, waited: number, option: 'pickTimeout' | 'timeout'): KableError {
-    return noNodeError(this.node, what, waited, option, this.target);
+    const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
+    const unlisted = nodes.filter((peer) => !peer.self && !this.catalog.isKnown(peer.patterns)).length;
+    return noNodeError(this.node, what, waited, option, this.target, unlisted);
   }
 
   get waiting(): number {
