@@ -10,17 +10,13 @@ import {
 } from '@nestjs/microservices';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { firstValueFrom, lastValueFrom, tap, toArray, type Observable } from 'rxjs';
-import { MemoryBus } from '../../lib/discovery/memory.transport.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { NO_MESSAGE_HANDLER } from '../../lib/nest/kable.constants.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
 import { waitUntil } from '../support/events.js';
+import { InProcessCluster, serverOf } from './fixtures/in-process.js';
 import { MathLedger, MathModule } from './fixtures/math.module.js';
 import { OrdersLedger, OrdersModule } from './fixtures/orders.module.js';
-
-// Real Nest apps and real TCP data planes in one process; discovery on the in-memory bus (the UDP
-// backend has its own tests, and the multi-process suite runs these apps over UDP).
-const discovery = (bus: MemoryBus) => ({ transport: bus.transport(), advertiseInterval: 50 });
 
 const nest11 = process.env.KABLE_NEST_COMPAT === '11';
 
@@ -41,51 +37,30 @@ async function outcome(reply: Observable<unknown>): Promise<{ values: unknown[];
 describe.each(['direct', 'hooks'] as const)(
   'KableServer and KableClientProxy in one process (%s replies)',
   (replies) => {
-    let bus = new MemoryBus();
+    const cluster = new InProcessCluster();
     const hooks = { started: 0, ended: 0 };
-    const apps: INestMicroservice[] = [];
-    const clients: KableClientProxy[] = [];
 
     afterEach(async () => {
-      await Promise.all(clients.splice(0).map((client) => client.close()));
-      await Promise.all(apps.splice(0).map((app) => app.close()));
-      bus = new MemoryBus();
+      await cluster.close();
       hooks.started = hooks.ended = 0;
     });
 
-    async function service(module: unknown, id: string): Promise<INestMicroservice> {
-      const strategy = new KableServer({
-        id,
-        replica: true,
-        host: '127.0.0.1',
-        port: 0,
-        discovery: discovery(bus),
-      });
-      if (replies === 'hooks') {
+    function service(module: unknown, id: string): Promise<INestMicroservice> {
+      return cluster.service(module, id, {}, (strategy) => {
+        if (replies !== 'hooks') return;
         strategy.setOnProcessingStartHook((_transport, _context, done) => {
           hooks.started++;
           return done();
         });
         strategy.setOnProcessingEndHook(() => hooks.ended++);
-      }
-      const app = await NestFactory.createMicroservice<MicroserviceOptions>(module as never, {
-        strategy,
-        logger: false,
       });
-      await app.listen();
-      apps.push(app);
-      return app;
     }
 
     function client(options: ConstructorParameters<typeof KableClientProxy>[0] = {}): KableClientProxy {
-      const proxy = new KableClientProxy({ host: '127.0.0.1', discovery: discovery(bus), ...options });
-      clients.push(proxy);
-      return proxy;
+      return cluster.client(options);
     }
 
-    function server(app: INestMicroservice): KableServer {
-      return (app as unknown as { serverInstance: KableServer }).serverInstance;
-    }
+    const server = serverOf;
 
     it('spreads 3,000 requests over three replicas, 1,000 ± 1 each', async () => {
       const replicas = await Promise.all([1, 2, 3].map(() => service(MathModule, 'math')));
@@ -304,7 +279,7 @@ describe.each(['direct', 'hooks'] as const)(
 
     it('works through ClientsModule.register with customClass', async () => {
       await service(MathModule, 'math');
-      const options = { host: '127.0.0.1', target: 'math', discovery: discovery(bus) };
+      const options = { host: '127.0.0.1', target: 'math', discovery: cluster.discovery() };
       @Module({
         imports: [ClientsModule.register([{ name: 'MATH', customClass: KableClientProxy, options }])],
       })
