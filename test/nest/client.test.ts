@@ -330,3 +330,22 @@ describe('limits and failures through the proxy', () => {
     });
   });
 });
+
+describe('status, on() and unwrap()', () => {
+  it("report the client node's connection status and events, and hand out its node", async () => {
+    const proxy = cluster.client();
+    const statuses: string[] = [];
+    const subscription = proxy.status.subscribe((status) => statuses.push(status));
+    const added: string[] = [];
+    proxy.on('peer:added', (peer: { id: string }) => added.push(peer.id));
+    expect(proxy.unwrap()).toBe(proxy.node);
+    await proxy.connect();
+    expect(statuses).toEqual(['connected']);
+    await cluster.service(MathModule, 'math');
+    await proxy.whenServed('who');
+    expect(added).toContain('math');
+    await proxy.close();
+    expect(statuses).toEqual(['connected', 'disconnected']);
+    subscription.unsubscribe();
+  });
+});
