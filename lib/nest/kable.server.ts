@@ -253,9 +253,22 @@ export class KableServer
       Promise.resolve(self.handleRequest(context, produce, respond)).catch(fail);
       return;
     }
+    // As Nest 12's runWithProcessingHooks: the end hook runs exactly once, also when the handler rejects.
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      self.onProcessingEndHook?.(this.transportId, context);
+    };
     const run = async () => {
-      const stream = await produce();
-      this.send(stream.pipe(finalize(() => self.onProcessingEndHook?.(this.transportId, context))), respond);
+      let stream: Observable<unknown>;
+      try {
+        stream = await produce();
+      } catch (error) {
+        end();
+        throw error;
+      }
+      this.send(stream.pipe(finalize(end)), respond);
     };
     const started =
       typeof self.onProcessingStartHook === 'function'

@@ -145,9 +145,13 @@ describe.each(['direct', 'hooks'] as const)(
         message: 'Internal server error',
       });
       expect(await outcome(math.send('nothing', {}))).toEqual({ values: [] });
-      expect(await outcome(math.send('echo', null as never))).toMatchObject({ values: [] });
-      // Six requests (the last one never left: null data is refused by the client itself).
-      expect(hooks).toEqual(replies === 'hooks' ? { started: 6, ended: 6 } : { started: 0, ended: 0 });
+      // A filter that throws makes the handler reject: the caller still gets an answer.
+      expect(await outcome(math.send('filter-throws', {}))).toEqual({
+        values: [],
+        error: { code: 'E_FILTER_THREW' },
+      });
+      // Seven requests, each between the start and the end hook (exactly once) on the hooks path.
+      expect(hooks).toEqual(replies === 'hooks' ? { started: 7, ended: 7 } : { started: 0, ended: 0 });
     });
 
     it("answers errors from exception filters exactly as Nest's TCP transport does", async () => {
