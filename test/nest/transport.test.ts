@@ -246,7 +246,12 @@ describe.each(['direct', 'hooks'] as const)(
         metadata: nest11 ? null : { traceparent: '00-abc-def-01' },
         caller: { id: 'gateway', iid: math.node.iid },
       });
-      expect(app.get(MathLedger).metadata).toEqual([nest11 ? undefined : { traceparent: '00-abc-def-01' }]);
+      const ledger = app.get(MathLedger);
+      expect(ledger.metadata).toEqual([nest11 ? undefined : { traceparent: '00-abc-def-01' }]);
+      // Events carry it too.
+      await lastValueFrom(math.emit('traced', {}), { defaultValue: undefined });
+      await waitUntil(() => ledger.metadata.length === 2, [ledger], ['changed'], 5000, 'the traced event');
+      expect(ledger.metadata[1]).toEqual(nest11 ? undefined : { traceparent: '00-abc-def-01' });
     });
 
     it("answers an unknown pattern with Nest's no-handler error when a target is set", async () => {
