@@ -12,6 +12,8 @@ export interface TransportSettings {
   namespace: string;
   key: string | undefined;
   keys: string[] | undefined;
+  /** Only listens (kable watch): sends nothing, so unicast needs no peers. */
+  listenOnly?: boolean;
 }
 
 export const DISCOVERY_DEFAULTS = {
@@ -70,7 +72,10 @@ export function createDiscoveryTransport(settings: TransportSettings): Discovery
       `discovery.address "${address}" is not a multicast group (224.0.0.0 to 239.255.255.255).`,
     );
   }
-  const peers = mode === 'unicast' ? parsePeers(discovery.peers, port) : [];
+  const peers =
+    mode !== 'unicast' || (settings.listenOnly === true && discovery.peers === undefined)
+      ? []
+      : parsePeers(discovery.peers, port);
   const advertiseInterval = discovery.advertiseInterval ?? DEFAULTS.advertiseInterval;
   return new UdpTransport({
     mode,
@@ -79,6 +84,7 @@ export function createDiscoveryTransport(settings: TransportSettings): Discovery
     interface: iface,
     ttl,
     peers,
+    ...(settings.listenOnly === true ? { listenOnly: true } : {}),
     namespace: settings.namespace,
     keys,
     advertiseInterval,

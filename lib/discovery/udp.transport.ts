@@ -31,6 +31,8 @@ export interface UdpTransportOptions {
   ttl: number;
   /** unicast: where to send. */
   peers: UdpTarget[];
+  /** Never sends (kable watch): no gossip either. */
+  listenOnly?: boolean;
   namespace: string;
   keys: Buffer[];
   /** unicast: how often to gossip known addresses, and when a silent address is dropped. */
@@ -128,7 +130,7 @@ export class UdpTransport implements DiscoveryTransport {
     });
     socket.on('error', (error) => this.warnings.count('socketError', `discovery socket: ${error.message}`));
     this.socket = socket;
-    if (this.unicast !== undefined) {
+    if (this.unicast !== undefined && this.options.listenOnly !== true) {
       const unicast = this.unicast;
       await unicast.resolveSeeds();
       this.resolveTimer = setInterval(() => void unicast.resolveSeeds(), RESOLVE_EVERY_MS);

@@ -1,5 +1,6 @@
 import { isObservable, type Observable } from 'rxjs';
 import type { ReplyChannel } from '../data-plane/data-plane-server.js';
+import { replyError } from './error-reply.js';
 
 /**
  * Answers one request straight from what Nest's handler returned, without Nest's generic `send`
@@ -8,25 +9,21 @@ import type { ReplyChannel } from '../data-plane/data-plane-server.js';
  * - a value (or a promise of one) is one final NEXT frame; `undefined` completes without a value;
  * - a stream sends each value, and a value followed by completion in the same tick goes as one final
  *   frame, as Nest's `send` merges them;
- * - a rejection or a stream error becomes an ERROR frame.
+ * - a rejection or a stream error is answered by `replyError`, as on the hooks path.
  * Returns a function that cancels the work (unsubscribes the stream).
  */
-export function replyDirectly(
-  result: unknown,
-  reply: ReplyChannel,
-  toErrorPayload: (error: unknown) => unknown,
-): () => void {
+export function replyDirectly(result: unknown, reply: ReplyChannel): () => void {
   let cancelled = false;
   let unsubscribe: (() => void) | undefined;
   const settle = (value: unknown): void => {
     // The channel ignores whatever comes after it finished; this only keeps a cancelled stream unsubscribed.
     if (cancelled) return;
-    if (isObservable(value)) unsubscribe = replyWithStream(value, reply, toErrorPayload);
+    if (isObservable(value)) unsubscribe = replyWithStream(value, reply);
     else if (value === undefined) reply.complete();
     else reply.next(value, true);
   };
   if (result instanceof Promise) {
-    result.then(settle, (error: unknown) => reply.error(toErrorPayload(error)));
+    result.then(settle, (error: unknown) => replyError(reply, error));
   } else settle(result);
   return () => {
     cancelled = true;
@@ -34,11 +31,7 @@ export function replyDirectly(
   };
 }
 
-function replyWithStream(
-  stream: Observable<unknown>,
-  reply: ReplyChannel,
-  toErrorPayload: (error: unknown) => unknown,
-): () => void {
+function replyWithStream(stream: Observable<unknown>, reply: ReplyChannel): () => void {
   // The latest value is held until the end of the tick, so that it can carry "last" if the stream
   // completes meanwhile (one frame instead of two).
   let held: { value: unknown } | undefined;
@@ -63,7 +56,7 @@ function replyWithStream(
     },
     error: (error: unknown) => {
       sendHeld(false);
-      reply.error(toErrorPayload(error));
+      replyError(reply, error);
     },
     complete: () => {
       if (held !== undefined) sendHeld(true);

@@ -1,9 +1,8 @@
 import type { ReadPacket, WritePacket } from '@nestjs/microservices';
 import { ClientProxy } from '@nestjs/microservices';
-import { Observable, Subject, connectable, defer, mergeMap, throwError } from 'rxjs';
+import { Observable, Subject, connectable, defer, mergeMap, type Observer } from 'rxjs';
 import { PeerPool } from '../data-plane/peer-pool.js';
 import { kable } from '../kable.js';
-import { KableError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { milliseconds } from '../node/validate-options.js';
@@ -38,8 +37,14 @@ export class KableClientProxy extends ClientProxy {
   private connecting: Promise<void> | undefined;
   private joined = false;
 
+  /** A subclass overrides serializeResponse or serializeError: replies pass through them, as in Nest. */
+  private readonly translates: boolean;
+
   constructor(options: KableClientOptions = {}) {
     super();
+    const nest = ClientProxy.prototype as unknown as Record<'serializeResponse' | 'serializeError', unknown>;
+    this.translates =
+      this.serializeResponse !== nest.serializeResponse || this.serializeError !== nest.serializeError;
     const resolved = validateClientOptions(options);
     this.settings = resolved;
     if (options.node !== undefined) {
@@ -56,6 +61,7 @@ export class KableClientProxy extends ClientProxy {
       eventTimeout: resolved.timeout,
       ...(resolved.maxFrameSize === undefined ? {} : { maxFrameSize: resolved.maxFrameSize }),
       ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
+      ...(resolved.maxPending === undefined ? {} : { maxPending: resolved.maxPending }),
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
     this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);
@@ -123,12 +129,15 @@ export class KableClientProxy extends ClientProxy {
       options.timeout === undefined
         ? this.settings.pickTimeout
         : milliseconds('timeout', options.timeout, 'whenServed() option '),
+      undefined,
+      options.timeout === undefined ? 'pickTimeout' : 'timeout',
     );
   }
 
   override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    // Nest's own check: it fails with its InvalidMessageException before doing anything else.
     if (pattern === undefined || pattern === null || data === undefined || data === null) {
-      return throwError(() => invalidMessage(pattern));
+      return super.send(pattern, data);
     }
     const request$ = new Observable<TResult>((subscriber) => {
       const packet = this.packetOf(pattern, data);
@@ -139,7 +148,13 @@ export class KableClientProxy extends ClientProxy {
         this.normalizePattern(pattern),
         packet.data,
         packet.metadata,
-        subscriber as never,
+        this.translates
+          ? translated(
+              subscriber as Observer<unknown>,
+              (value) => this.serializeResponse(value),
+              (error) => this.serializeError(error),
+            )
+          : (subscriber as Observer<unknown>),
       );
       request.start();
       return () => request.cancel();
@@ -151,7 +166,7 @@ export class KableClientProxy extends ClientProxy {
 
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     if (pattern === undefined || pattern === null || data === undefined || data === null) {
-      return throwError(() => invalidMessage(pattern));
+      return super.emit(pattern, data);
     }
     // Hot, as Nest's own emit: the event goes out whether or not anyone subscribes.
     const source = defer(async () => {
@@ -228,9 +243,35 @@ export class KableClientProxy extends ClientProxy {
   }
 }
 
-function invalidMessage(pattern: unknown): KableError {
-  return new KableError(
-    'KABLE_INVALID_MESSAGE',
-    `The message pattern and data must not be null or undefined (pattern: ${JSON.stringify(pattern) ?? 'undefined'}).`,
-  );
+/**
+ * Hands `subscriber` what Nest's own clients would: every value through serializeResponse and every
+ * error through serializeError. A translation that throws fails the request (and cancels it on the server).
+ */
+function translated(
+  subscriber: Observer<unknown>,
+  serializeResponse: (value: unknown) => unknown,
+  serializeError: (error: unknown) => unknown,
+): Observer<unknown> {
+  return {
+    next: (value) => {
+      let response: unknown;
+      try {
+        response = serializeResponse(value);
+      } catch (error) {
+        subscriber.error(error);
+        return;
+      }
+      subscriber.next(response);
+    },
+    error: (error) => {
+      let translatedError: unknown;
+      try {
+        translatedError = serializeError(error);
+      } catch (thrown) {
+        translatedError = thrown;
+      }
+      subscriber.error(translatedError);
+    },
+    complete: () => subscriber.complete(),
+  };
 }

@@ -19,6 +19,10 @@ export interface KableServerOptions extends KableOptions {
    * until they drain to half (default 8 MiB).
    */
   writeHighWaterMark?: number;
+  /** Most data-plane connections at once (default 10000); more are closed as they arrive. */
+  maxConnections?: number;
+  /** Most requests in flight on one connection (default 10000); more are refused, retryably. */
+  maxInFlightPerConnection?: number;
   /** Serve on this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
   /**
@@ -57,6 +61,8 @@ export interface KableClientOptions extends KableOptions {
    * KABLE_BACKPRESSURE and are retried on another replica.
    */
   maxQueuedBytes?: number;
+  /** Most requests pending on one connection, queued or in flight (default 10000); more fail at once. */
+  maxPending?: number;
   /** Use this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
   /** Mutual TLS on the data plane, as for KableServer (default: TLS-PSK with a `key`, else plain TCP). */
@@ -84,6 +90,8 @@ const SERVER_KEYS = new Set<string>([
   'id',
   'maxFrameSize',
   'writeHighWaterMark',
+  'maxConnections',
+  'maxInFlightPerConnection',
   'node',
   'drainTimeout',
   'leaveGrace',
@@ -99,6 +107,7 @@ const CLIENT_KEYS = new Set<string>([
   'retries',
   'maxFrameSize',
   'maxQueuedBytes',
+  'maxPending',
   'node',
   'tls',
 ]);
@@ -107,8 +116,29 @@ const CLIENT_KEYS = new Set<string>([
 export function rejectUnknownOptions(options: object, who: 'KableServer' | 'KableClientProxy'): void {
   const known = who === 'KableServer' ? SERVER_KEYS : CLIENT_KEYS;
   for (const key of Object.keys(options)) {
+    if (key === 'serializer' || key === 'deserializer')
+      throw new KableOptionsError(unsupportedCodec(who, key));
     if (!known.has(key)) {
       throw new KableOptionsError(`${who} has no option "${key}"; it accepts ${[...known].join(', ')}.`);
     }
   }
+}
+
+/**
+ * Nest's `serializer`/`deserializer` turn packets into a transport's wire format (JSON text for TCP).
+ * Kable's wire format is its own binary frames, which carry pattern, data and metadata as MessagePack:
+ * a codec cannot be slotted in without changing the protocol, so it is refused rather than ignored.
+ */
+function unsupportedCodec(
+  who: 'KableServer' | 'KableClientProxy',
+  key: 'serializer' | 'deserializer',
+): string {
+  const instead =
+    who === 'KableClientProxy'
+      ? 'transform values in a subclass that overrides serializeResponse()/serializeError() (both are applied to what send() delivers), or in the handler'
+      : 'transform values in the handler, an interceptor or an exception filter';
+  return (
+    `${who} does not take a "${key}": Kable frames carry pattern, data and metadata as MessagePack ` +
+    `(plain objects, arrays, strings, numbers, booleans, null, binary and Dates travel as they are); ${instead}.`
+  );
 }

@@ -13,6 +13,7 @@ import { milliseconds } from '../node/validate-options.js';
 import { byteSize } from './validate-client-options.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import { replyDirectly } from './direct-reply.js';
+import { replyError } from './error-reply.js';
 import { channelFor } from './secure-data-plane.js';
 import { KABLE_TRANSPORT, NO_MESSAGE_HANDLER } from './kable.constants.js';
 import { KableContext, servingNode, type KableCaller, type KableServingNode } from './kable.context.js';
@@ -65,6 +66,12 @@ export class KableServer
       }
       if (value) milliseconds(name, value, 'KableServer option ');
     }
+    for (const name of ['maxConnections', 'maxInFlightPerConnection'] as const) {
+      const value = options[name];
+      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+        throw new KableOptionsError(`KableServer option "${name}" must be a positive integer.`);
+      }
+    }
     if (options.node !== undefined) {
       this.node = options.node;
       this.ownsNode = false;
@@ -85,6 +92,10 @@ export class KableServer
       },
       {
         ...dataPlaneSizes(options),
+        ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+        ...(options.maxInFlightPerConnection === undefined
+          ? {}
+          : { maxInFlightPerConnection: options.maxInFlightPerConnection }),
         createServer: channelFor(this.node, options.tls).createServer,
       },
     );
@@ -195,9 +206,9 @@ export class KableServer
     ]);
     if (this.withoutHooks()) {
       try {
-        return replyDirectly(handler(request.data, context), reply, errorPayload);
+        return replyDirectly(handler(request.data, context), reply);
       } catch (error) {
-        reply.error(errorPayload(error));
+        replyError(reply, error);
         return;
       }
     }
@@ -211,7 +222,8 @@ export class KableServer
       });
     const respond = (packet: WritePacket): void => {
       if (reply.closed) return;
-      if (packet.err !== undefined) reply.error(packet.err);
+      // Nest's `send` marks an error packet disposed too: whatever it carries, it ends the reply.
+      if ('err' in packet) replyError(reply, packet.err);
       else if (packet.isDisposed) {
         if (packet.response !== undefined) reply.next(packet.response, true);
         else reply.complete();
@@ -243,15 +255,28 @@ export class KableServer
       onProcessingEndHook?: (transport: symbol, c: KableContext) => void;
     };
     const fail = (error: unknown) => {
-      if (!reply.closed) reply.error(errorPayload(error));
+      if (!reply.closed) replyError(reply, error);
     };
     if (typeof self.handleRequest === 'function') {
       Promise.resolve(self.handleRequest(context, produce, respond)).catch(fail);
       return;
     }
+    // As Nest 12's runWithProcessingHooks: the end hook runs exactly once, also when the handler rejects.
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      self.onProcessingEndHook?.(this.transportId, context);
+    };
     const run = async () => {
-      const stream = await produce();
-      this.send(stream.pipe(finalize(() => self.onProcessingEndHook?.(this.transportId, context))), respond);
+      let stream: Observable<unknown>;
+      try {
+        stream = await produce();
+      } catch (error) {
+        end();
+        throw error;
+      }
+      this.send(stream.pipe(finalize(end)), respond);
     };
     const started =
       typeof self.onProcessingStartHook === 'function'
@@ -277,11 +302,6 @@ export class KableServer
       (error) => this.logger.error(`Event handler for ${pattern} failed: ${String(error)}`),
     );
   }
-}
-
-function errorPayload(error: unknown): unknown {
-  if (error instanceof Error) return { status: 'error', message: 'Internal server error' };
-  return error;
 }
 
 /** Mirrors `source`, handing out a function that unsubscribes it (the caller cancelled the request). */

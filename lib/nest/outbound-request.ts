@@ -1,4 +1,4 @@
-import type { Subscriber } from 'rxjs';
+import type { Observer } from 'rxjs';
 import type { PeerPool } from '../data-plane/peer-pool.js';
 import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
@@ -33,6 +33,8 @@ export class OutboundRequest {
   private peer: PeerRecord | undefined;
   /** Made only when a request must wait for a node: AbortControllers are costly on the hot path. */
   private waiting: AbortController | undefined;
+  /** True while no node serves the pattern and the request waits for one (nothing is in flight). */
+  private waitingForNode = false;
   private readonly deadline: NodeJS.Timeout;
 
   constructor(
@@ -42,34 +44,49 @@ export class OutboundRequest {
     private readonly pattern: string,
     private readonly data: unknown,
     private readonly metadata: Record<string, unknown> | undefined,
-    private readonly subscriber: Subscriber<unknown>,
+    private readonly subscriber: Observer<unknown>,
   ) {
-    this.deadline = setTimeout(
-      () =>
-        this.fail(
-          new KableError(
-            'KABLE_TIMEOUT',
-            `Request "${pattern}" did not complete within ${settings.timeout} ms (option: timeout).`,
-          ),
-        ),
-      settings.timeout,
-    );
+    this.deadline = setTimeout(() => this.onDeadline(), settings.timeout);
   }
 
   start(): void {
     const ready = this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern);
     if (ready !== undefined) return this.sendTo(ready);
+    const { pickTimeout, timeout } = this.settings;
+    this.waitingForNode = true;
     this.router
       .waitFor(
         () => this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern),
         `pattern "${this.pattern}"`,
-        Math.min(this.settings.pickTimeout, this.settings.timeout),
+        Math.min(pickTimeout, timeout),
         (this.waiting ??= new AbortController()).signal,
+        pickTimeout < timeout ? 'pickTimeout' : 'timeout',
       )
       .then(
-        (peer) => this.sendTo(peer),
+        (peer) => {
+          this.waitingForNode = false;
+          this.sendTo(peer);
+        },
         (error: unknown) => this.fail(error),
       );
+  }
+
+  /**
+   * The whole request's deadline. If it ends the wait for a node, the caller learns that nobody serves
+   * the pattern (KABLE_NO_NODE), not that a server was slow: nothing was in flight.
+   */
+  private onDeadline(): void {
+    const { timeout } = this.settings;
+    if (this.waitingForNode) {
+      this.fail(this.router.unserved(`pattern "${this.pattern}"`, timeout, 'timeout'));
+      return;
+    }
+    this.fail(
+      new KableError(
+        'KABLE_TIMEOUT',
+        `Request "${this.pattern}" did not complete within ${timeout} ms (option: timeout).`,
+      ),
+    );
   }
 
   /** The subscriber unsubscribed: stop waiting, and cancel on the server what was sent. */

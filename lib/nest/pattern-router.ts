@@ -3,6 +3,7 @@ import { KableError } from '../node/errors.js';
 import type { KableNode } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { RoundRobin } from '../node/round-robin.js';
+import { noNodeError } from './no-node-error.js';
 import type { PatternCatalog, PatternKind } from './pattern-catalog.js';
 
 interface Route {
@@ -137,7 +138,13 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
    * Resolves when `ready()` returns something, checked at once and on every cluster change; rejects with
    * KABLE_NO_NODE after `timeout` ms, with the signal's reason when aborted.
    */
-  waitFor<T>(ready: () => T | undefined, what: string, timeout: number, signal?: AbortSignal): Promise<T> {
+  waitFor<T>(
+    ready: () => T | undefined,
+    what: string,
+    timeout: number,
+    signal?: AbortSignal,
+    option: 'pickTimeout' | 'timeout' = 'pickTimeout',
+  ): Promise<T> {
     const found = ready();
     if (found !== undefined) return Promise.resolve(found);
     if (this.waiters.size >= this.maxWaiters) {
@@ -168,12 +175,19 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
       };
       const timer = setTimeout(() => {
         finish();
-        reject(new KableError('KABLE_NO_NODE', `No RUNNING node handles ${what} (waited ${timeout} ms).`));
+        reject(this.unserved(what, timeout, option));
       }, timeout);
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.add(waiter);
     });
+  }
+
+  /** KABLE_NO_NODE for a wait for `what` that ended after `waited` ms, naming the services known. */
+  unserved(what: string, waited: number, option: 'pickTimeout' | 'timeout'): KableError {
+    const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
+    const unlisted = nodes.filter((peer) => !peer.self && !this.catalog.isKnown(peer.patterns)).length;
+    return noNodeError(this.node, what, waited, option, this.target, unlisted);
   }
 
   get waiting(): number {

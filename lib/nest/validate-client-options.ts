@@ -11,6 +11,7 @@ export interface ResolvedClientSettings {
   maxWaiters: number;
   maxFrameSize: number | undefined;
   maxQueuedBytes: number | undefined;
+  maxPending: number | undefined;
 }
 
 const WHO = 'KableClientProxy option ';
@@ -48,6 +49,7 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
   if (options.target !== undefined && (typeof options.target !== 'string' || options.target === '')) {
     throw new KableOptionsError('KableClientProxy option "target" must be a service id such as "math".');
   }
+  if (options.maxPending !== undefined) positive('maxPending', options.maxPending);
   return {
     pickTimeout: milliseconds('pickTimeout', options.pickTimeout ?? CLIENT_DEFAULTS.pickTimeout, WHO),
     // A refusing or unreachable node is skipped until its next advert, at most one node timeout.
@@ -61,5 +63,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     maxWaiters: positive('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
     maxFrameSize: bytes('maxFrameSize', options.maxFrameSize),
     maxQueuedBytes: bytes('maxQueuedBytes', options.maxQueuedBytes),
+    maxPending: options.maxPending,
   };
 }

@@ -38,6 +38,7 @@ export class ClusterWatcher extends EventEmitter<{ change: []; warning: [KableWa
       namespace: options.namespace ?? DEFAULTS.namespace,
       key: options.key,
       keys: options.keys,
+      listenOnly: true,
     });
     const interval = options.discovery?.advertiseInterval ?? DEFAULTS.advertiseInterval;
     this.nodeTimeout = options.discovery?.nodeTimeout ?? Math.round(interval * DEFAULTS.nodeTimeoutFactor);
