@@ -32,8 +32,8 @@ describe('brand', () => {
     expect(new one.Base() instanceof two.Child).toBe(false);
     expect(new Error('x') instanceof one.Base).toBe(false);
     expect({ name: 'TestBase' } instanceof one.Base).toBe(false);
-    expect(null instanceof one.Base).toBe(false);
-    expect('TestBase' instanceof one.Base).toBe(false);
+    expect((null as unknown) instanceof one.Base).toBe(false);
+    expect(('TestBase' as unknown) instanceof one.Base).toBe(false);
   });
 
   it('leaves subclasses that are not branded with plain instanceof', () => {
