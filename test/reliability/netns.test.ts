@@ -1,15 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { randomBytes, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { waitUntil } from '../support/events.js';
 import { PrivateLan, netnsUnavailable } from '../support/netns.js';
 import { runFixture, type ChildFixture } from '../support/processes.js';
+import { describeNeeding } from '../support/requirements.js';
 
 // Real multi-host networking: four hosts on one bridge, each a network namespace of this test's own,
 // with Kable nodes as separate processes inside. Only here may adverts go to 255.255.255.255 or a LAN
 // address: nothing these namespaces send can reach the machine's own network.
-const why = netnsUnavailable();
-if (why !== undefined) console.warn(`network-namespace tests skipped: ${why} (CI runs them as root)`);
+// CI runs them as root and fails if it cannot; elsewhere they are skipped with a warning that says why.
+const describeOnLan = describeNeeding(netnsUnavailable(), 'the network-namespace tests');
 
 const FIXTURE = 'test/discovery/fixtures/node-process.ts';
 const timing = { advertiseInterval: 100, nodeTimeout: 400 };
@@ -31,7 +32,7 @@ class HostNode {
   }
 }
 
-(why === undefined ? describe : describe.skip)('Kable on a real four-host LAN in network namespaces', () => {
+describeOnLan('Kable on a real four-host LAN in network namespaces', () => {
   const lan = new PrivateLan(4);
   const running: HostNode[] = [];
 
