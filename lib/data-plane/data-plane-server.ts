@@ -147,10 +147,20 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   }
 
   stats(): Record<string, number> {
+    // What the open connections hold right now: bytes of frames not yet complete, and replies not yet
+    // handed to the socket. Summed here, on demand, so the hot path pays nothing.
+    let bufferedBytes = 0;
+    let queuedBytes = 0;
+    for (const connection of this.connections) {
+      bufferedBytes += connection.bufferedBytes;
+      queuedBytes += connection.queuedBytes;
+    }
     return {
       ...this.counters,
       openConnections: this.connections.size,
       inFlight: this.inFlightCount,
+      bufferedBytes,
+      queuedBytes,
       ...prefixed(this.warnings.counts),
     };
   }
@@ -266,12 +276,22 @@ class ServerConnection {
     if (!this.gone) this.writer.write(frame);
   }
 
+  get bufferedBytes(): number {
+    return this.decoder.pendingBytes;
+  }
+
+  get queuedBytes(): number {
+    return this.writer.queuedBytes;
+  }
+
   finish(reply: Reply): void {
     reply.done = true;
     if (this.replies.delete(reply.id)) this.server.requestEnded();
   }
 
   destroy(): void {
+    // At once, not at 'close': frames after a fault in the same chunk must not run, nor count again.
+    this.gone = true;
     this.socket.destroy();
   }
 
