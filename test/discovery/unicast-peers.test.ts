@@ -1,0 +1,39 @@
+import { describe, expect, it } from '@jest/globals';
+import { UnicastPeers } from '../../lib/discovery/unicast-peers.js';
+
+// The rule behind gossip's address list, on an explicit clock: the process tests only check that it
+// holds across real sockets.
+const NODE_TIMEOUT = 1000;
+const seed = { host: '127.0.0.1', port: 4000 };
+const keys = (peers: UnicastPeers, now: number) => peers.targets(now).map((t) => `${t.host}:${t.port}`);
+
+describe('unicast send list', () => {
+  it('keeps a learned address while it answers, drops it after nodeTimeout of silence, never drops a seed', () => {
+    const peers = new UnicastPeers([seed], NODE_TIMEOUT);
+    peers.heard('127.0.0.2', 4001, 0);
+    expect(keys(peers, 0)).toEqual(['127.0.0.1:4000', '127.0.0.2:4001']);
+    peers.heard('127.0.0.2', 4001, 900);
+    // Silent for exactly nodeTimeout: still there; one millisecond more: gone.
+    expect(keys(peers, 1900)).toEqual(['127.0.0.1:4000', '127.0.0.2:4001']);
+    expect(keys(peers, 1901)).toEqual(['127.0.0.1:4000']);
+    expect(peers.size).toBe(0);
+    expect(keys(peers, 1_000_000)).toEqual(['127.0.0.1:4000']);
+  });
+
+  it('tries an address named by gossip for one nodeTimeout, and passes on only those that answered', () => {
+    const peers = new UnicastPeers([seed], NODE_TIMEOUT);
+    peers.told([{ host: '127.0.0.3', port: 4002 }], 0);
+    peers.heard('127.0.0.2', 4001, 0);
+    expect(keys(peers, 500)).toContain('127.0.0.3:4002');
+    expect(peers.sample(10, 500)).toEqual([{ host: '127.0.0.2', port: 4001 }]);
+    expect(keys(peers, 1001)).toEqual(['127.0.0.1:4000']);
+  });
+
+  it('never sends to its own address, even when gossip names it', () => {
+    const peers = new UnicastPeers([seed, { host: '127.0.0.9', port: 4009 }], NODE_TIMEOUT);
+    peers.isSelf('127.0.0.9', 4009);
+    peers.told([{ host: '127.0.0.9', port: 4009 }], 0);
+    peers.heard('127.0.0.9', 4009, 0);
+    expect(keys(peers, 0)).toEqual(['127.0.0.1:4000']);
+  });
+});
