@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { UnicastPeers } from '../../lib/discovery/unicast-peers.js';
+import { GOSSIP_FANOUT, MAX_UNICAST_PEERS, UnicastPeers } from '../../lib/discovery/unicast-peers.js';
 
 // The rule behind gossip's address list, on an explicit clock: the process tests only check that it
 // holds across real sockets.
@@ -35,5 +35,20 @@ describe('unicast send list', () => {
     peers.told([{ host: '127.0.0.9', port: 4009 }], 0);
     peers.heard('127.0.0.9', 4009, 0);
     expect(keys(peers, 0)).toEqual(['127.0.0.1:4000']);
+  });
+
+  it('keeps at most 1024 addresses and tells at most 24 per advert (README figures)', () => {
+    expect({ MAX_UNICAST_PEERS, GOSSIP_FANOUT }).toEqual({ MAX_UNICAST_PEERS: 1024, GOSSIP_FANOUT: 24 });
+    const peers = new UnicastPeers([seed], NODE_TIMEOUT);
+    for (let i = 0; i < 1100; i++) peers.heard(`127.0.${i >> 8}.${(i & 255) + 1}`, 5000, 0);
+    peers.told([{ host: '127.1.0.1', port: 5000 }], 0);
+    expect(peers.size).toBe(1024);
+    expect(peers.targets(0)).toHaveLength(1025);
+    expect(peers.sample(undefined, 0)).toHaveLength(24);
+    // Room comes back as addresses expire.
+    peers.heard('127.2.0.1', 5000, 2000);
+    expect(peers.targets(2000)).toHaveLength(1);
+    peers.heard('127.2.0.1', 5000, 2000);
+    expect(peers.targets(2000)).toHaveLength(2);
   });
 });
