@@ -1,5 +1,7 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
+import { randomInt } from 'node:crypto';
 import { GOSSIP_FANOUT, MAX_UNICAST_PEERS, UnicastPeers } from '../../lib/discovery/unicast-peers.js';
+import { kable } from '../../lib/kable.js';
 
 // The rule behind gossip's address list, on an explicit clock: the process tests only check that it
 // holds across real sockets.
@@ -50,5 +52,40 @@ describe('unicast send list', () => {
     expect(peers.targets(2000)).toHaveLength(1);
     peers.heard('127.2.0.1', 5000, 2000);
     expect(peers.targets(2000)).toHaveLength(2);
+  });
+});
+
+describe('unicast seeds given by name', () => {
+  it('are resolved at up() and again every 30 s (a headless service whose pods change)', async () => {
+    // Only the interval timers are faked: the socket, DNS and promises run for real.
+    jest.useFakeTimers({
+      doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'hrtime', 'performance', 'Date'],
+    });
+    const resolves = jest.spyOn(UnicastPeers.prototype, 'resolveSeeds');
+    const port = randomInt(20_000, 60_000);
+    const node = kable('named-seed', {
+      host: '127.0.0.1',
+      discovery: {
+        mode: 'unicast',
+        interface: '127.0.0.1',
+        port,
+        peers: [`localhost:${port + 1}`],
+        advertiseInterval: 60_000,
+      },
+    });
+    try {
+      await node.up();
+      expect(resolves).toHaveBeenCalledTimes(1);
+      jest.advanceTimersByTime(29_999);
+      expect(resolves).toHaveBeenCalledTimes(1);
+      jest.advanceTimersByTime(1);
+      expect(resolves).toHaveBeenCalledTimes(2);
+      jest.advanceTimersByTime(30_000);
+      expect(resolves).toHaveBeenCalledTimes(3);
+    } finally {
+      jest.useRealTimers();
+      resolves.mockRestore();
+      await node.down();
+    }
   });
 });
