@@ -51,7 +51,11 @@ describe('graceful shutdown of a KableServer', () => {
 
   it('lets a request in flight finish, refuses new ones meanwhile, then announces DOWN', async () => {
     const { app, server, client, ledger } = await setup(10_000, 50);
-    const removed = waitForEvent(client.node, 'peer:removed', (p: PeerRecord) => p.iid === server.node.iid);
+    const removed = waitForEvent(
+      client.node,
+      'peer:removed',
+      (p: PeerRecord, _reason: string) => p.iid === server.node.iid,
+    );
     const gated = waitUntil(() => ledger.gates.has('a'), [ledger], ['changed'], 5000, 'the handler');
     const inFlight = firstValueFrom(client.send<string>('rebuild', 'a'));
     await gated;

@@ -1,30 +1,33 @@
 import { describe, it } from '@jest/globals';
 
+type Block = (name: string, body: () => void) => void;
+type Test = (name: string, body: () => Promise<unknown>, timeout?: number) => void;
+
 /**
  * Tests that need something from the machine (redis-server, root, `ip netns`) run only where it is.
  * Locally a missing dependency skips them with a warning that names it; in CI (`CI=true`) it fails the
  * run with the same message instead, so a green CI always means they ran.
  */
-export function describeNeeding(missing: string | undefined, what: string): typeof describe {
+export function describeNeeding(missing: string | undefined, what: string): Block {
   if (missing === undefined) return describe;
   if (!inCi()) {
     warn(missing, what);
     return describe.skip;
   }
-  return ((name: string) =>
+  return (name) =>
     describe(name, () => {
       it('has what it needs', () => fail(missing, what));
-    })) as typeof describe;
+    });
 }
 
 /** The same for a single test. */
-export function itNeeding(missing: string | undefined, what: string): typeof it {
+export function itNeeding(missing: string | undefined, what: string): Test {
   if (missing === undefined) return it;
   if (!inCi()) {
     warn(missing, what);
     return it.skip;
   }
-  return ((name: string) => it(name, () => fail(missing, what))) as typeof it;
+  return (name) => it(name, () => fail(missing, what));
 }
 
 function inCi(): boolean {
