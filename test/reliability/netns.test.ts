@@ -164,7 +164,9 @@ describeOnLan('Kable on a real four-host LAN in network namespaces', () => {
     const clientOptions = {
       host: lan.hosts[0].address,
       target: 'math',
-      timeout: 1000,
+      // Longer than nodeTimeout: a caller stuck on the dead link is still waiting when the host is
+      // evicted, so it is never sent there twice (at most one timeout per caller).
+      timeout: timing.nodeTimeout + 1000,
       discovery: discoveryFor(0),
     };
     const driver = runFixture(
