@@ -3,7 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MAX_FRAME_SIZE } from '../lib/data-plane/frames.js';
 import { CLIENT_DEFAULTS, SERVER_DEFAULTS } from '../lib/nest/kable.options.js';
+import type { KableNode } from '../lib/node/kable-node.js';
 import { DEFAULTS } from '../lib/node/options.js';
+import { OverloadMonitor } from '../lib/node/overload-monitor.js';
 import { MemoryCluster } from './support/memory-cluster.js';
 
 // README statements that no behavioural test pins down by number: the option tables' defaults, the
@@ -27,6 +29,20 @@ describe('README claims', () => {
       retries: 2,
     });
     expect(DEFAULT_MAX_FRAME_SIZE).toBe(16 * 1024 * 1024);
+    // busy: checks every 500 ms, back to RUNNING under 0.5 x the limit for 2 checks in a row.
+    const monitor = new OverloadMonitor({} as KableNode, { maxEventLoopDelayMs: 200 }) as unknown as Record<
+      string,
+      number
+    >;
+    expect({
+      checkInterval: monitor.checkInterval,
+      recoverNs: monitor.recoverNs,
+      recoverChecks: monitor.recoverChecks,
+    }).toEqual({
+      checkInterval: 500,
+      recoverNs: 0.5 * 200 * 1e6,
+      recoverChecks: 2,
+    });
   });
 
   it('ioredis is loaded only by the redis backend, at start; @nestjs/terminus is never imported', () => {
