@@ -101,7 +101,7 @@ export async function firstReplyAfterStart(runs: number): Promise<Record<string,
   return results;
 }
 
-// Standalone: node --import ./test/support/register-ts.js bench/join.ts [runs]
+// Standalone: node --import ./scripts/register-ts.js bench/join.ts [runs]
 if (process.argv[1]?.endsWith('bench/join.ts')) {
   const results = await firstReplyAfterStart(Number(process.argv[2] ?? 40));
   process.stdout.write(JSON.stringify(results) + '\n');

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { loopbackDiscovery } from './support/loopback-discovery.js';
 import { runFixture } from './support/processes.js';
 import { RedisServer, redisServerPath } from './support/redis-server.js';
+import { itNeeding } from './support/requirements.js';
 
 // The README's sample, run as a user runs it (in its bounded script, with --watch held open so that
 // `kable watch --json` can look at it), on a discovery group of its own.
@@ -32,7 +33,12 @@ describe('the sample cluster', () => {
     }
   }, 90_000);
 
-  (redisServerPath() ? it : it.skip)(
+  itNeeding(
+    redisServerPath() === undefined
+      ? 'no redis-server on this machine (apt-get install redis-server)'
+      : undefined,
+    'the sample-with-Redis test',
+  )(
     'runs the same with discovery through Redis, with one flag',
     async () => {
       const redis = new RedisServer();

@@ -172,10 +172,14 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   }
 
   stats(): Record<string, number> {
+    // What the open connections hold right now: received bytes not yet decoded, replies not yet sent.
+    // Summed here, on demand, so the hot path pays nothing.
     let bufferedBytes = 0;
+    let queuedBytes = 0;
     let pausedConnections = 0;
     for (const connection of this.connections) {
       bufferedBytes += connection.bufferedBytes;
+      queuedBytes += connection.queuedBytes;
       if (connection.readingPaused) pausedConnections++;
     }
     return {
@@ -184,6 +188,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
       inFlight: this.inFlightCount,
       bufferedBytes,
       pausedConnections,
+      queuedBytes,
       ...prefixed(this.warnings.counts),
     };
   }
@@ -344,12 +349,19 @@ class ServerConnection {
     return false;
   }
 
+  /** Replies not yet handed to the socket. */
+  get queuedBytes(): number {
+    return this.writer.queuedBytes;
+  }
+
   finish(reply: Reply): void {
     reply.done = true;
     if (this.replies.delete(reply.id)) this.server.requestEnded();
   }
 
   destroy(): void {
+    // At once, not at 'close': frames after a fault in the same chunk must not run, nor count again.
+    this.gone = true;
     this.socket.destroy();
   }
 

@@ -110,6 +110,15 @@ export class PeerConnection {
     return this.status === 'closed';
   }
 
+  /** What this connection holds now: requests awaiting an answer, bytes of a partial frame, emits waiting. */
+  get holding(): { pending: number; bufferedBytes: number; emitsWaiting: number } {
+    return {
+      pending: this.pending.size,
+      bufferedBytes: this.decoder.pendingBytes,
+      emitsWaiting: this.events.size,
+    };
+  }
+
   /** Sends a request; returns a function that cancels it (the observer is not called after). */
   request(
     pattern: string,

@@ -54,6 +54,13 @@ export class PeerPool {
   }
 
   stats(): Record<string, number> {
-    return { connectionsOpen: this.connections.size, connectionsOpened: this.opened };
+    const held = { pending: 0, bufferedBytes: 0, emitsWaiting: 0 };
+    for (const connection of this.connections.values()) {
+      const holding = connection.holding;
+      held.pending += holding.pending;
+      held.bufferedBytes += holding.bufferedBytes;
+      held.emitsWaiting += holding.emitsWaiting;
+    }
+    return { connectionsOpen: this.connections.size, connectionsOpened: this.opened, ...held };
   }
 }

@@ -65,6 +65,8 @@ export class KableClientProxy extends ClientProxy {
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
     this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);
+    // In node.stats() as client.*: connections, requests pending, partial frames, requests waiting for a node.
+    this.node.addStats('client', () => ({ ...this.pool.stats(), waitingForNode: this.router.waiting }));
   }
 
   /** Joins the cluster (idempotent; again after close(), as Nest allows); requests call it themselves. */

@@ -13,7 +13,11 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map((node) => node.down()));
 });
 
-const timing = { advertiseInterval: 50, nodeTimeout: 300 };
+// Across processes on a machine that may be loaded: a node timeout of 15 advert intervals, so a
+// process stalled for a second is not taken for dead; every wait below is derived from these.
+const timing = { advertiseInterval: 100, nodeTimeout: 1500 };
+/** Eviction: nodeTimeout of silence, noticed at the next sweep, with room for a loaded machine. */
+const evictionBound = timing.nodeTimeout + 10 * timing.advertiseInterval + 3000;
 
 function unicastNode(id: string, port: number, seeds: string[]): KableNode {
   const node = kable(id, {
@@ -69,7 +73,7 @@ describe('unicast discovery with gossip', () => {
       () => others.every((node) => node.peer(seed.iid) === undefined),
       others,
       ['peer:removed'],
-      5000,
+      evictionBound,
       'the dead seed to be evicted',
     );
 
@@ -99,9 +103,12 @@ describe('unicast discovery with gossip', () => {
     expect(b.stats().unicastTargets).toBe(2);
     await c.down();
     nodes.splice(nodes.indexOf(c), 1);
-    // Time is the subject: past a few node timeouts, c's learned address is gone from b's send list
-    // (gossip does not keep a dead address alive), while the seed a stays.
-    await new Promise((resolve) => setTimeout(resolve, 4 * timing.nodeTimeout));
+    // Time is the subject: a learned address silent for nodeTimeout is dropped at b's next advert, so
+    // past nodeTimeout and a few intervals c's is gone from b's send list (gossip does not keep a dead
+    // address alive), while the seed a stays.
+    await new Promise((resolve) =>
+      setTimeout(resolve, timing.nodeTimeout + 5 * timing.advertiseInterval + 1000),
+    );
     expect(b.stats().unicastTargets).toBe(1);
     expect(a.stats().unicastTargets).toBe(1);
   });

@@ -53,7 +53,10 @@ const layouts: Array<[string, () => Layout]> = [
 describe.each(layouts)('discovery across processes, %s on loopback', (_mode, layout) => {
   it('discovers, propagates state, hears a clean down, and evicts a SIGKILLed node after nodeTimeout', async () => {
     const { parent, children: childOptions } = layout();
-    const timing = { advertiseInterval: 50, nodeTimeout: 400 };
+    // Across processes on a possibly loaded machine: 15 advert intervals before a silent node is
+    // evicted, so a stalled child is not taken for dead; the waits below derive from these.
+    const timing = { advertiseInterval: 100, nodeTimeout: 1500 };
+    const evictionBound = timing.nodeTimeout + 10 * timing.advertiseInterval + 3000;
     const watcher = kable('watcher', { host: '127.0.0.1', discovery: { ...parent, ...timing } });
     nodes.push(watcher);
     await watcher.up();
@@ -70,7 +73,7 @@ describe.each(layouts)('discovery across processes, %s on loopback', (_mode, lay
       () => watcher.peer(first) !== undefined && watcher.peer(second) !== undefined,
       [watcher],
       ['peer:added'],
-      5000,
+      10_000,
       'both child nodes',
     );
 
@@ -94,6 +97,7 @@ describe.each(layouts)('discovery across processes, %s on loopback', (_mode, lay
       watcher,
       'peer:removed',
       (p: PeerRecord, _reason: string) => p.iid === second,
+      evictionBound,
     );
     spawned[1].child.kill('SIGKILL');
     const [peer, reason] = (await evicted) as [PeerRecord, string];

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { kable } from '../../lib/kable.js';
 import type { KableNode } from '../../lib/node/kable-node.js';
@@ -6,16 +6,17 @@ import type { KableOptions } from '../../lib/node/options.js';
 import type { PeerRecord } from '../../lib/node/peer-record.js';
 import { waitForEvent, waitUntil } from '../support/events.js';
 import { RedisServer, redisServerPath } from '../support/redis-server.js';
+import { describeNeeding } from '../support/requirements.js';
 
-const available = redisServerPath() !== undefined;
-if (!available) {
-  // CI installs redis-server (.ci/run); without it, say so rather than fail for a missing tool.
-  console.warn(
-    'redis discovery tests skipped: no redis-server on this machine (apt-get install redis-server)',
-  );
-}
+// CI installs redis-server (.ci/run) and fails without it; a laptop without it skips, with a warning.
+const describeWithRedis = describeNeeding(
+  redisServerPath() === undefined
+    ? 'no redis-server on this machine (apt-get install redis-server)'
+    : undefined,
+  'the Redis discovery tests',
+);
 
-(available ? describe : describe.skip)('discovery through Redis', () => {
+describeWithRedis('discovery through Redis', () => {
   const redis = new RedisServer();
   const nodes: KableNode[] = [];
 

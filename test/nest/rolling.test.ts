@@ -35,12 +35,14 @@ describe('replicas coming and going under traffic', () => {
   /** Keeps `concurrency` requests in flight until stopped; counts outcomes by error code. */
   function traffic(math: KableClientProxy, concurrency: number) {
     let running = true;
-    const result = { ok: 0, errors: new Map<string, number>() };
+    const result = { ok: 0, errors: new Map<string, number>(), slowest: 0 };
     const progress = new EventEmitter();
     const worker = async () => {
       while (running) {
+        const started = performance.now();
         try {
           await firstValueFrom(math.send('async', 1));
+          result.slowest = Math.max(result.slowest, performance.now() - started);
           result.ok++;
           if (result.ok % 50 === 0) progress.emit('progress');
         } catch (error) {
@@ -78,6 +80,7 @@ describe('replicas coming and going under traffic', () => {
     const load = traffic(math, 10);
     for (let i = 0; i < 3; i++) {
       const old = replicas[i];
+      load.result.slowest = 0;
       old.child.kill('SIGTERM');
       expect(await old.exited).toBe('SIGTERM');
       const fresh = replica(discovery);
@@ -85,6 +88,9 @@ describe('replicas coming and going under traffic', () => {
       const { iid } = await fresh.ready;
       await math.whenServed('async', { count: 3, timeout: 10_000 });
       expect(math.nodesFor('async').map((p) => p.iid)).toContain(iid);
+      // No request waited on the leaving replica: the slowest of this restart is far under the 10 s
+      // timeout (a request held until the replica's drain, or retried after a timeout, would not be).
+      expect(load.result.slowest).toBeLessThan(1000);
     }
     const { ok, errors } = await load.stop();
     expect(Object.fromEntries(errors)).toEqual({});
@@ -121,5 +127,10 @@ describe('replicas coming and going under traffic', () => {
     const { ok, errors } = await load.stop();
     expect(Object.fromEntries(errors)).toEqual({});
     expect(ok).toBeGreaterThan(before);
+    // The overloaded replica really refused requests (those that reached it before its peers saw it
+    // busy), and each was retried elsewhere: no error above.
+    hot.send('stats');
+    const { stats } = (await hot.next('stats')) as { stats: { refused: number } };
+    expect(stats.refused).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });

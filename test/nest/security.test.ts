@@ -11,7 +11,7 @@ import { MemoryBus } from '../../lib/discovery/memory.transport.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
 import type { KableOptions } from '../../lib/node/options.js';
-import { makeCertificates } from '../support/certificates.js';
+import { makeCertificates, type ClusterCertificates } from '../support/certificates.js';
 import { waitUntil } from '../support/events.js';
 import { MathLedger, MathModule } from './fixtures/math.module.js';
 
@@ -113,34 +113,47 @@ describe('data-plane security', () => {
     expect(ledger.served).toBe(0);
   });
 
-  it('with tls files, serves a client whose certificate the cluster CA signed, and refuses others', async () => {
-    const pki = makeCertificates();
-    const { ledger, server } = await replica({}, { tls: { ...pki.node, ca: pki.ca } });
-    const member = client({}, { tls: { ...pki.node, ca: pki.ca } });
-    await member.whenServed({ cmd: 'sum' });
-    expect(await firstValueFrom(member.send({ cmd: 'sum' }, [4, 4]))).toBe(8);
-    const served = ledger.served;
-    const outsider = client({}, { tls: pki.stranger, pickTimeout: 300, retries: 1 });
-    await outsider.connect();
-    await waitUntil(
-      () => outsider.node.running('math').length === 1,
-      [outsider.node],
-      ['peer:added'],
-      5000,
-      'discovery',
-    );
-    await expect(firstValueFrom(outsider.send({ cmd: 'sum' }, [1]))).rejects.toMatchObject({
-      code: expect.any(String),
-    });
-    expect(ledger.served).toBe(served);
-    await waitUntil(
-      () => (server.node.stats()['dataPlane.dropped.refusedConnection'] ?? 0) >= 1,
-      [server.node],
-      ['warning'],
-      5000,
-      'the refusal to be counted',
-    );
-  });
+  // Two outsiders: one trusts the cluster CA but holds a certificate from another CA (only the server's
+  // check of client certificates stops it), one holds such a certificate and trusts only its own CA.
+  it.each([
+    [
+      'the cluster CA but a certificate from another CA',
+      (pki: ClusterCertificates) => ({ ...pki.stranger, ca: pki.ca }),
+    ],
+    ['another CA only', (pki: ClusterCertificates) => ({ ...pki.stranger, ca: pki.otherCa })],
+  ])(
+    'with tls files, serves a client whose certificate the cluster CA signed, and refuses one trusting %s',
+    async (_name, outsiderTls) => {
+      const pki = makeCertificates();
+      const { ledger, server } = await replica({}, { tls: { ...pki.node, ca: pki.ca } });
+      const warnings: string[] = [];
+      server.node.on('warning', (warning) => warnings.push(warning.message));
+      const member = client({}, { tls: { ...pki.node, ca: pki.ca } });
+      await member.whenServed({ cmd: 'sum' });
+      expect(await firstValueFrom(member.send({ cmd: 'sum' }, [4, 4]))).toBe(8);
+      const served = ledger.served;
+      const outsider = client({}, { tls: outsiderTls(pki), pickTimeout: 300, retries: 1 });
+      await outsider.connect();
+      await waitUntil(
+        () => outsider.node.running('math').length === 1,
+        [outsider.node],
+        ['peer:added'],
+        5000,
+        'discovery',
+      );
+      await expect(firstValueFrom(outsider.send({ cmd: 'sum' }, [1]))).rejects.toMatchObject({
+        code: expect.any(String),
+      });
+      expect(ledger.served).toBe(served);
+      await waitUntil(
+        () => (server.node.stats()['dataPlane.dropped.refusedConnection'] ?? 0) >= 1,
+        [server.node],
+        ['warning'],
+        5000,
+        'the refusal to be counted',
+      );
+    },
+  );
 
   it('rotates from key A to key B across three replicas with no failed request', async () => {
     let replicas = await Promise.all([1, 2, 3].map(() => replica({ key: keyA })));

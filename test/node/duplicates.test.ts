@@ -1,7 +1,6 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { KableError } from '../../lib/node/errors.js';
 import type { KableNode } from '../../lib/node/kable-node.js';
-import { startedFirst } from '../../lib/node/peer-record.js';
 import { MemoryCluster } from '../support/memory-cluster.js';
 import { waitForEvent, waitUntil } from '../support/events.js';
 
@@ -14,55 +13,92 @@ function collectErrors(node: KableNode): KableError[] {
   return errors;
 }
 
+const EVERY_CLOCK_BUT_DATE = [
+  'hrtime',
+  'nextTick',
+  'performance',
+  'queueMicrotask',
+  'setImmediate',
+  'clearImmediate',
+  'setInterval',
+  'clearInterval',
+  'setTimeout',
+  'clearTimeout',
+] as const;
+
+/** up() as if the clock read `at`: only the start time (read as up() begins) sees the fake clock. */
+function upAt(node: KableNode, at: number): Promise<void> {
+  jest.useFakeTimers({ doNotFake: [...EVERY_CLOCK_BUT_DATE], now: at });
+  try {
+    return node.up();
+  } finally {
+    jest.useRealTimers();
+  }
+}
+
 describe('duplicate ids', () => {
-  it('three observers and both duplicates keep the same node and each reports DUPLICATE_NODE_ID', async () => {
-    cluster = new MemoryCluster();
-    const observers = [cluster.node('o1'), cluster.node('o2'), cluster.node('o3')];
-    const observerErrors = observers.map(collectErrors);
-    for (const observer of observers) await observer.up();
-    const first = cluster.node('billing');
-    const firstErrors = collectErrors(first);
-    await first.up();
-    await waitUntil(
-      () => observers.every((o) => o.running('billing').length === 1),
-      observers,
-      ['peer:added'],
-      5000,
-      'first seen',
-    );
-    const second = cluster.node('billing');
-    const secondErrors = collectErrors(second);
-    await second.up();
-    const everyone = [...observers, first, second];
-    const allErrors = [...observerErrors, firstErrors, secondErrors];
-    await waitUntil(
-      () => allErrors.every((errors) => errors.length >= 1),
-      everyone,
-      ['error', 'peer:added', 'peer:state'],
-      5000,
-      'every node to report the duplicate',
-    );
-    // The earlier started wins; both may start in one millisecond, and then the instance id decides.
-    const [kept, ignored] = startedFirst(first, second) ? [first, second] : [second, first];
-    if (first.startedAt < second.startedAt) expect(kept).toBe(first);
-    for (const errors of allErrors) {
-      expect(errors).toHaveLength(1);
-      expect(errors[0]).toMatchObject({ code: 'DUPLICATE_NODE_ID', kept: kept.iid, ignored: ignored.iid });
-    }
-    for (const observer of observers) {
-      expect(observer.running('billing').map((peer) => peer.iid)).toEqual([kept.iid]);
-      expect(observer.peer(ignored.iid)).toBeUndefined();
-    }
-    // The ignored one ignores itself too: it is not in its own rotation.
-    expect(ignored.running('billing').map((peer) => peer.iid)).toEqual([kept.iid]);
-    // Repeated adverts do not repeat the error: let three more of the ignored node's adverts reach everyone.
-    let deliveries = 0;
-    await waitForEvent(cluster.bus, 'delivery', (advert: any, _f: unknown, _t: unknown, dropped: boolean) => {
-      if (advert.iid === ignored.iid && !dropped) deliveries++;
-      return deliveries >= 3 * (everyone.length - 1);
-    });
-    for (const errors of allErrors) expect(errors).toHaveLength(1);
-  });
+  // Start times set explicitly: the earlier start wins whichever came up first; in a tie (one
+  // millisecond), the lower instance id does.
+  it.each([
+    ['the first to come up started earlier', -5000, 0],
+    ['the second to come up started earlier', 0, -5000],
+    ['both started in the same millisecond', 0, 0],
+  ])(
+    '%s: three observers and both duplicates keep the same node and each report DUPLICATE_NODE_ID',
+    async (_case, firstAt, secondAt) => {
+      const now = Date.now();
+      cluster = new MemoryCluster();
+      const observers = [cluster.node('o1'), cluster.node('o2'), cluster.node('o3')];
+      const observerErrors = observers.map(collectErrors);
+      for (const observer of observers) await observer.up();
+      const first = cluster.node('billing');
+      const firstErrors = collectErrors(first);
+      await upAt(first, now + firstAt);
+      await waitUntil(
+        () => observers.every((o) => o.running('billing').length === 1),
+        observers,
+        ['peer:added'],
+        5000,
+        'first seen',
+      );
+      const second = cluster.node('billing');
+      const secondErrors = collectErrors(second);
+      await upAt(second, now + secondAt);
+      expect([first.startedAt, second.startedAt]).toEqual([now + firstAt, now + secondAt]);
+      const everyone = [...observers, first, second];
+      const allErrors = [...observerErrors, firstErrors, secondErrors];
+      await waitUntil(
+        () => allErrors.every((errors) => errors.length >= 1),
+        everyone,
+        ['error', 'peer:added', 'peer:state'],
+        5000,
+        'every node to report the duplicate',
+      );
+      const firstWins = firstAt !== secondAt ? firstAt < secondAt : first.iid < second.iid;
+      const [kept, ignored] = firstWins ? [first, second] : [second, first];
+      for (const errors of allErrors) {
+        expect(errors).toHaveLength(1);
+        expect(errors[0]).toMatchObject({ code: 'DUPLICATE_NODE_ID', kept: kept.iid, ignored: ignored.iid });
+      }
+      for (const observer of observers) {
+        expect(observer.running('billing').map((peer) => peer.iid)).toEqual([kept.iid]);
+        expect(observer.peer(ignored.iid)).toBeUndefined();
+      }
+      // The ignored one ignores itself too: it is not in its own rotation.
+      expect(ignored.running('billing').map((peer) => peer.iid)).toEqual([kept.iid]);
+      // Repeated adverts do not repeat the error: let three more of the ignored node's adverts reach everyone.
+      let deliveries = 0;
+      await waitForEvent(
+        cluster.bus,
+        'delivery',
+        (advert: any, _f: unknown, _t: unknown, dropped: boolean) => {
+          if (advert.iid === ignored.iid && !dropped) deliveries++;
+          return deliveries >= 3 * (everyone.length - 1);
+        },
+      );
+      for (const errors of allErrors) expect(errors).toHaveLength(1);
+    },
+  );
 
   it('replicas sharing an id are not duplicates', async () => {
     cluster = new MemoryCluster();

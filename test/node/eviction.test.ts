@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
+import { kable } from '../../lib/kable.js';
 import { MemoryCluster } from '../support/memory-cluster.js';
 import { waitForEvent } from '../support/events.js';
 
@@ -6,10 +7,15 @@ let cluster: MemoryCluster;
 afterEach(() => cluster.close());
 
 describe('peer timeout', () => {
-  it('defaults nodeTimeout to more than three advert intervals', () => {
+  it('defaults nodeTimeout to 3.5 advert intervals (README), and to 10500 ms with the default interval', () => {
     cluster = new MemoryCluster();
-    const node = cluster.node('a', { advertiseInterval: 1000 });
-    expect(node.nodeTimeout).toBeGreaterThanOrEqual(3 * node.advertiseInterval);
+    expect(cluster.node('a', { advertiseInterval: 1000 }).nodeTimeout).toBe(3500);
+    const node = kable('b', {}); // never started: nothing is sent
+
+    expect({ advertiseInterval: node.advertiseInterval, nodeTimeout: node.nodeTimeout }).toEqual({
+      advertiseInterval: 3000,
+      nodeTimeout: 10_500,
+    });
   });
 
   it('evicts a silent peer after nodeTimeout', async () => {

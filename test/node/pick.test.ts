@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { KablePickTimeoutError } from '../../lib/node/errors.js';
+import type { PeerRecord } from '../../lib/node/peer-record.js';
+import { waitForEvent } from '../support/events.js';
 import { MemoryCluster } from '../support/memory-cluster.js';
 
 let cluster: MemoryCluster;
@@ -28,14 +30,27 @@ describe('pick()', () => {
     cluster = new MemoryCluster();
     const client = await cluster.up('gateway');
     const waiting = client.pick('slow', { timeout: 5000 });
-    const slow = cluster.node('slow');
-    await slow.up(false);
     let settled = false;
     void waiting.then(() => (settled = true));
+    const slow = cluster.node('slow');
+    const seen = (state: string) =>
+      waitForEvent(client, state === 'UP' ? 'peer:added' : 'peer:state', (p: PeerRecord) => {
+        return p.iid === slow.iid && p.state === state;
+      });
+    // The client learns of the node while it is UP, then DOING_SOMETHING: neither serves the waiter.
+    const up = seen('UP');
+    await slow.up(false);
+    await up;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect({ settled, waiters: client.stats().pickWaiters }).toEqual({ settled: false, waiters: 1 });
+    const doing = seen('DOING_SOMETHING');
     slow.doing('loading');
+    await doing;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect({ settled, waiters: client.stats().pickWaiters }).toEqual({ settled: false, waiters: 1 });
     slow.start();
     expect((await waiting).iid).toBe(slow.iid);
-    expect(settled).toBe(true);
+    expect(client.stats().pickWaiters).toBe(0);
   });
 
   it('times out with KablePickTimeoutError and the waiter is gone', async () => {

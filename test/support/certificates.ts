@@ -7,7 +7,9 @@ export interface ClusterCertificates {
   ca: string;
   node: { key: string; cert: string };
   /** Signed by another CA: must be refused. */
-  stranger: { key: string; cert: string; ca: string };
+  stranger: { key: string; cert: string };
+  /** That other CA. */
+  otherCa: string;
 }
 
 /** A throwaway PKI made with the openssl CLI: a cluster CA, one node certificate, one from elsewhere. */
@@ -71,7 +73,8 @@ export function makeCertificates(): ClusterCertificates {
     return {
       ca: read('ca.crt'),
       node: { key: read('node.key'), cert: read('node.crt') },
-      stranger: { key: read('stranger.key'), cert: read('stranger.crt'), ca: read('other-ca.crt') },
+      stranger: { key: read('stranger.key'), cert: read('stranger.crt') },
+      otherCa: read('other-ca.crt'),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

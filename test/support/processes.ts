@@ -18,9 +18,25 @@ export interface ChildFixture {
   stderr(): string;
 }
 
-/** Runs a TypeScript fixture with the test loader (and its network guard) in a child process. */
-export function runFixture(file: string, args: string[], timeout = 20_000, netns?: string): ChildFixture {
-  const command = [process.execPath, '--import', './scripts/register-ts.js', file, ...args];
+/**
+ * Runs a TypeScript fixture with the test loader (and its network guard) in a child process.
+ * `nodeFlags` go to node itself (`--expose-gc` for a memory check).
+ */
+export function runFixture(
+  file: string,
+  args: string[],
+  timeout = 20_000,
+  netns?: string,
+  nodeFlags: string[] = [],
+): ChildFixture {
+  const command = [
+    process.execPath,
+    ...nodeFlags,
+    '--import',
+    './scripts/register-ts.js',
+    file,
+    ...args,
+  ];
   // In a network namespace of the test's own: `ip netns exec` runs the same command there.
   const [program, ...rest] = netns === undefined ? command : ['ip', 'netns', 'exec', netns, ...command];
   const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
