@@ -77,6 +77,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   private closing: Promise<void> | undefined;
   /** @internal */
   readonly counters = { connections: 0, requests: 0, events: 0, refusedRequests: 0, cancelled: 0 };
+  /** Bytes of connections already closed (the open ones are read from their sockets). */
+  private closedBytes = { in: 0, out: 0 };
 
   constructor(
     readonly handler: DataPlaneHandler,
@@ -147,8 +149,16 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   }
 
   stats(): Record<string, number> {
+    let bytesIn = this.closedBytes.in;
+    let bytesOut = this.closedBytes.out;
+    for (const connection of this.connections) {
+      bytesIn += connection.socket.bytesRead;
+      bytesOut += connection.socket.bytesWritten;
+    }
     return {
       ...this.counters,
+      bytesIn,
+      bytesOut,
       openConnections: this.connections.size,
       inFlight: this.inFlightCount,
       ...prefixed(this.warnings.counts),
@@ -181,6 +191,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     const connection = new ServerConnection(this, socket);
     this.connections.add(connection);
     socket.on('close', () => {
+      this.closedBytes.in += socket.bytesRead;
+      this.closedBytes.out += socket.bytesWritten;
       this.connections.delete(connection);
       connection.closed();
     });
@@ -245,7 +257,7 @@ class ServerConnection {
 
   constructor(
     readonly server: DataPlaneServer,
-    private readonly socket: net.Socket,
+    readonly socket: net.Socket,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.decoder = new FrameDecoder(server.maxFrameSize);

@@ -5,6 +5,7 @@ import { DataPlaneServer, type InboundRequest, type ReplyChannel } from '../data
 import { kable } from '../kable.js';
 import { KableOptionsError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
+import { loadTelemetry, telemetry } from '../telemetry/telemetry.js';
 import { replyDirectly } from './direct-reply.js';
 import { channelFor } from './secure-data-plane.js';
 import { KABLE_TRANSPORT, NO_MESSAGE_HANDLER } from './kable.constants.js';
@@ -39,6 +40,8 @@ export class KableServer
   private serving: KableServingNode | undefined;
   private listening = false;
   private closing: Promise<void> | undefined;
+  /** Stops this server's metrics (OpenTelemetry installed only). */
+  private unobserve: (() => void) | undefined;
   /** Nest's own no-op start hook: while it is still in place (and no end hook is set), replies go direct. */
   private readonly defaultStartHook: unknown;
 
@@ -71,8 +74,19 @@ export class KableServer
     }
     this.dataPlane = new DataPlaneServer(
       {
-        request: (request, reply) => this.onRequest(request, reply),
-        event: (pattern, data, metadata, caller) => this.onEvent(pattern, data, metadata, caller),
+        // With OpenTelemetry, each request and event runs inside its span (see lib/telemetry).
+        request: (request, reply) =>
+          telemetry.active === undefined
+            ? this.onRequest(request, reply)
+            : telemetry.active.inboundRequest(request, reply, this.node, (traced) =>
+                this.onRequest(request, traced),
+              ),
+        event: (pattern, data, metadata, caller) =>
+          telemetry.active === undefined
+            ? this.onEvent(pattern, data, metadata, caller)
+            : telemetry.active.inboundEvent(pattern, metadata, caller, this.node, () =>
+                this.onEvent(pattern, data, metadata, caller),
+              ),
         describe: () => this.catalog,
       },
       {
@@ -121,6 +135,7 @@ export class KableServer
         );
       }
     }
+    this.unobserve?.();
     if (this.ownsNode) await this.node.down('closed');
     await this.dataPlane.close();
     this._status$.next('disconnected');
@@ -137,6 +152,8 @@ export class KableServer
 
   private async start(): Promise<void> {
     this.catalog = this.readCatalog();
+    await loadTelemetry();
+    this.unobserve ??= telemetry.active?.observe(this.node);
     const host = this.options.host ?? this.node.host;
     const address = await this.dataPlane.listen(host, this.options.port ?? this.node.port);
     this.node.setAddress(address.host, address.port);
@@ -257,7 +274,7 @@ export class KableServer
     data: unknown,
     metadata: Record<string, unknown> | undefined,
     caller: KableCaller | undefined,
-  ): void {
+  ): Promise<unknown> {
     const context = new KableContext([
       pattern,
       metadata,
@@ -265,9 +282,11 @@ export class KableServer
       this.serving ?? servingNode(this.node),
       this.node,
     ]);
-    Promise.resolve(this.handleEvent(pattern, { pattern, data, metadata: metadata as never }, context)).catch(
-      (error) => this.logger.error(`Event handler for ${pattern} failed: ${String(error)}`),
+    const handled = Promise.resolve(
+      this.handleEvent(pattern, { pattern, data, metadata: metadata as never }, context),
     );
+    handled.catch((error) => this.logger.error(`Event handler for ${pattern} failed: ${String(error)}`));
+    return handled;
   }
 }
 
