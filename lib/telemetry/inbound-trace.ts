@@ -3,40 +3,51 @@ import type { InboundRequest, ReplyChannel } from '../data-plane/data-plane-serv
 import type { CallerIdentity, Metadata } from '../data-plane/frames.js';
 import type { KableNode } from '../node/kable-node.js';
 import { NO_MESSAGE_HANDLER } from '../nest/kable.constants.js';
-import { ATTR, EVENT, STATUS, SYSTEM, messageOf } from './conventions.js';
+import { EVENT, STATUS, SYSTEM, messageOf } from './conventions.js';
 import { metadataGetter, type Instrumentation } from './instrumentation.js';
 
-/** The caller's trace context from the request metadata; the root context when it sent none. */
-function parentOf(otel: Instrumentation, metadata: Metadata | undefined): Context {
-  const { api } = otel;
-  return metadata === undefined
-    ? api.ROOT_CONTEXT
-    : api.propagation.extract(api.ROOT_CONTEXT, metadata, metadataGetter);
-}
+// Attribute names are spelled out in literals on the request path (see outbound-trace.ts for why).
 
-function servingAttributes(node: KableNode, caller: CallerIdentity | undefined): Attributes {
-  const attributes: Attributes = {
-    [ATTR.SERVER_ADDRESS]: node.host,
-    [ATTR.SERVER_PORT]: node.port,
-    [ATTR.NODE_ID]: node.id,
-    [ATTR.NODE_IID]: node.iid,
-  };
+/** The server span with the caller's trace context from the request metadata as its parent. */
+function startSpan(
+  otel: Instrumentation,
+  name: string,
+  kind: 'server' | 'consumer',
+  metadata: Metadata | undefined,
+  attributes: Attributes,
+  node: KableNode,
+  caller: CallerIdentity | undefined,
+): [Span, Context] {
+  const { api } = otel;
+  const parent =
+    metadata === undefined
+      ? api.ROOT_CONTEXT
+      : api.propagation.extract(api.ROOT_CONTEXT, metadata, metadataGetter);
+  attributes['server.address'] = node.host;
+  attributes['server.port'] = node.port;
+  attributes['kable.node.id'] = node.id;
+  attributes['kable.node.iid'] = node.iid;
   if (caller !== undefined) {
-    attributes[ATTR.CALLER_ID] = caller.id;
-    attributes[ATTR.CALLER_IID] = caller.iid;
+    attributes['kable.caller.id'] = caller.id;
+    attributes['kable.caller.iid'] = caller.iid;
   }
-  return attributes;
+  const span = otel.tracer.startSpan(
+    name,
+    { kind: kind === 'server' ? api.SpanKind.SERVER : api.SpanKind.CONSUMER, attributes },
+    parent,
+  );
+  return [span, api.trace.setSpan(parent, span)];
 }
 
 /**
- * The SERVER span of one request: a reply channel in front of the data plane's, ending the span (and
- * recording the duration) when the reply ends. Its `context` is what the handler runs in.
+ * One request on the serving side: a reply channel in front of the data plane's that ends the SERVER
+ * span and records the duration when the reply ends. Its `context` (with the span) is what the handler
+ * runs in; undefined when only metrics are registered.
  */
 export class TracedReply implements ReplyChannel {
-  readonly context: Context;
-  private readonly span: Span;
-  private readonly startedAt = performance.now();
-  private readonly base: Attributes;
+  readonly context: Context | undefined;
+  private readonly span: Span | undefined;
+  private readonly startedAt: number;
   private values = 0;
   private ended = false;
 
@@ -45,24 +56,24 @@ export class TracedReply implements ReplyChannel {
     private readonly request: InboundRequest,
     private readonly inner: ReplyChannel,
     node: KableNode,
+    tracing: boolean,
   ) {
-    const { api } = otel;
-    const parent = parentOf(otel, request.metadata);
-    this.base = { [ATTR.RPC_SYSTEM_NAME]: SYSTEM, [ATTR.RPC_METHOD]: request.pattern };
-    this.span = otel.tracer.startSpan(
-      request.pattern,
-      {
-        kind: api.SpanKind.SERVER,
-        attributes: {
-          ...this.base,
-          [ATTR.RPC_SYSTEM]: SYSTEM,
-          ...servingAttributes(node, request.caller),
-        },
-      },
-      parent,
-    );
-    this.context = api.trace.setSpan(parent, this.span);
-    otel.instruments.serverActive.add(1, this.base);
+    this.startedAt = otel.metering ? performance.now() : 0;
+    if (otel.metering) {
+      otel.inFlight.server.add(request.pattern, 1);
+    }
+    if (tracing) {
+      const attributes = { 'rpc.system.name': SYSTEM, 'rpc.system': SYSTEM, 'rpc.method': request.pattern };
+      [this.span, this.context] = startSpan(
+        otel,
+        request.pattern,
+        'server',
+        request.metadata,
+        attributes,
+        node,
+        request.caller,
+      );
+    }
   }
 
   get closed(): boolean {
@@ -91,93 +102,107 @@ export class TracedReply implements ReplyChannel {
   refuse(reason: string): void {
     if (this.inner.closed) return;
     this.inner.refuse(reason);
-    this.span.addEvent(EVENT.REFUSED, { [ATTR.REASON]: reason });
+    this.span?.addEvent(EVENT.REFUSED, { 'kable.reason': reason });
     this.finish('KABLE_REFUSED');
   }
 
   /** The caller cancelled or its connection closed. Not a server error (as gRPC's CANCELLED). */
   cancelled(): void {
-    this.span.addEvent(EVENT.CANCELLED);
+    if (this.ended) return;
+    this.span?.addEvent(EVENT.CANCELLED);
     this.finish(STATUS.CANCELLED);
   }
 
   private finish(status: string, error?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    const { api, instruments } = this.otel;
     // A pattern nobody serves is whatever a caller chose: keep it out of the metrics' attributes.
     const unknown = status === STATUS.NO_HANDLER;
-    const base = unknown ? { ...this.base, [ATTR.RPC_METHOD]: '_OTHER' } : this.base;
     const failed = status === STATUS.HANDLER_ERROR || unknown;
-    const attributes: Attributes = { ...base, [ATTR.RPC_STATUS]: status };
-    if (failed) attributes[ATTR.ERROR_TYPE] = status;
-    instruments.serverActive.add(-1, this.base);
-    instruments.serverDuration.record((performance.now() - this.startedAt) / 1000, attributes);
-    if (this.span.isRecording()) {
-      this.span.setAttributes({ [ATTR.RPC_STATUS]: status, [ATTR.VALUES]: this.values });
+    if (this.otel.metering) {
+      const { instruments } = this.otel;
+      const pattern = this.request.pattern;
+      this.otel.inFlight.server.add(pattern, -1);
+      const attributes: Attributes = {
+        'rpc.system.name': SYSTEM,
+        'rpc.method': unknown ? '_OTHER' : pattern,
+        'rpc.response.status_code': status,
+      };
+      if (failed) attributes['error.type'] = status;
+      instruments.serverDuration.record((performance.now() - this.startedAt) / 1000, attributes);
+    }
+    const span = this.span;
+    if (span === undefined) return;
+    if (span.isRecording()) {
+      span.setAttribute('rpc.response.status_code', status);
+      span.setAttribute('kable.response.values', this.values);
       if (unknown) {
-        this.span.setAttributes({
-          [ATTR.RPC_METHOD]: '_OTHER',
-          [ATTR.RPC_METHOD_ORIGINAL]: this.request.pattern,
-        });
+        span.setAttribute('rpc.method', '_OTHER');
+        span.setAttribute('rpc.method_original', this.request.pattern);
       }
       if (failed) {
-        this.span.setAttribute(ATTR.ERROR_TYPE, status);
-        this.span.setStatus({ code: api.SpanStatusCode.ERROR, message: messageOf(error) ?? status });
+        span.setAttribute('error.type', status);
+        span.setStatus({ code: this.otel.api.SpanStatusCode.ERROR, message: messageOf(error) ?? status });
       }
     }
-    this.span.end();
+    span.end();
   }
 }
 
 /** The CONSUMER span of one event handler, ended when the handler settles. */
 export class InboundEventTrace {
-  readonly context: Context;
-  private readonly span: Span;
-  private readonly startedAt = performance.now();
-  private readonly pattern: string;
+  readonly context: Context | undefined;
+  private readonly span: Span | undefined;
+  private readonly startedAt: number;
   private ended = false;
 
   constructor(
     private readonly otel: Instrumentation,
-    pattern: string,
+    private readonly pattern: string,
     metadata: Metadata | undefined,
     caller: CallerIdentity | undefined,
     node: KableNode,
+    tracing: boolean,
   ) {
-    const { api } = otel;
-    const parent = parentOf(otel, metadata);
-    this.pattern = pattern;
-    this.span = otel.tracer.startSpan(
-      `process ${pattern}`,
-      {
-        kind: api.SpanKind.CONSUMER,
-        attributes: {
-          [ATTR.MESSAGING_SYSTEM]: SYSTEM,
-          [ATTR.MESSAGING_OPERATION]: 'process',
-          [ATTR.MESSAGING_DESTINATION]: pattern,
-          ...servingAttributes(node, caller),
-        },
-      },
-      parent,
-    );
-    this.context = api.trace.setSpan(parent, this.span);
+    this.startedAt = otel.metering ? performance.now() : 0;
+    if (tracing) {
+      const attributes = {
+        'messaging.system': SYSTEM,
+        'messaging.operation.type': 'process',
+        'messaging.destination.name': pattern,
+      };
+      [this.span, this.context] = startSpan(
+        otel,
+        `process ${pattern}`,
+        'consumer',
+        metadata,
+        attributes,
+        node,
+        caller,
+      );
+    }
   }
 
   end(error?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    const { api, instruments } = this.otel;
-    const attributes: Attributes = {
-      [ATTR.MESSAGING_SYSTEM]: SYSTEM,
-      [ATTR.MESSAGING_DESTINATION]: this.pattern,
-    };
-    if (error !== undefined) {
-      attributes[ATTR.ERROR_TYPE] = STATUS.HANDLER_ERROR;
-      this.span.setAttribute(ATTR.ERROR_TYPE, STATUS.HANDLER_ERROR);
-      this.span.setStatus({ code: api.SpanStatusCode.ERROR, message: messageOf(error) ?? 'failed' });
+    const failed = error !== undefined;
+    if (this.otel.metering) {
+      const attributes: Attributes = {
+        'messaging.system': SYSTEM,
+        'messaging.destination.name': this.pattern,
+      };
+      if (failed) attributes['error.type'] = STATUS.HANDLER_ERROR;
+      this.otel.instruments.consumerDuration.record((performance.now() - this.startedAt) / 1000, attributes);
     }
-    instruments.consumerDuration.record((performance.now() - this.startedAt) / 1000, attributes);
+    if (this.span === undefined) return;
+    if (failed) {
+      this.span.setAttribute('error.type', STATUS.HANDLER_ERROR);
+      this.span.setStatus({
+        code: this.otel.api.SpanStatusCode.ERROR,
+        message: messageOf(error) ?? 'failed',
+      });
+    }
     this.span.end();
   }
 }

@@ -5,12 +5,13 @@ import type {
   MeterProvider,
   TextMapGetter,
   Tracer,
-  UpDownCounter,
+  TracerProvider,
 } from '@opentelemetry/api';
 import type { InboundRequest, ReplyChannel } from '../data-plane/data-plane-server.js';
 import type { CallerIdentity, Metadata } from '../data-plane/frames.js';
 import type { KableNode } from '../node/kable-node.js';
 import { InboundEventTrace, TracedReply } from './inbound-trace.js';
+import { InFlight } from './in-flight.js';
 import { NodeMetrics } from './node-metrics.js';
 import { OutboundTrace } from './outbound-trace.js';
 import type { KableInstrumentation } from './telemetry.js';
@@ -31,8 +32,6 @@ export interface Instruments {
   serverDuration: Histogram;
   producerDuration: Histogram;
   consumerDuration: Histogram;
-  clientActive: UpDownCounter;
-  serverActive: UpDownCounter;
   retries: Counter;
   refusals: Counter;
 }
@@ -54,13 +53,32 @@ class Instrumentation implements KableInstrumentation {
   /** A proxy tracer: it follows a tracer provider registered later. */
   readonly tracer: Tracer;
   instruments!: Instruments;
+  /** Requests in flight by method, reported when the SDK collects (no per-request metric call). */
+  readonly inFlight = { client: new InFlight(), server: new InFlight() };
+  /** False while the meter is the API's no-op one: requests then skip every metric. */
+  metering = false;
   private meterProvider: MeterProvider | undefined;
   private readonly nodeMetrics: NodeMetrics;
+  /** What the API hands out when no SDK is registered, to tell "nothing to record" in one comparison. */
+  private readonly noopTracerProvider: TracerProvider;
+  private readonly noopMeter: new () => Meter;
 
   constructor(readonly api: OtelApi) {
     this.tracer = api.trace.getTracer(SCOPE);
+    this.noopTracerProvider = new api.ProxyTracerProvider().getDelegate();
+    this.noopMeter = api.createNoopMeter().constructor as new () => Meter;
     this.nodeMetrics = new NodeMetrics();
     this.refresh();
+  }
+
+  /**
+   * True once a tracer provider is registered (checked per request: the API's proxy tracer follows a
+   * provider registered late). Without one, and without metrics, a request makes no span, no context and
+   * no attribute: the API installed with no SDK costs a function call.
+   */
+  tracing(): boolean {
+    const provider = this.api.trace.getTracerProvider() as { getDelegate?: () => TracerProvider };
+    return typeof provider.getDelegate !== 'function' || provider.getDelegate() !== this.noopTracerProvider;
   }
 
   refresh(): void {
@@ -70,12 +88,25 @@ class Instrumentation implements KableInstrumentation {
     if (provider === this.meterProvider) return;
     this.meterProvider = provider;
     const meter = provider.getMeter(SCOPE);
+    this.metering = !(meter instanceof this.noopMeter);
     this.instruments = createInstruments(meter);
+    this.inFlight.client.bind(
+      meter,
+      'kable.client.requests.active',
+      'Kable requests sent and not yet answered.',
+    );
+    this.inFlight.server.bind(meter, 'kable.server.requests.active', 'Kable requests being handled.');
     this.nodeMetrics.bind(meter);
   }
 
-  outbound(kind: 'request' | 'event', pattern: string, metadata: Metadata | undefined): OutboundTrace {
-    return new OutboundTrace(this, kind, pattern, metadata);
+  outbound(
+    kind: 'request' | 'event',
+    pattern: string,
+    metadata: Metadata | undefined,
+  ): OutboundTrace | undefined {
+    const tracing = this.tracing();
+    if (!tracing && !this.metering) return undefined;
+    return new OutboundTrace(this, kind, pattern, metadata, tracing);
   }
 
   inboundRequest(
@@ -84,10 +115,15 @@ class Instrumentation implements KableInstrumentation {
     node: KableNode,
     serve: (reply: ReplyChannel) => (() => void) | void,
   ): (() => void) | void {
-    const traced = new TracedReply(this, request, reply, node);
+    const tracing = this.tracing();
+    if (!tracing && !this.metering) return serve(reply);
+    const traced = new TracedReply(this, request, reply, node, tracing);
     let cancel: (() => void) | void;
     try {
-      cancel = this.api.context.with(traced.context, serve, undefined, traced);
+      cancel =
+        traced.context === undefined
+          ? serve(traced)
+          : this.api.context.with(traced.context, serve, undefined, traced);
     } catch (error) {
       traced.error(error);
       throw error;
@@ -107,10 +143,15 @@ class Instrumentation implements KableInstrumentation {
     node: KableNode,
     handle: () => Promise<unknown> | void,
   ): void {
-    const trace = new InboundEventTrace(this, pattern, metadata, caller, node);
+    const tracing = this.tracing();
+    if (!tracing && !this.metering) {
+      handle();
+      return;
+    }
+    const trace = new InboundEventTrace(this, pattern, metadata, caller, node, tracing);
     let handled: Promise<unknown> | void;
     try {
-      handled = this.api.context.with(trace.context, handle);
+      handled = trace.context === undefined ? handle() : this.api.context.with(trace.context, handle);
     } catch (error) {
       trace.end(error);
       throw error;
@@ -146,14 +187,6 @@ function createInstruments(meter: Meter): Instruments {
     consumerDuration: meter.createHistogram('messaging.process.duration', {
       ...seconds,
       description: 'Duration of Kable event handlers.',
-    }),
-    clientActive: meter.createUpDownCounter('kable.client.requests.active', {
-      unit: '{request}',
-      description: 'Kable requests sent and not yet answered.',
-    }),
-    serverActive: meter.createUpDownCounter('kable.server.requests.active', {
-      unit: '{request}',
-      description: 'Kable requests being handled.',
     }),
     retries: meter.createCounter('kable.client.retries', {
       unit: '{retry}',

@@ -1,22 +1,25 @@
 import type { Attributes, Span } from '@opentelemetry/api';
 import type { Metadata } from '../data-plane/frames.js';
 import type { PeerRecord } from '../node/peer-record.js';
-import { ATTR, EVENT, STATUS, SYSTEM, messageOf, statusOf } from './conventions.js';
+import { EVENT, STATUS, SYSTEM, messageOf, statusOf } from './conventions.js';
 import type { Instrumentation } from './instrumentation.js';
 import type { OutboundTrace as Hooks } from './telemetry.js';
+
+// Attribute objects on the request path are written as literals with their names spelled out (see
+// conventions.ts for what each means): V8 builds those from a template, where computed keys cost a
+// dictionary object per request.
 
 /**
  * One `send()` (a CLIENT span) or `emit()` (a PRODUCER span), from the call to the last reply, with
  * the trace context added to the request metadata. Retries and refusals are events of the one span;
- * the replica that answered is in its attributes.
+ * the replica that answered is in its attributes. Made only when an SDK records something.
  */
 export class OutboundTrace implements Hooks {
   readonly metadata: Metadata | undefined;
-  private readonly span: Span;
+  /** Undefined when only metrics are registered. */
+  private readonly span: Span | undefined;
   private readonly recording: boolean;
-  private readonly startedAt = performance.now();
-  /** rpc.system.name and rpc.method: the attributes of in-flight and retry counts. */
-  private readonly base: Attributes;
+  private readonly startedAt: number;
   private peer: PeerRecord | undefined;
   private attempts = 0;
   private values = 0;
@@ -26,25 +29,44 @@ export class OutboundTrace implements Hooks {
   constructor(
     private readonly otel: Instrumentation,
     private readonly kind: 'request' | 'event',
-    pattern: string,
+    private readonly pattern: string,
     metadata: Metadata | undefined,
+    tracing: boolean,
   ) {
+    this.startedAt = otel.metering ? performance.now() : 0;
+    if (otel.metering && kind === 'request') {
+      otel.inFlight.client.add(pattern, 1);
+    }
+    if (!tracing) {
+      this.span = undefined;
+      this.recording = false;
+      this.metadata = metadata;
+      return;
+    }
     const { api } = otel;
     const parent = api.context.active();
-    const request = kind === 'request';
-    this.base = request
-      ? { [ATTR.RPC_SYSTEM_NAME]: SYSTEM, [ATTR.RPC_METHOD]: pattern }
-      : { [ATTR.MESSAGING_SYSTEM]: SYSTEM, [ATTR.MESSAGING_DESTINATION]: pattern };
-    this.span = otel.tracer.startSpan(
-      request ? pattern : `send ${pattern}`,
-      {
-        kind: request ? api.SpanKind.CLIENT : api.SpanKind.PRODUCER,
-        attributes: request
-          ? { ...this.base, [ATTR.RPC_SYSTEM]: SYSTEM }
-          : { ...this.base, [ATTR.MESSAGING_OPERATION]: 'send' },
-      },
-      parent,
-    );
+    this.span =
+      kind === 'request'
+        ? otel.tracer.startSpan(
+            pattern,
+            {
+              kind: api.SpanKind.CLIENT,
+              attributes: { 'rpc.system.name': SYSTEM, 'rpc.system': SYSTEM, 'rpc.method': pattern },
+            },
+            parent,
+          )
+        : otel.tracer.startSpan(
+            `send ${pattern}`,
+            {
+              kind: api.SpanKind.PRODUCER,
+              attributes: {
+                'messaging.system': SYSTEM,
+                'messaging.operation.type': 'send',
+                'messaging.destination.name': pattern,
+              },
+            },
+            parent,
+          );
     this.recording = this.span.isRecording();
     // Injected into a fresh carrier, so the caller's metadata object is never changed and is sent as it
     // is when there is no trace context to add (no propagator registered).
@@ -56,18 +78,17 @@ export class OutboundTrace implements Hooks {
       break;
     }
     this.metadata = added ? { ...metadata, ...carrier } : metadata;
-    if (request) otel.instruments.clientActive.add(1, this.base);
   }
 
   attempt(peer: PeerRecord): void {
     this.attempts++;
     this.peer = peer;
     if (!this.recording) return;
-    this.span.setAttributes({
-      [ATTR.SERVER_ADDRESS]: peer.host,
-      [ATTR.SERVER_PORT]: peer.port,
-      [ATTR.NODE_ID]: peer.id,
-      [ATTR.NODE_IID]: peer.iid,
+    this.span!.setAttributes({
+      'server.address': peer.host,
+      'server.port': peer.port,
+      'kable.node.id': peer.id,
+      'kable.node.iid': peer.iid,
     });
   }
 
@@ -75,13 +96,20 @@ export class OutboundTrace implements Hooks {
     if (this.ended) return;
     const code = statusOf(error);
     const refused = code === 'KABLE_REFUSED';
-    if (refused) this.otel.instruments.refusals.add(1, this.base);
-    this.otel.instruments.retries.add(1, { ...this.base, [ATTR.ERROR_TYPE]: code });
+    if (this.otel.metering) {
+      const { instruments } = this.otel;
+      if (refused) instruments.refusals.add(1, { 'rpc.system.name': SYSTEM, 'rpc.method': this.pattern });
+      instruments.retries.add(1, {
+        'rpc.system.name': SYSTEM,
+        'rpc.method': this.pattern,
+        'error.type': code,
+      });
+    }
     if (!this.recording) return;
-    this.span.addEvent(refused ? EVENT.REFUSED : EVENT.RETRY, {
-      [ATTR.ERROR_TYPE]: code,
-      [ATTR.NODE_ID]: this.peer?.id ?? '',
-      [ATTR.NODE_IID]: this.peer?.iid ?? '',
+    this.span!.addEvent(refused ? EVENT.REFUSED : EVENT.RETRY, {
+      'error.type': code,
+      'kable.node.id': this.peer?.id ?? '',
+      'kable.node.iid': this.peer?.iid ?? '',
       'exception.message': messageOf(error) ?? '',
     });
   }
@@ -109,32 +137,49 @@ export class OutboundTrace implements Hooks {
   }
 
   private finish(status: string, error: unknown): void {
-    const { api, instruments } = this.otel;
     const failed = status !== STATUS.OK;
-    if (status === 'KABLE_REFUSED') instruments.refusals.add(1, this.base);
-    const attributes: Attributes = { ...this.base, [ATTR.RPC_STATUS]: status };
-    if (failed) attributes[ATTR.ERROR_TYPE] = status;
-    if (this.peer !== undefined) attributes[ATTR.NODE_ID] = this.peer.id;
-    const seconds = (performance.now() - this.startedAt) / 1000;
-    if (this.kind === 'request') {
-      instruments.clientActive.add(-1, this.base);
-      instruments.clientDuration.record(seconds, attributes);
-    } else instruments.producerDuration.record(seconds, attributes);
+    if (this.otel.metering) this.record(status, failed);
+    if (this.span === undefined) return;
     if (this.recording) {
-      this.span.setAttributes({
-        [ATTR.RPC_STATUS]: status,
-        [ATTR.ATTEMPTS]: this.attempts,
-        ...(this.kind === 'request' ? { [ATTR.VALUES]: this.values } : {}),
-        ...(failed ? { [ATTR.ERROR_TYPE]: status } : {}),
-      });
+      const span = this.span;
+      span.setAttribute('rpc.response.status_code', status);
+      span.setAttribute('kable.attempts', this.attempts);
+      if (this.kind === 'request') span.setAttribute('kable.response.values', this.values);
       if (failed) {
+        span.setAttribute('error.type', status);
         const message = messageOf(error);
-        this.span.setStatus({
-          code: api.SpanStatusCode.ERROR,
+        span.setStatus({
+          code: this.otel.api.SpanStatusCode.ERROR,
           message: message === undefined ? status : `${status}: ${message}`,
         });
       }
     }
     this.span.end();
+  }
+
+  private record(status: string, failed: boolean): void {
+    const { instruments } = this.otel;
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    if (this.kind === 'event') {
+      const attributes: Attributes = {
+        'messaging.system': SYSTEM,
+        'messaging.destination.name': this.pattern,
+      };
+      if (failed) attributes['error.type'] = status;
+      instruments.producerDuration.record(seconds, attributes);
+      return;
+    }
+    if (status === 'KABLE_REFUSED') {
+      instruments.refusals.add(1, { 'rpc.system.name': SYSTEM, 'rpc.method': this.pattern });
+    }
+    this.otel.inFlight.client.add(this.pattern, -1);
+    const attributes: Attributes = {
+      'rpc.system.name': SYSTEM,
+      'rpc.method': this.pattern,
+      'rpc.response.status_code': status,
+    };
+    if (failed) attributes['error.type'] = status;
+    if (this.peer !== undefined) attributes['kable.node.id'] = this.peer.id;
+    instruments.clientDuration.record(seconds, attributes);
   }
 }

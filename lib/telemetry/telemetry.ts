@@ -61,8 +61,15 @@ const OTEL_API = '@opentelemetry/api';
 export interface KableInstrumentation {
   /** Picks up a meter provider registered after the instrumentation loaded. */
   refresh(): void;
-  /** Starts the CLIENT span of one `send()` (or the PRODUCER span of one `emit()`). */
-  outbound(kind: 'request' | 'event', pattern: string, metadata: Metadata | undefined): OutboundTrace;
+  /**
+   * Starts the CLIENT span of one `send()` (or the PRODUCER span of one `emit()`); undefined while no
+   * SDK is registered (nothing would record it).
+   */
+  outbound(
+    kind: 'request' | 'event',
+    pattern: string,
+    metadata: Metadata | undefined,
+  ): OutboundTrace | undefined;
   /**
    * Runs `serve` for one inbound request inside its SERVER span (the handler's spans are its children),
    * with a reply channel that ends the span when the reply ends; returns what `serve` returned, a cancel.
