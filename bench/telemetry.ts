@@ -9,16 +9,20 @@ import { measure, type TransportFigures } from './transport.js';
 export const OTEL_VARIANTS = {
   absent: 'without @opentelemetry/api',
   api: 'API installed, no SDK',
-  sdk: 'SDK, discarding exporters',
+  'sdk-metrics': 'metrics SDK only',
+  'sdk-traces': 'trace SDK only (with its AsyncLocalStorage context manager)',
+  sdk: 'both SDKs, discarding exporters',
 } as const;
 export type OtelVariant = keyof typeof OTEL_VARIANTS;
+type Compared = Exclude<OtelVariant, 'absent'>;
+const COMPARED: Compared[] = ['api', 'sdk-metrics', 'sdk-traces', 'sdk'];
 
 export interface TelemetryRuns {
   medians: Record<OtelVariant, TransportFigures>;
   /** Throughput against the run's `absent` pair, one value per run. */
-  throughputPerRun: Record<'api' | 'sdk', number[]>;
+  throughputPerRun: Record<Compared, number[]>;
   /** Medians of the per-run ratios against `absent`. */
-  ratios: Record<'api' | 'sdk', { throughput: number; serverCpu: number; clientCpu: number }>;
+  ratios: Record<Compared, { throughput: number; serverCpu: number; clientCpu: number }>;
 }
 
 export async function compareTelemetry(repeats: number, requests: number): Promise<TelemetryRuns> {
@@ -44,11 +48,12 @@ export async function compareTelemetry(repeats: number, requests: number): Promi
       ]),
     ) as unknown as TransportFigures;
   }
-  const ratio = (variant: 'api' | 'sdk', figure: keyof TransportFigures) =>
+  const ratio = (variant: Compared, figure: keyof TransportFigures) =>
     runs.map((r) => r[variant][figure] / r.absent[figure]);
-  const throughputPerRun = { api: ratio('api', 'throughput'), sdk: ratio('sdk', 'throughput') };
+  const throughputPerRun = {} as TelemetryRuns['throughputPerRun'];
   const ratios = {} as TelemetryRuns['ratios'];
-  for (const variant of ['api', 'sdk'] as const) {
+  for (const variant of COMPARED) {
+    throughputPerRun[variant] = ratio(variant, 'throughput');
     ratios[variant] = {
       throughput: median(throughputPerRun[variant]),
       serverCpu: median(ratio(variant, 'cpuPerRequest')),
@@ -72,11 +77,15 @@ export function telemetryTable(result: TelemetryRuns): string[] {
     '',
     '| ratio to "without" (median of per-run ratios) | throughput | server CPU | client CPU | target |',
     '| --- | ---: | ---: | ---: | ---: |',
-    `| API installed, no SDK | ${fmt(result.ratios.api.throughput, 2)} | ${fmt(result.ratios.api.serverCpu, 2)} | ${fmt(result.ratios.api.clientCpu, 2)} | throughput ≥ 0.95 |`,
-    `| SDK, discarding exporters | ${fmt(result.ratios.sdk.throughput, 2)} | ${fmt(result.ratios.sdk.serverCpu, 2)} | ${fmt(result.ratios.sdk.clientCpu, 2)} | reported |`,
+    ...COMPARED.map((variant) => {
+      const r = result.ratios[variant];
+      const target = variant === 'api' ? 'throughput ≥ 0.95' : 'reported';
+      return `| ${OTEL_VARIANTS[variant]} | ${fmt(r.throughput, 2)} | ${fmt(r.serverCpu, 2)} | ${fmt(r.clientCpu, 2)} | ${target} |`;
+    }),
     '',
-    `Per run, throughput against "without": API ${result.throughputPerRun.api.map((r) => fmt(r, 2)).join(', ')};`,
-    `SDK ${result.throughputPerRun.sdk.map((r) => fmt(r, 2)).join(', ')}.`,
+    'Per run, throughput against "without": ' +
+      COMPARED.map((v) => `${v} ${result.throughputPerRun[v].map((r) => fmt(r, 2)).join(', ')}`).join('; ') +
+      '.',
   ];
 }
 
