@@ -153,7 +153,6 @@ export class KableServer
   private async start(): Promise<void> {
     this.catalog = this.readCatalog();
     await loadTelemetry();
-    this.unobserve ??= telemetry.active?.observe(this.node);
     const host = this.options.host ?? this.node.host;
     const address = await this.dataPlane.listen(host, this.options.port ?? this.node.port);
     this.node.setAddress(address.host, address.port);
@@ -168,6 +167,7 @@ export class KableServer
       await this.dataPlane.close();
       throw error;
     }
+    this.unobserve ??= telemetry.active?.observe(this.node);
     this._status$.next('connected');
   }
 

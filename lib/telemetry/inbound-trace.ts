@@ -48,6 +48,8 @@ export class TracedReply implements ReplyChannel {
   readonly context: Context | undefined;
   private readonly span: Span | undefined;
   private readonly startedAt: number;
+  /** Whether metrics were on when it started: what it added to the in-flight count, it takes back. */
+  private readonly metered: boolean;
   private values = 0;
   private ended = false;
 
@@ -58,8 +60,9 @@ export class TracedReply implements ReplyChannel {
     node: KableNode,
     tracing: boolean,
   ) {
-    this.startedAt = otel.metering ? performance.now() : 0;
-    if (otel.metering) {
+    this.metered = otel.metering;
+    this.startedAt = this.metered ? performance.now() : 0;
+    if (this.metered) {
       otel.inFlight.server.add(request.pattern, 1);
     }
     if (tracing) {
@@ -119,7 +122,7 @@ export class TracedReply implements ReplyChannel {
     // A pattern nobody serves is whatever a caller chose: keep it out of the metrics' attributes.
     const unknown = status === STATUS.NO_HANDLER;
     const failed = status === STATUS.HANDLER_ERROR || unknown;
-    if (this.otel.metering) {
+    if (this.metered) {
       const { instruments } = this.otel;
       const pattern = this.request.pattern;
       this.otel.inFlight.server.add(pattern, -1);

@@ -20,6 +20,8 @@ export class OutboundTrace implements Hooks {
   private readonly span: Span | undefined;
   private readonly recording: boolean;
   private readonly startedAt: number;
+  /** Whether metrics were on when it started: what it added to the in-flight count, it takes back. */
+  private readonly metered: boolean;
   private peer: PeerRecord | undefined;
   private attempts = 0;
   private values = 0;
@@ -33,8 +35,9 @@ export class OutboundTrace implements Hooks {
     metadata: Metadata | undefined,
     tracing: boolean,
   ) {
-    this.startedAt = otel.metering ? performance.now() : 0;
-    if (otel.metering && kind === 'request') {
+    this.metered = otel.metering;
+    this.startedAt = this.metered ? performance.now() : 0;
+    if (this.metered && kind === 'request') {
       otel.inFlight.client.add(pattern, 1);
     }
     if (!tracing) {
@@ -96,7 +99,7 @@ export class OutboundTrace implements Hooks {
     if (this.ended) return;
     const code = statusOf(error);
     const refused = code === 'KABLE_REFUSED';
-    if (this.otel.metering) {
+    if (this.metered) {
       const { instruments } = this.otel;
       if (refused) instruments.refusals.add(1, { 'rpc.system.name': SYSTEM, 'rpc.method': this.pattern });
       instruments.retries.add(1, {
@@ -138,7 +141,7 @@ export class OutboundTrace implements Hooks {
 
   private finish(status: string, error: unknown): void {
     const failed = status !== STATUS.OK;
-    if (this.otel.metering) this.record(status, failed);
+    if (this.metered) this.record(status, failed);
     if (this.span === undefined) return;
     if (this.recording) {
       const span = this.span;

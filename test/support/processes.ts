@@ -18,12 +18,24 @@ export interface ChildFixture {
   stderr(): string;
 }
 
-/** Runs a TypeScript fixture with the test loader (and its network guard) in a child process. */
-export function runFixture(file: string, args: string[], timeout = 20_000, netns?: string): ChildFixture {
+/**
+ * Runs a TypeScript fixture with the test loader (and its network guard) in a child process; `env` adds
+ * variables (Jest's `process.env` is a copy: changing it does not reach the children).
+ */
+export function runFixture(
+  file: string,
+  args: string[],
+  timeout = 20_000,
+  netns?: string,
+  env?: Record<string, string>,
+): ChildFixture {
   const command = [process.execPath, '--import', './test/support/register-ts.js', file, ...args];
   // In a network namespace of the test's own: `ip netns exec` runs the same command there.
   const [program, ...rest] = netns === undefined ? command : ['ip', 'netns', 'exec', netns, ...command];
-  const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(program, rest, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
+  });
   let errors = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     errors = (errors + chunk.toString()).slice(-8000);

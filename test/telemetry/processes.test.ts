@@ -21,11 +21,19 @@ describe('one trace across Kable hops in separate processes', () => {
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((client) => client.close()));
     for (const child of children.splice(0)) if (child.child.exitCode === null) child.child.kill('SIGKILL');
+    otel.spans.reset();
   });
 
-  function service(role: 'math' | 'relay', discovery: ReturnType<typeof loopbackDiscovery>): ChildFixture {
+  function service(
+    role: 'math' | 'relay',
+    discovery: ReturnType<typeof loopbackDiscovery>,
+    nest: 11 | 12,
+  ): ChildFixture {
     const options = { id: role, replica: true, host: '127.0.0.1', port: 0, discovery, leaveGrace: 100 };
-    const child = runFixture(SERVICE, [role, JSON.stringify(options)]);
+    // KABLE_NEST_COMPAT=11 makes the child load Nest 11 (test/support/ts-hooks.js), 12 otherwise.
+    const child = runFixture(SERVICE, [role, JSON.stringify(options)], 60_000, undefined, {
+      KABLE_NEST_COMPAT: String(nest),
+    });
     children.push(child);
     return child;
   }
@@ -48,52 +56,56 @@ describe('one trace across Kable hops in separate processes', () => {
     });
   }
 
-  it('caller -> relay -> math: one trace id, each span the parent of the next', async () => {
-    const discovery = loopbackDiscovery();
-    const math = service('math', discovery);
-    const relay = service('relay', discovery);
-    await Promise.all([math.ready, relay.ready]);
-    // Listening before the request, so that no span line can be missed.
-    const relayServer = spanFrom(
-      relay,
-      (s) => s.kind === SpanKind.SERVER && s.name === 'relay',
-      'relay SERVER',
-    );
-    const relayClient = spanFrom(
-      relay,
-      (s) => s.kind === SpanKind.CLIENT && s.name === '{"cmd":"sum"}',
-      'relay CLIENT',
-    );
-    const mathServer = spanFrom(
-      math,
-      (s) => s.kind === SpanKind.SERVER && s.name === '{"cmd":"sum"}',
-      'math SERVER',
-    );
-    const proxy = new KableClientProxy({ host: '127.0.0.1', discovery, target: 'relay', timeout: 10_000 });
-    clients.push(proxy);
-    await proxy.whenServed('relay', { timeout: 10_000 });
-    // The relay's own client joins on its first call and waits (bounded by pickTimeout) for math.
-    const root = trace.getTracer('test').startSpan('caller');
-    const sum = await context.with(trace.setSpan(context.active(), root), () =>
-      firstValueFrom(proxy.send<number>('relay', [1, 2, 3])),
-    );
-    root.end();
-    expect(sum).toBe(6);
+  it.each([12, 11] as const)(
+    'caller -> relay -> math on Nest %i: one trace id, each span the parent of the next',
+    async (nest) => {
+      const discovery = loopbackDiscovery();
+      const math = service('math', discovery, nest);
+      const relay = service('relay', discovery, nest);
+      const ready = await Promise.all([math.ready, relay.ready]);
+      expect(ready.map((r) => r.nest)).toEqual([nest, nest]);
+      // Listening before the request, so that no span line can be missed.
+      const relayServer = spanFrom(
+        relay,
+        (s) => s.kind === SpanKind.SERVER && s.name === 'relay',
+        'relay SERVER',
+      );
+      const relayClient = spanFrom(
+        relay,
+        (s) => s.kind === SpanKind.CLIENT && s.name === '{"cmd":"sum"}',
+        'relay CLIENT',
+      );
+      const mathServer = spanFrom(
+        math,
+        (s) => s.kind === SpanKind.SERVER && s.name === '{"cmd":"sum"}',
+        'math SERVER',
+      );
+      const proxy = new KableClientProxy({ host: '127.0.0.1', discovery, target: 'relay', timeout: 10_000 });
+      clients.push(proxy);
+      await proxy.whenServed('relay', { timeout: 10_000 });
+      // The relay's own client joins on its first call and waits (bounded by pickTimeout) for math.
+      const root = trace.getTracer('test').startSpan('caller');
+      const sum = await context.with(trace.setSpan(context.active(), root), () =>
+        firstValueFrom(proxy.send<number>('relay', [1, 2, 3])),
+      );
+      root.end();
+      expect(sum).toBe(6);
 
-    const caller = otel.spans
-      .getFinishedSpans()
-      .map(spanLine)
-      .find((s) => s.kind === SpanKind.CLIENT && s.name === 'relay');
-    expect(caller).toBeDefined();
-    const [second, third, fourth] = await Promise.all([relayServer, relayClient, mathServer]);
-    const traceId = root.spanContext().traceId;
-    for (const span of [caller!, second, third, fourth]) expect(span.traceId).toBe(traceId);
-    expect(caller!.parentSpanId).toBe(root.spanContext().spanId);
-    expect(second.parentSpanId).toBe(caller!.spanId);
-    expect(third.parentSpanId).toBe(second.spanId);
-    expect(fourth.parentSpanId).toBe(third.spanId);
-    expect(second.attributes).toMatchObject({ 'rpc.method': 'relay', 'kable.node.id': 'relay' });
-    expect(third.attributes).toMatchObject({ 'rpc.method': '{"cmd":"sum"}', 'kable.node.id': 'math' });
-    expect(fourth.attributes).toMatchObject({ 'kable.caller.id': 'kable-client', 'kable.node.id': 'math' });
-  });
+      const caller = otel.spans
+        .getFinishedSpans()
+        .map(spanLine)
+        .find((s) => s.kind === SpanKind.CLIENT && s.name === 'relay');
+      expect(caller).toBeDefined();
+      const [second, third, fourth] = await Promise.all([relayServer, relayClient, mathServer]);
+      const traceId = root.spanContext().traceId;
+      for (const span of [caller!, second, third, fourth]) expect(span.traceId).toBe(traceId);
+      expect(caller!.parentSpanId).toBe(root.spanContext().spanId);
+      expect(second.parentSpanId).toBe(caller!.spanId);
+      expect(third.parentSpanId).toBe(second.spanId);
+      expect(fourth.parentSpanId).toBe(third.spanId);
+      expect(second.attributes).toMatchObject({ 'rpc.method': 'relay', 'kable.node.id': 'relay' });
+      expect(third.attributes).toMatchObject({ 'rpc.method': '{"cmd":"sum"}', 'kable.node.id': 'math' });
+      expect(fourth.attributes).toMatchObject({ 'kable.caller.id': 'kable-client', 'kable.node.id': 'math' });
+    },
+  );
 });
