@@ -14,6 +14,8 @@ export default {
     '^rxjs$': '<rootDir>/node_modules/rxjs',
     '^rxjs/(.*)$': '<rootDir>/node_modules/rxjs/$1',
     '^reflect-metadata$': '<rootDir>/node_modules/reflect-metadata',
+    // The Nest 11 install has no OpenTelemetry: Kable must run without it (test/nest/telemetry-optional).
+    '^@opentelemetry/(.*)$': `${compat}/@opentelemetry/$1`,
     ...base.moduleNameMapper,
   },
 };

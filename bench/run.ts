@@ -5,6 +5,7 @@ import { cpus } from 'node:os';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
 import { killDetection } from './kill.js';
+import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
 import { compareTransports, KINDS } from './transport.js';
 
@@ -19,6 +20,9 @@ const fmt = (n: number, digits = 0) =>
 const steal = stealMeter();
 const transports = await compareTransports(repeats, requests);
 const stolen = steal();
+// Kable with and without OpenTelemetry (see bench/telemetry.ts), five runs: CPU per request is the
+// steadier figure on a shared machine.
+const telemetry = await compareTelemetry(smoke ? 1 : 5, smoke ? 2000 : 30_000);
 const picks = await pickRate(smoke ? 100_000 : 5_000_000);
 const seals = sealRate(smoke ? 1000 : 50_000);
 const interval = 1000;
@@ -56,6 +60,8 @@ const lines = [
   '',
   `Per run, Kable / Nest TCP throughput: ${transports.perRun.throughputVsNest.map((r) => fmt(r, 2)).join(', ')};`,
   `Kable / raw: ${transports.perRun.throughputVsRaw.map((r) => fmt(r, 2)).join(', ')}.`,
+  '',
+  ...telemetryTable(telemetry),
   '',
   '| Kable figure | value | target |',
   '| --- | ---: | ---: |',

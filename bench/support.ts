@@ -10,9 +10,10 @@ export interface Child {
 }
 
 /** Runs a TypeScript bench script in a fresh process (with the test loader and its network guard). */
-export function run(file: string, args: string[]): Child {
+export function run(file: string, args: string[], env?: Record<string, string>): Child {
   const child = spawn(process.execPath, ['--import', './scripts/register-ts.js', file, ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
+    env: env === undefined ? process.env : { ...process.env, ...env },
   });
   const waiting: Array<[string, (value: Record<string, unknown>) => void]> = [];
   createInterface({ input: child.stdout! }).on('line', (text) => {

@@ -25,16 +25,20 @@ function loopbackDiscovery() {
 }
 
 /** One configuration, as a fresh server and client process pair. */
-export async function measure(kind: Kind, requests: number): Promise<TransportFigures> {
+export async function measure(
+  kind: Kind,
+  requests: number,
+  env?: Record<string, string>,
+): Promise<TransportFigures> {
   const discovery = JSON.stringify(loopbackDiscovery());
-  const server = run('bench/servers/serve.ts', [kind, discovery]);
+  const server = run('bench/servers/serve.ts', [kind, discovery], env);
   try {
     const { port } = await server.next('ready');
     const serverCpu = async () => {
       server.send('cpu');
       return Number((await server.next('cpu')).cpu);
     };
-    const client = run('bench/clients/measure.ts', [kind, String(port), discovery, String(requests)]);
+    const client = run('bench/clients/measure.ts', [kind, String(port), discovery, String(requests)], env);
     await client.next('warm');
     const before = await serverCpu();
     client.send('go');

@@ -13,6 +13,9 @@ import { OrdersModule, Counters as OrdersCounters } from './services/orders.modu
 
 const role = process.argv[2];
 const line = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
+// `npm start -- --trace`: an OpenTelemetry SDK printing spans, registered before any Kable client or server.
+const tracing = process.env.KABLE_SAMPLE_TRACE === '1' ? await import('./tracing.js') : undefined;
+tracing?.startSampleTracing(line);
 // Quiet enough that the console's table stays readable: warnings and errors only.
 const logger = ['warn', 'error'] as const;
 
@@ -31,6 +34,7 @@ const report = () =>
 
 if (role === 'gateway') {
   const web = await NestFactory.create(GatewayModule, { logger: [...logger] });
+  if (tracing !== undefined) web.useGlobalInterceptors(new tracing.HttpSpanInterceptor());
   web.enableShutdownHooks();
   await web.listen(0, '127.0.0.1');
   app = web;

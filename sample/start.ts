@@ -5,11 +5,14 @@
 //   --json    print the summary as JSON (for scripts and the test)
 //   --quiet   no live table
 //   --redis[=redis://host:port]   discover through Redis instead of multicast (default redis://127.0.0.1:6379)
+//   --trace   with OpenTelemetry: send one order through gateway -> orders -> math, print its trace tree, end
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ClusterWatcher } from '../lib/watch/cluster-watcher.js';
 import { renderTable } from '../lib/watch/render-table.js';
 import { sampleDiscovery } from './sample-options.js';
+import { renderTraceTree } from './trace-tree.js';
+import type { PrintedSpan } from './tracing.js';
 
 const args = new Set(process.argv.slice(2));
 const redisFlag = process.argv.slice(2).find((arg) => arg === '--redis' || arg.startsWith('--redis='));
@@ -19,7 +22,11 @@ if (redisFlag !== undefined) {
 }
 const watchMode = args.has('--watch');
 const json = args.has('--json');
-const quiet = args.has('--quiet') || json;
+const traceMode = args.has('--trace');
+const quiet = args.has('--quiet') || json || traceMode;
+/** --trace: every span the services ended, with the service that printed it. */
+const spans: Array<PrintedSpan & { service: string }> = [];
+let onSpan: (() => void) | undefined;
 
 interface Service {
   name: string;
@@ -44,10 +51,18 @@ const t0 = performance.now();
 
 function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
   const name = role === 'gateway' ? 'gateway' : `${role}#${++counts[role]}`;
-  const child = spawn(process.execPath, ['--import', './scripts/register-ts.js', 'sample/service.ts', role], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, KABLE_SAMPLE_DISCOVERY: JSON.stringify(sampleDiscovery()) },
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', './scripts/register-ts.js', 'sample/service.ts', role],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        KABLE_SAMPLE_DISCOVERY: JSON.stringify(sampleDiscovery()),
+        ...(traceMode ? { KABLE_SAMPLE_TRACE: '1' } : {}),
+      },
+    },
+  );
   const service: Service = {
     name,
     role,
@@ -66,7 +81,12 @@ function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
         iid?: string;
         http?: string;
         stats?: { served: number; inFlight: number; servedSinceStop: number };
+        span?: PrintedSpan;
       };
+      if (message.span) {
+        spans.push({ ...message.span, service: name });
+        onSpan?.();
+      }
       if (message.ready) {
         service.iid = message.iid;
         service.http = message.http;
@@ -154,6 +174,7 @@ const gateway = await launch('gateway');
 const maths = await Promise.all([launch('math'), launch('math'), launch('math')]);
 await Promise.all([launch('orders'), launch('orders')]);
 await until(() => services.every((s) => stateOf(s) === 'RUNNING'), 'every node to be RUNNING');
+if (traceMode) await traceOneOrder();
 note('all six nodes RUNNING; traffic starts');
 const traffic = drive(gateway.http!);
 await settle(2000);
@@ -227,4 +248,38 @@ if (json) process.stdout.write(JSON.stringify({ summary }) + '\n');
 else {
   if (!quiet) draw();
   process.stdout.write(`\nSummary\n${JSON.stringify(summary, null, 2)}\n`);
+}
+
+/**
+ * --trace: one order through the gateway (HTTP), which asks orders, which asks math; every service
+ * prints its spans; the tree shows one trace id across the three processes. Then the cluster stops.
+ */
+async function traceOneOrder(): Promise<never> {
+  // Five spans per order: the gateway's HTTP span and CLIENT span, orders' SERVER and CLIENT spans, math's
+  // SERVER span. Waits for them, at most 5 s.
+  const spansOf = (orders: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      onSpan = () => {
+        if (spans.length < 5 * orders) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      onSpan();
+    });
+  // Four orders warm up (each orders replica's client joins and learns who serves what on its first
+  // call); the fifth is the one shown.
+  for (let i = 0; i < 4; i++) await (await fetch(`${gateway.http}/order`)).text();
+  await spansOf(4);
+  spans.length = 0;
+  const response = await fetch(`${gateway.http}/order`);
+  const body = await response.text();
+  await spansOf(1);
+  for (const service of services) service.child.kill('SIGTERM');
+  await Promise.all(services.map((s) => s.exited));
+  await watcher.stop();
+  const tree = renderTraceTree(spans);
+  if (json) process.stdout.write(JSON.stringify({ trace: { response: body, spans, tree } }) + '\n');
+  else process.stdout.write(`GET /order -> ${body}\n\n${tree}\n`);
+  process.exit(0);
 }

@@ -8,8 +8,10 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
+import { applyOtelVariant } from '../otel-variant.js';
 
 const [kind, portText, discoveryJson, requestsText] = process.argv.slice(2);
+await applyOtelVariant();
 const port = Number(portText);
 const requests = Number(requestsText);
 const payload = [1, 2, 3, 4, 5, 6, 7, 8];

@@ -7,9 +7,11 @@ import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { KableServer } from '../../lib/nest/kable.server.js';
+import { applyOtelVariant } from '../otel-variant.js';
 import { BenchMathModule } from './math.controller.js';
 
 const [kind, discoveryJson] = process.argv.slice(2);
+await applyOtelVariant();
 /** A fixed key for the encrypted configuration: the bench measures cost, not secrecy. */
 const BENCH_KEY = Buffer.alloc(32, 42).toString('base64');
 const line = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');

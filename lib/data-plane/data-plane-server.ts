@@ -99,6 +99,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     /** Most unsent reply bytes one connection has held at once. */
     peakConnectionBacklog: 0,
   };
+  /** Bytes of connections already closed (the open ones are read from their sockets). */
+  private closedBytes = { in: 0, out: 0 };
 
   constructor(
     readonly handler: DataPlaneHandler,
@@ -172,18 +174,24 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   }
 
   stats(): Record<string, number> {
-    // What the open connections hold right now: received bytes not yet decoded, replies not yet sent.
-    // Summed here, on demand, so the hot path pays nothing.
+    // What the open connections hold right now: received bytes not yet decoded, replies not yet sent,
+    // bytes through their sockets. Summed here, on demand, so the hot path pays nothing.
     let bufferedBytes = 0;
     let queuedBytes = 0;
     let pausedConnections = 0;
+    let bytesIn = this.closedBytes.in;
+    let bytesOut = this.closedBytes.out;
     for (const connection of this.connections) {
       bufferedBytes += connection.bufferedBytes;
       queuedBytes += connection.queuedBytes;
       if (connection.readingPaused) pausedConnections++;
+      bytesIn += connection.socket.bytesRead;
+      bytesOut += connection.socket.bytesWritten;
     }
     return {
       ...this.counters,
+      bytesIn,
+      bytesOut,
       openConnections: this.connections.size,
       inFlight: this.inFlightCount,
       bufferedBytes,
@@ -219,6 +227,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     const connection = new ServerConnection(this, socket);
     this.connections.add(connection);
     socket.on('close', () => {
+      this.closedBytes.in += socket.bytesRead;
+      this.closedBytes.out += socket.bytesWritten;
       this.connections.delete(connection);
       connection.closed();
     });
@@ -285,7 +295,7 @@ class ServerConnection {
 
   constructor(
     readonly server: DataPlaneServer,
-    private readonly socket: net.Socket,
+    readonly socket: net.Socket,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.decoder = new FrameDecoder(server.maxFrameSize);

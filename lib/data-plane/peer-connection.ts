@@ -119,6 +119,11 @@ export class PeerConnection {
     };
   }
 
+  /** Bytes received and sent on this connection so far. */
+  get bytes(): { in: number; out: number } {
+    return { in: this.socket?.bytesRead ?? 0, out: this.socket?.bytesWritten ?? 0 };
+  }
+
   /** Sends a request; returns a function that cancels it (the observer is not called after). */
   request(
     pattern: string,

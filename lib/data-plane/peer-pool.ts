@@ -14,6 +14,8 @@ export class PeerPool {
   private readonly connections = new Map<string, PeerConnection>();
   private closed = false;
   private opened = 0;
+  /** Bytes of connections already replaced or dropped. */
+  private readonly closedBytes = { in: 0, out: 0 };
 
   constructor(private readonly options: PeerConnectionOptions = {}) {}
 
@@ -27,7 +29,7 @@ export class PeerPool {
     ) {
       return existing;
     }
-    existing?.close();
+    if (existing !== undefined) this.retire(existing);
     const connection = new PeerConnection(peer.host, peer.port, this.options);
     if (this.closed) connection.close();
     else {
@@ -38,7 +40,8 @@ export class PeerPool {
   }
 
   drop(iid: string): void {
-    this.connections.get(iid)?.close();
+    const connection = this.connections.get(iid);
+    if (connection !== undefined) this.retire(connection);
     this.connections.delete(iid);
   }
 
@@ -49,18 +52,35 @@ export class PeerPool {
 
   close(): void {
     this.closed = true;
-    for (const connection of this.connections.values()) connection.close();
+    for (const connection of this.connections.values()) this.retire(connection);
     this.connections.clear();
   }
 
   stats(): Record<string, number> {
     const held = { pending: 0, bufferedBytes: 0, emitsWaiting: 0 };
+    let bytesIn = this.closedBytes.in;
+    let bytesOut = this.closedBytes.out;
     for (const connection of this.connections.values()) {
       const holding = connection.holding;
       held.pending += holding.pending;
       held.bufferedBytes += holding.bufferedBytes;
       held.emitsWaiting += holding.emitsWaiting;
+      bytesIn += connection.bytes.in;
+      bytesOut += connection.bytes.out;
     }
-    return { connectionsOpen: this.connections.size, connectionsOpened: this.opened, ...held };
+    return {
+      connectionsOpen: this.connections.size,
+      connectionsOpened: this.opened,
+      ...held,
+      bytesIn,
+      bytesOut,
+    };
+  }
+
+  private retire(connection: PeerConnection): void {
+    connection.close();
+    const { in: read, out: written } = connection.bytes;
+    this.closedBytes.in += read;
+    this.closedBytes.out += written;
   }
 }

@@ -6,6 +6,7 @@ import { kable } from '../kable.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { milliseconds } from '../node/validate-options.js';
+import { loadTelemetry, telemetry, type OutboundTrace } from '../telemetry/telemetry.js';
 import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
@@ -36,6 +37,8 @@ export class KableClientProxy extends ClientProxy {
   private readonly router: PatternRouter;
   private connecting: Promise<void> | undefined;
   private joined = false;
+  /** Stops this client's metrics (OpenTelemetry installed only). */
+  private unobserve: (() => void) | undefined;
 
   /** A subclass overrides serializeResponse or serializeError: replies pass through them, as in Nest. */
   private readonly translates: boolean;
@@ -76,7 +79,8 @@ export class KableClientProxy extends ClientProxy {
       this.router.attach();
     }
     this.connecting ??= (async () => {
-      await this.node.join(true);
+      await Promise.all([this.node.join(true), loadTelemetry()]);
+      this.unobserve ??= telemetry.active?.observe(this.node, () => this.pool.stats());
       this.joined = true;
       this._status$.next('connected' satisfies KableClientStatus);
     })().catch((error: unknown) => {
@@ -89,6 +93,8 @@ export class KableClientProxy extends ClientProxy {
   async close(): Promise<void> {
     this.connecting = undefined;
     this.joined = false;
+    this.unobserve?.();
+    this.unobserve = undefined;
     this.router.dispose();
     this.pool.close();
     if (this.ownsNode) await this.node.down();
@@ -143,13 +149,15 @@ export class KableClientProxy extends ClientProxy {
     }
     const request$ = new Observable<TResult>((subscriber) => {
       const packet = this.packetOf(pattern, data);
+      const route = this.normalizePattern(pattern);
+      const trace = telemetry.active?.outbound('request', route, packet.metadata);
       const request = new OutboundRequest(
         this.router,
         this.pool,
         this.settings,
-        this.normalizePattern(pattern),
+        route,
         packet.data,
-        packet.metadata,
+        trace === undefined ? packet.metadata : trace.metadata,
         this.translates
           ? translated(
               subscriber as Observer<unknown>,
@@ -157,6 +165,7 @@ export class KableClientProxy extends ClientProxy {
               (error) => this.serializeError(error),
             )
           : (subscriber as Observer<unknown>),
+        trace,
       );
       request.start();
       return () => request.cancel();
@@ -196,7 +205,28 @@ export class KableClientProxy extends ClientProxy {
   protected async dispatchEvent<T = any>(packet: ReadPacket): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
     const data = packet.data;
-    const metadata = (packet as { metadata?: Record<string, unknown> }).metadata;
+    const trace = telemetry.active?.outbound(
+      'event',
+      pattern,
+      (packet as { metadata?: Record<string, unknown> }).metadata,
+    );
+    const metadata = trace?.metadata ?? (packet as { metadata?: Record<string, unknown> }).metadata;
+    try {
+      await this.deliver(pattern, data, metadata, trace);
+      trace?.end();
+    } catch (error) {
+      trace?.end(error);
+      throw error;
+    }
+    return undefined as T;
+  }
+
+  private async deliver(
+    pattern: string,
+    data: unknown,
+    metadata: Record<string, unknown> | undefined,
+    trace: OutboundTrace | undefined,
+  ): Promise<void> {
     const targets = await this.router.waitFor(
       () => {
         const found = this.router.eventTargets(pattern);
@@ -205,8 +235,7 @@ export class KableClientProxy extends ClientProxy {
       `event "${pattern}"`,
       this.settings.pickTimeout,
     );
-    await Promise.all(targets.map((peer) => this.emitTo(peer, pattern, data, metadata)));
-    return undefined as T;
+    await Promise.all(targets.map((peer) => this.emitTo(peer, pattern, data, metadata, trace)));
   }
 
   private async emitTo(
@@ -214,9 +243,11 @@ export class KableClientProxy extends ClientProxy {
     pattern: string,
     data: unknown,
     metadata: Record<string, unknown> | undefined,
+    trace: OutboundTrace | undefined,
   ): Promise<void> {
     let peer: PeerRecord | undefined = first;
     for (let attempt = 0; ; attempt++) {
+      trace?.attempt(peer);
       try {
         await this.pool.get(peer).sendEvent(pattern, data, metadata);
         return;
@@ -228,6 +259,7 @@ export class KableClientProxy extends ClientProxy {
           .filter((p) => p.id === first.id && p !== peer);
         peer = others[0];
         if (peer === undefined) throw error;
+        trace?.retry(error);
       }
     }
   }

@@ -12,6 +12,7 @@ import { KableOptionsError } from '../node/errors.js';
 import { milliseconds } from '../node/validate-options.js';
 import { byteSize } from './validate-client-options.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
+import { loadTelemetry, telemetry } from '../telemetry/telemetry.js';
 import { replyDirectly } from './direct-reply.js';
 import { replyError } from './error-reply.js';
 import { channelFor } from './secure-data-plane.js';
@@ -47,6 +48,8 @@ export class KableServer
   private serving: KableServingNode | undefined;
   private listening = false;
   private closing: Promise<void> | undefined;
+  /** Stops this server's metrics (OpenTelemetry installed only). */
+  private unobserve: (() => void) | undefined;
   /** Nest's own no-op start hook: while it is still in place (and no end hook is set), replies go direct. */
   private readonly defaultStartHook: unknown;
 
@@ -86,8 +89,19 @@ export class KableServer
     }
     this.dataPlane = new DataPlaneServer(
       {
-        request: (request, reply) => this.onRequest(request, reply),
-        event: (pattern, data, metadata, caller) => this.onEvent(pattern, data, metadata, caller),
+        // With OpenTelemetry, each request and event runs inside its span (see lib/telemetry).
+        request: (request, reply) =>
+          telemetry.active === undefined
+            ? this.onRequest(request, reply)
+            : telemetry.active.inboundRequest(request, reply, this.node, (traced) =>
+                this.onRequest(request, traced),
+              ),
+        event: (pattern, data, metadata, caller) =>
+          telemetry.active === undefined
+            ? this.onEvent(pattern, data, metadata, caller)
+            : telemetry.active.inboundEvent(pattern, metadata, caller, this.node, () =>
+                this.onEvent(pattern, data, metadata, caller),
+              ),
         describe: () => this.catalog,
       },
       {
@@ -140,6 +154,7 @@ export class KableServer
         );
       }
     }
+    this.unobserve?.();
     if (this.ownsNode) await this.node.down('closed');
     await this.dataPlane.close();
     this._status$.next('disconnected');
@@ -156,6 +171,7 @@ export class KableServer
 
   private async start(): Promise<void> {
     this.catalog = this.readCatalog();
+    await loadTelemetry();
     const host = this.options.host ?? this.node.host;
     const address = await this.dataPlane.listen(host, this.options.port ?? this.node.port);
     this.node.setAddress(address.host, address.port);
@@ -170,6 +186,7 @@ export class KableServer
       await this.dataPlane.close();
       throw error;
     }
+    this.unobserve ??= telemetry.active?.observe(this.node);
     this._status$.next('connected');
   }
 
@@ -290,7 +307,7 @@ export class KableServer
     data: unknown,
     metadata: Record<string, unknown> | undefined,
     caller: KableCaller | undefined,
-  ): void {
+  ): Promise<unknown> {
     const context = new KableContext([
       pattern,
       metadata,
@@ -298,9 +315,11 @@ export class KableServer
       this.serving ?? servingNode(this.node),
       this.node,
     ]);
-    Promise.resolve(this.handleEvent(pattern, { pattern, data, metadata: metadata as never }, context)).catch(
-      (error) => this.logger.error(`Event handler for ${pattern} failed: ${String(error)}`),
+    const handled = Promise.resolve(
+      this.handleEvent(pattern, { pattern, data, metadata: metadata as never }, context),
     );
+    handled.catch((error) => this.logger.error(`Event handler for ${pattern} failed: ${String(error)}`));
+    return handled;
   }
 }
 

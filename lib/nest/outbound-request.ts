@@ -2,6 +2,7 @@ import type { Observer } from 'rxjs';
 import type { PeerPool } from '../data-plane/peer-pool.js';
 import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import type { OutboundTrace } from '../telemetry/telemetry.js';
 import type { PatternRouter } from './pattern-router.js';
 
 export interface RequestSettings {
@@ -45,6 +46,8 @@ export class OutboundRequest {
     private readonly data: unknown,
     private readonly metadata: Record<string, unknown> | undefined,
     private readonly subscriber: Observer<unknown>,
+    /** Its span and metrics, when OpenTelemetry is installed. */
+    private readonly trace?: OutboundTrace,
   ) {
     this.deadline = setTimeout(() => this.onDeadline(), settings.timeout);
   }
@@ -93,6 +96,7 @@ export class OutboundRequest {
   cancel(): void {
     if (this.finished) return;
     this.finished = true;
+    this.trace?.cancel();
     clearTimeout(this.deadline);
     this.waiting?.abort();
     this.cancelCurrent?.();
@@ -102,13 +106,18 @@ export class OutboundRequest {
     if (this.finished) return;
     this.attempts++;
     this.peer = peer;
+    this.trace?.attempt(peer);
     const connection = this.pool.get(peer);
     this.cancelCurrent = connection.request(this.pattern, this.data, this.metadata, {
       next: (value) => {
-        if (!this.finished) this.subscriber.next(value);
+        if (this.finished) return;
+        this.trace?.value();
+        this.subscriber.next(value);
       },
       error: (error) => this.onError(error),
       complete: () => {
+        // Also after a cancel: firstValueFrom unsubscribes on the last value, just before this.
+        this.trace?.end();
         if (this.finished) return;
         this.finished = true;
         clearTimeout(this.deadline);
@@ -126,6 +135,7 @@ export class OutboundRequest {
       this.router.avoid(this.peer.iid, this.settings.avoidFor);
     }
     if (isRetryable(error) && this.attempts <= this.settings.retries) {
+      this.trace?.retry(error);
       // The next replica in the rotation; waits (bounded) if the failed one was the last RUNNING.
       this.start();
       return;
@@ -136,6 +146,7 @@ export class OutboundRequest {
   private fail(error: unknown): void {
     if (this.finished) return;
     this.finished = true;
+    this.trace?.end(error);
     clearTimeout(this.deadline);
     this.waiting?.abort();
     this.cancelCurrent?.();

@@ -93,3 +93,38 @@ export async function sentinels(pool: { query(sql: string): Promise<unknown> }):
   await db.start(); // RUNNING while the probe answers, STOPPED while it does not
   // #endregion sentinel
 }
+
+// #region telemetry
+// telemetry.ts: run it before the Nest app (or any Kable client) is created.
+import { context, metrics, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import {
+  ConsoleMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { BatchSpanProcessor, ConsoleSpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
+
+export function startTelemetry(): void {
+  // Handler spans find their parent through the active context: AsyncLocalStorage carries it.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  // traceparent, tracestate and baggage: what Kable puts in each request's metadata.
+  propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
+  trace.setGlobalTracerProvider(
+    new TracerProvider({ spanProcessors: [new BatchSpanProcessor({ exporter: new ConsoleSpanExporter() })] }),
+  );
+  metrics.setGlobalMeterProvider(
+    new MeterProvider({
+      readers: [
+        new PeriodicExportingMetricReader({
+          exporter: new ConsoleMetricExporter(),
+          exportIntervalMillis: 10_000,
+        }),
+      ],
+    }),
+  );
+}
+// #endregion telemetry

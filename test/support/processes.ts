@@ -20,7 +20,8 @@ export interface ChildFixture {
 
 /**
  * Runs a TypeScript fixture with the test loader (and its network guard) in a child process.
- * `nodeFlags` go to node itself (`--expose-gc` for a memory check).
+ * `nodeFlags` go to node itself (`--expose-gc` for a memory check); `env` adds variables (Jest's
+ * `process.env` is a copy: changing it does not reach the children).
  */
 export function runFixture(
   file: string,
@@ -28,18 +29,15 @@ export function runFixture(
   timeout = 20_000,
   netns?: string,
   nodeFlags: string[] = [],
+  env?: Record<string, string>,
 ): ChildFixture {
-  const command = [
-    process.execPath,
-    ...nodeFlags,
-    '--import',
-    './scripts/register-ts.js',
-    file,
-    ...args,
-  ];
+  const command = [process.execPath, ...nodeFlags, '--import', './scripts/register-ts.js', file, ...args];
   // In a network namespace of the test's own: `ip netns exec` runs the same command there.
   const [program, ...rest] = netns === undefined ? command : ['ip', 'netns', 'exec', netns, ...command];
-  const child = spawn(program, rest, { stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+  const child = spawn(program, rest, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: env === undefined ? process.env : { ...process.env, ...env },
+  });
   let errors = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     errors = (errors + chunk.toString()).slice(-8000);
