@@ -51,18 +51,14 @@ const t0 = performance.now();
 
 function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
   const name = role === 'gateway' ? 'gateway' : `${role}#${++counts[role]}`;
-  const child = spawn(
-    process.execPath,
-    ['--import', './scripts/register-ts.js', 'sample/service.ts', role],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: {
-        ...process.env,
-        KABLE_SAMPLE_DISCOVERY: JSON.stringify(sampleDiscovery()),
-        ...(traceMode ? { KABLE_SAMPLE_TRACE: '1' } : {}),
-      },
+  const child = spawn(process.execPath, ['--import', './scripts/register-ts.js', 'sample/service.ts', role], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      KABLE_SAMPLE_DISCOVERY: JSON.stringify(sampleDiscovery()),
+      ...(traceMode ? { KABLE_SAMPLE_TRACE: '1' } : {}),
     },
-  );
+  });
   const service: Service = {
     name,
     role,
