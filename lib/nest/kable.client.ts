@@ -246,7 +246,10 @@ export class KableClientProxy extends ClientProxy {
     trace: OutboundTrace | undefined,
   ): Promise<void> {
     let peer: PeerRecord | undefined = first;
+    // Each replica is tried once: going back to one that just failed would spend a retry for nothing.
+    const tried = new Set<PeerRecord>();
     for (let attempt = 0; ; attempt++) {
+      tried.add(peer);
       trace?.attempt(peer);
       try {
         await this.pool.get(peer).sendEvent(pattern, data, metadata);
@@ -254,10 +257,7 @@ export class KableClientProxy extends ClientProxy {
       } catch (error) {
         const retryable = (error as { retryable?: boolean }).retryable === true;
         if (!retryable || attempt >= this.settings.retries) throw error;
-        const others = this.router
-          .candidates(pattern, 'events')
-          .filter((p) => p.id === first.id && p !== peer);
-        peer = others[0];
+        peer = this.router.candidates(pattern, 'events').find((p) => p.id === first.id && !tried.has(p));
         if (peer === undefined) throw error;
         trace?.retry(error);
       }

@@ -297,7 +297,6 @@ describe('limits and failures through the proxy', () => {
     const strict = cluster.client({ retries: 0 });
     await proxy.whenServed('who', { count: 2 });
     await strict.whenServed('who', { count: 2 });
-    // The first replica's data plane goes away while its node still advertises RUNNING (a hung process).
     // The first replica's data plane goes away while its node still advertises RUNNING (a hung process);
     // the test waits until the clients saw their connections to it close (a write racing the close is
     // lost: events are at most once).
@@ -328,6 +327,40 @@ describe('limits and failures through the proxy', () => {
     expect(results.find((result) => result.status === 'rejected')).toMatchObject({
       reason: { code: 'KABLE_PEER_UNREACHABLE' },
     });
+  });
+  it('tries each replica at most once when an emit falls back', async () => {
+    const apps = await Promise.all([1, 2, 3].map(() => cluster.service(MathModule, 'math')));
+    const proxy = cluster.client({ retries: 2 });
+    await proxy.whenServed('who', { count: 3 });
+    await lastValueFrom(proxy.emit('order_created', { n: -1 }), { defaultValue: undefined });
+    // Close the data planes of the two replicas that come first in the event route's order, so that a
+    // fallback that only skips the replica that just failed goes back to the first one and gives up.
+    const order = (
+      proxy as unknown as { router: { candidates(p: string, k: string): Array<{ iid: string }> } }
+    ).router
+      .candidates('order_created', 'events')
+      .map((peer) => peer.iid);
+    const byIid = new Map<string, (typeof apps)[number]>(apps.map((app) => [serverOf(app).node.iid, app]));
+    const [gone1, gone2, alive] = order.map((iid) => byIid.get(iid)!);
+    const pool = (proxy as unknown as { pool: { connections: Map<string, { socket?: EventEmitter }> } }).pool;
+    // 'close' only: a reset socket also emits 'error', which would reject once().
+    const closed = [gone1, gone2].map((app) => {
+      const socket = pool.connections.get(serverOf(app).node.iid)?.socket;
+      return new Promise<void>((resolve) =>
+        socket === undefined ? resolve() : socket.on('close', () => resolve()),
+      );
+    });
+    for (const app of [gone1, gone2]) {
+      await (serverOf(app) as unknown as { dataPlane: { close(): Promise<void> } }).dataPlane.close();
+    }
+    await Promise.all(closed);
+    const ledger = alive.get(MathLedger);
+    const before = ledger.events.length;
+    for (let n = 0; n < 6; n++) {
+      await lastValueFrom(proxy.emit('order_created', { n }), { defaultValue: undefined });
+    }
+    await waitUntil(() => ledger.events.length === before + 6, [ledger], ['changed'], 5000, 'six events');
+    expect(ledger.events.length).toBe(before + 6);
   });
 });
 
