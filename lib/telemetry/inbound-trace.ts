@@ -4,13 +4,13 @@ import type { CallerIdentity, Metadata } from '../data-plane/frames.js';
 import type { KableNode } from '../node/kable-node.js';
 import { NO_MESSAGE_HANDLER } from '../nest/kable.constants.js';
 import { EVENT, STATUS, SYSTEM, messageOf } from './conventions.js';
-import { metadataGetter, type Instrumentation } from './instrumentation.js';
+import { metadataGetter, type Recording } from './recording.js';
 
 // Attribute names are spelled out in literals on the request path (see outbound-trace.ts for why).
 
 /** The server span with the caller's trace context from the request metadata as its parent. */
 function startSpan(
-  otel: Instrumentation,
+  otel: Recording,
   name: string,
   kind: 'server' | 'consumer',
   metadata: Metadata | undefined,
@@ -54,7 +54,7 @@ export class TracedReply implements ReplyChannel {
   private ended = false;
 
   constructor(
-    private readonly otel: Instrumentation,
+    private readonly otel: Recording,
     private readonly request: InboundRequest,
     private readonly inner: ReplyChannel,
     node: KableNode,
@@ -160,7 +160,7 @@ export class InboundEventTrace {
   private ended = false;
 
   constructor(
-    private readonly otel: Instrumentation,
+    private readonly otel: Recording,
     private readonly pattern: string,
     metadata: Metadata | undefined,
     caller: CallerIdentity | undefined,

@@ -1,12 +1,4 @@
-import type {
-  Counter,
-  Histogram,
-  Meter,
-  MeterProvider,
-  TextMapGetter,
-  Tracer,
-  TracerProvider,
-} from '@opentelemetry/api';
+import type { Meter, MeterProvider, Tracer, TracerProvider } from '@opentelemetry/api';
 import type { InboundRequest, ReplyChannel } from '../data-plane/data-plane-server.js';
 import type { CallerIdentity, Metadata } from '../data-plane/frames.js';
 import type { KableNode } from '../node/kable-node.js';
@@ -14,9 +6,8 @@ import { InboundEventTrace, TracedReply } from './inbound-trace.js';
 import { InFlight } from './in-flight.js';
 import { NodeMetrics } from './node-metrics.js';
 import { OutboundTrace } from './outbound-trace.js';
-import type { KableInstrumentation } from './telemetry.js';
-
-export type OtelApi = typeof import('@opentelemetry/api');
+import type { KableInstrumentation } from './hooks.js';
+import type { Instruments, OtelApi, Recording } from './recording.js';
 
 /** The instrumentation scope every span and metric of Kable carries. */
 export const SCOPE = 'nestjs-kable';
@@ -26,30 +17,11 @@ const DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 ];
 
-/** The instruments the request paths record to; recreated when a new meter provider is registered. */
-export interface Instruments {
-  clientDuration: Histogram;
-  serverDuration: Histogram;
-  producerDuration: Histogram;
-  consumerDuration: Histogram;
-  retries: Counter;
-  refusals: Counter;
-}
-
-/** Metadata values are whatever the caller sent: only strings are trace context. */
-export const metadataGetter: TextMapGetter<Metadata> = {
-  keys: (carrier) => Object.keys(carrier),
-  get: (carrier, key) => {
-    const value = carrier[key];
-    return typeof value === 'string' ? value : undefined;
-  },
-};
-
 export function createInstrumentation(api: OtelApi): KableInstrumentation {
   return new Instrumentation(api);
 }
 
-class Instrumentation implements KableInstrumentation {
+class Instrumentation implements KableInstrumentation, Recording {
   /** A proxy tracer: it follows a tracer provider registered later. */
   readonly tracer: Tracer;
   instruments!: Instruments;

@@ -2,8 +2,8 @@ import type { Attributes, Span } from '@opentelemetry/api';
 import type { Metadata } from '../data-plane/frames.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { EVENT, STATUS, SYSTEM, messageOf, statusOf } from './conventions.js';
-import type { Instrumentation } from './instrumentation.js';
-import type { OutboundTrace as Hooks } from './telemetry.js';
+import type { Recording } from './recording.js';
+import type { OutboundTrace as Hooks } from './hooks.js';
 
 // Attribute objects on the request path are written as literals with their names spelled out (see
 // conventions.ts for what each means): V8 builds those from a template, where computed keys cost a
@@ -29,7 +29,7 @@ export class OutboundTrace implements Hooks {
   private cancelling = false;
 
   constructor(
-    private readonly otel: Instrumentation,
+    private readonly otel: Recording,
     private readonly kind: 'request' | 'event',
     private readonly pattern: string,
     metadata: Metadata | undefined,
