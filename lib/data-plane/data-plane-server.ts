@@ -341,6 +341,10 @@ class ServerConnection {
         case FrameType.HELLO:
           this.caller = frame.caller;
           return;
+        case FrameType.PING:
+          // From the event loop, on purpose: a frozen or blocked process cannot answer.
+          this.write([FrameType.PONG, frame.id]);
+          return;
         default:
           this.server.reject(this, 'unexpectedFrame', `a frame of type ${frame.type} sent to a server`);
       }

@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { KableDataPlaneError } from './data-plane-errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
+import { LIVENESS_DEFAULTS, PeerLiveness, type LivenessOptions } from './peer-liveness.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
@@ -31,6 +32,10 @@ export interface PeerConnectionOptions {
   connect?: (host: string, port: number) => net.Socket;
   /** Told when the connection is connecting, open or closed. */
   onStatus?: (status: PeerConnectionStatus) => void;
+  /** PING/PONG timings (see peer-liveness.ts); false turns the probe off. Default: LIVENESS_DEFAULTS. */
+  liveness?: LivenessOptions | false;
+  /** Told when the peer turns unresponsive (false) or answers again (true). */
+  onLiveness?: (responsive: boolean) => void;
 }
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
@@ -61,6 +66,7 @@ export class PeerConnection {
   status: PeerConnectionStatus = 'connecting';
   private readonly maxPending: number;
   readonly label: string;
+  readonly liveness: PeerLiveness | undefined;
 
   constructor(
     readonly host: string,
@@ -71,6 +77,23 @@ export class PeerConnection {
     this.decoder = new FrameDecoder(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
     this.maxPending = options.maxPending ?? 10_000;
     this.writer.onFlush = () => this.markWritten();
+    if (options.liveness !== false) {
+      this.liveness = new PeerLiveness(options.liveness ?? LIVENESS_DEFAULTS, {
+        outstanding: () => this.pending.size,
+        ping: (nonce) => this.writer.write([FrameType.PING, nonce]),
+        changed: (responsive) => this.options.onLiveness?.(responsive),
+      });
+    }
+  }
+
+  /** Requests sent or queued and not yet answered: what the balancer weighs. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** False while the peer does not answer its PINGs (see peer-liveness.ts). */
+  get responsive(): boolean {
+    return this.liveness?.responsive ?? true;
   }
 
   get closed(): boolean {
@@ -107,6 +130,7 @@ export class PeerConnection {
         : [FrameType.REQUEST, id, pattern, data, metadata],
     );
     this.ensureConnected();
+    if (this.opened) this.liveness?.waiting();
     return () => this.cancel(id);
   }
 
@@ -156,8 +180,9 @@ export class PeerConnection {
     });
   }
 
-  close(): void {
-    this.fail(undefined);
+  /** Closes the connection; `departed` says how the peer left (for the errors of requests it held). */
+  close(departed?: string): void {
+    this.fail(undefined, departed);
   }
 
   private allocateId(): number {
@@ -204,6 +229,7 @@ export class PeerConnection {
       this.socket!.write(helloFrame(this.options.hello));
     }
     this.writer.attach(this.socket!);
+    if (this.pending.size > 0) this.liveness?.waiting();
   }
 
   private markWritten(): void {
@@ -218,6 +244,7 @@ export class PeerConnection {
   }
 
   private onData(chunk: Buffer): void {
+    this.liveness?.heard();
     const failure = this.decoder.push(chunk, (value) => this.onValue(value));
     if (failure !== undefined) this.fail(new Error(`protocol error from ${this.label}: ${failure}`));
   }
@@ -230,6 +257,7 @@ export class PeerConnection {
     }
     if (frame.type === FrameType.HELLO || frame.type === FrameType.EVENT || frame.type === FrameType.REQUEST)
       return;
+    if (frame.type === FrameType.PONG || frame.type === FrameType.PING) return; // arrival was the news
     const pending = this.pending.get(frame.id);
     if (pending === undefined) return; // cancelled meanwhile
     const observer = pending.observer;
@@ -268,13 +296,14 @@ export class PeerConnection {
     }
   }
 
-  private fail(error: Error | undefined): void {
+  private fail(error: Error | undefined, departed?: string): void {
     if (this.closed) return;
     this.status = 'closed';
     clearTimeout(this.connectTimer);
+    this.liveness?.stop();
     this.writer.discard();
     this.socket?.destroy();
-    const reason = error?.message ?? 'the connection closed';
+    const reason = departed ?? error?.message ?? 'the connection closed';
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const entry of pending) {
@@ -282,7 +311,9 @@ export class PeerConnection {
         entry.written && this.opened
           ? new KableDataPlaneError(
               'KABLE_PEER_LOST',
-              `Request "${entry.pattern}" lost: the connection to ${this.label} broke after it was sent (${reason}).`,
+              departed === undefined
+                ? `Request "${entry.pattern}" lost: the connection to ${this.label} broke after it was sent (${reason}).`
+                : `Request "${entry.pattern}" lost: ${this.label} ${departed} after it was sent (it may have run).`,
               false,
               { cause: error },
             )

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { PeerConnection, type PeerConnectionOptions } from './peer-connection.js';
 
 export interface PeerAddress {
@@ -6,16 +7,27 @@ export interface PeerAddress {
   port: number;
 }
 
+export interface PeerPoolEvents {
+  /** A peer stopped answering its PINGs (false) or answered again (true). */
+  liveness: [iid: string, responsive: boolean];
+}
+
 /**
  * One persistent connection per peer instance, made on first use and replaced when it broke or the
- * peer moved. Bounded by the cluster's size: connections of removed peers are dropped by the owner.
+ * peer moved. Bounded by the cluster's size: the owner drops the connections of peers that left.
  */
-export class PeerPool {
+export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private readonly connections = new Map<string, PeerConnection>();
+  private readonly unresponsive = new Set<string>();
   private closed = false;
   private opened = 0;
+  private dropped = 0;
+  private lapses = 0;
+  private pingsOfDropped = 0;
 
-  constructor(private readonly options: PeerConnectionOptions = {}) {}
+  constructor(private readonly options: PeerConnectionOptions = {}) {
+    super();
+  }
 
   get(peer: PeerAddress): PeerConnection {
     const existing = this.connections.get(peer.iid);
@@ -28,27 +40,85 @@ export class PeerPool {
       return existing;
     }
     existing?.close();
-    const connection = new PeerConnection(peer.host, peer.port, this.options);
+    const connection = new PeerConnection(peer.host, peer.port, {
+      ...this.options,
+      onLiveness: (responsive) => {
+        if (this.connections.get(peer.iid) === connection) this.setResponsive(peer.iid, responsive);
+      },
+      onStatus: (status) => {
+        this.options.onStatus?.(status);
+        // A broken connection says nothing of liveness any more: the next one is judged afresh.
+        if (status === 'closed' && this.connections.get(peer.iid) === connection)
+          this.setResponsive(peer.iid, true);
+      },
+    });
     if (this.closed) connection.close();
     else {
       this.opened++;
       this.connections.set(peer.iid, connection);
+      // A fresh connection has its own verdict to reach.
+      this.setResponsive(peer.iid, true);
     }
     return connection;
   }
 
-  drop(iid: string): void {
-    this.connections.get(iid)?.close();
+  /** Requests to this peer not answered yet (0 without a connection). */
+  inFlight(iid: string): number {
+    return this.connections.get(iid)?.inFlight ?? 0;
+  }
+
+  /** False while the peer does not answer its PINGs. */
+  isResponsive(iid: string): boolean {
+    return !this.unresponsive.has(iid);
+  }
+
+  /** Closes and forgets the peer's connection; its requests in flight fail, saying how it `departed`. */
+  drop(iid: string, departed?: string): void {
+    const connection = this.connections.get(iid);
+    if (connection === undefined) return;
     this.connections.delete(iid);
+    this.dropped++;
+    this.pingsOfDropped += connection.liveness?.pingsSent ?? 0;
+    this.setResponsive(iid, true);
+    connection.close(departed);
+  }
+
+  /** Drops every connection whose peer `isKnown` no longer knows (a peer forgotten meanwhile). */
+  retain(isKnown: (iid: string) => boolean, departed?: string): void {
+    for (const iid of [...this.connections.keys()]) if (!isKnown(iid)) this.drop(iid, departed);
+  }
+
+  /** Instance ids of the peers with a connection. */
+  peers(): string[] {
+    return [...this.connections.keys()];
   }
 
   close(): void {
     this.closed = true;
     for (const connection of this.connections.values()) connection.close();
     this.connections.clear();
+    this.unresponsive.clear();
   }
 
   stats(): Record<string, number> {
-    return { connectionsOpen: this.connections.size, connectionsOpened: this.opened };
+    let pings = this.pingsOfDropped;
+    for (const connection of this.connections.values()) pings += connection.liveness?.pingsSent ?? 0;
+    return {
+      connectionsOpen: this.connections.size,
+      connectionsOpened: this.opened,
+      connectionsDropped: this.dropped,
+      unresponsivePeers: this.unresponsive.size,
+      unresponsiveLapses: this.lapses,
+      pingsSent: pings,
+    };
+  }
+
+  private setResponsive(iid: string, responsive: boolean): void {
+    if (responsive ? !this.unresponsive.delete(iid) : this.unresponsive.has(iid)) return;
+    if (!responsive) {
+      this.unresponsive.add(iid);
+      this.lapses++;
+    }
+    this.emit('liveness', iid, responsive);
   }
 }

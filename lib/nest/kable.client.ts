@@ -6,6 +6,7 @@ import { kable } from '../kable.js';
 import { KableError } from '../node/errors.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import type { RemovalReason } from '../node/registry.js';
 import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
@@ -53,10 +54,27 @@ export class KableClientProxy extends ClientProxy {
       hello: { iid: this.node.iid, id: this.node.id },
       connect: channelFor(this.node, options.tls).connect,
       ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+      liveness: resolved.liveness,
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
-    this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);
+    this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters, (peer) =>
+      this.pool.inFlight(peer.iid),
+    );
+    this.pool.on('liveness', (iid, responsive) => this.router.setResponsive(iid, responsive));
+    this.node.on('peer:removed', this.onPeerRemoved);
+    countClientStats(this.node, this.pool);
   }
+
+  /**
+   * A peer that left (DOWN) or was evicted: its connection is closed and forgotten, and requests still
+   * on it fail at once with KABLE_PEER_LOST instead of waiting for their timeout.
+   */
+  private readonly onPeerRemoved = (peer: PeerRecord, reason: RemovalReason): void => {
+    const departed = departure(reason, this.node.nodeTimeout);
+    this.pool.drop(peer.iid, departed);
+    // And any connection made to a peer already forgotten (a request routed just before it left).
+    this.pool.retain((iid) => this.node.peer(iid) !== undefined, departed);
+  };
 
   /** Joins the cluster (idempotent); requests made before it call it themselves. */
   connect(): Promise<void> {
@@ -75,7 +93,9 @@ export class KableClientProxy extends ClientProxy {
     this.connecting = undefined;
     this.joined = false;
     this.router.dispose();
+    this.node.off('peer:removed', this.onPeerRemoved);
     this.pool.close();
+    uncountClientStats(this.node, this.pool);
     if (this.ownsNode) await this.node.down();
     this._status$.next('disconnected' satisfies KableClientStatus);
   }
@@ -88,6 +108,14 @@ export class KableClientProxy extends ClientProxy {
   /** The node this client routes with. */
   unwrap<T = KableNode>(): T {
     return this.node as T;
+  }
+
+  /** Nodes this client skips because they stopped answering its PINGs (see the `liveness` option). */
+  unresponsiveNodes(): PeerRecord[] {
+    return this.router
+      .unresponsiveNodes()
+      .map((iid) => this.node.peer(iid))
+      .filter((peer): peer is PeerRecord => peer !== undefined);
   }
 
   /** RUNNING nodes that handle a message pattern right now, in the order requests walk them. */
@@ -217,6 +245,40 @@ export class KableClientProxy extends ClientProxy {
     if (typeof self.createPacket === 'function') return self.createPacket(pattern, data);
     return { pattern, data };
   }
+}
+
+function departure(reason: RemovalReason, nodeTimeout: number): string {
+  switch (reason) {
+    case 'timeout':
+      return `was evicted by discovery (no advert for ${nodeTimeout} ms)`;
+    case 'duplicate':
+      return 'was displaced by another node with the same id';
+    default:
+      return 'left the cluster (DOWN)';
+  }
+}
+
+/** Every client's connections on a node, summed into node.stats() as `client.*`. */
+const clientPools = new WeakMap<KableNode, Set<PeerPool>>();
+
+function countClientStats(node: KableNode, pool: PeerPool): void {
+  let pools = clientPools.get(node);
+  if (pools === undefined) {
+    const all = new Set<PeerPool>();
+    pools = all;
+    clientPools.set(node, all);
+    node.addStats('client', () => {
+      const sum: Record<string, number> = {};
+      for (const each of all)
+        for (const [key, value] of Object.entries(each.stats())) sum[key] = (sum[key] ?? 0) + value;
+      return sum;
+    });
+  }
+  pools.add(pool);
+}
+
+function uncountClientStats(node: KableNode, pool: PeerPool): void {
+  clientPools.get(node)?.delete(pool);
 }
 
 function invalidMessage(pattern: unknown): KableError {

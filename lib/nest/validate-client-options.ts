@@ -1,3 +1,4 @@
+import { LIVENESS_DEFAULTS, type LivenessOptions } from '../data-plane/peer-liveness.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
 import { CLIENT_DEFAULTS, rejectUnknownOptions, type KableClientOptions } from './kable.options.js';
@@ -8,6 +9,37 @@ export interface ResolvedClientSettings {
   timeout: number;
   retries: number;
   maxWaiters: number;
+  liveness: LivenessOptions | false;
+}
+
+/** Longest delay a Node timer honours (about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
+  if (liveness === false) return false;
+  if (liveness === undefined) return LIVENESS_DEFAULTS;
+  if (liveness === null || typeof liveness !== 'object') {
+    throw new KableOptionsError(
+      'KableClientProxy option "liveness" must be false or { probeAfter, answerWithin } in ms, such as { probeAfter: 250, answerWithin: 500 }.',
+    );
+  }
+  for (const key of Object.keys(liveness)) {
+    if (key !== 'probeAfter' && key !== 'answerWithin') {
+      throw new KableOptionsError(
+        `KableClientProxy option "liveness" has no field "${key}"; it accepts probeAfter, answerWithin.`,
+      );
+    }
+  }
+  const resolved = { ...LIVENESS_DEFAULTS, ...liveness };
+  for (const key of ['probeAfter', 'answerWithin'] as const) {
+    const value = resolved[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 10 || value > MAX_TIMER_MS) {
+      throw new KableOptionsError(
+        `KableClientProxy option "liveness.${key}" must be a whole number of ms from 10 to ${MAX_TIMER_MS}; got ${String(value)}.`,
+      );
+    }
+  }
+  return resolved;
 }
 
 function positive(name: string, value: unknown, allowZero = false): number {
@@ -39,5 +71,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     timeout: positive('timeout', options.timeout ?? CLIENT_DEFAULTS.timeout),
     retries: positive('retries', options.retries ?? CLIENT_DEFAULTS.retries, true),
     maxWaiters: positive('maxPickWaiters', options.maxPickWaiters ?? DEFAULTS.maxPickWaiters),
+    liveness: livenessOf(options.liveness),
   };
 }
