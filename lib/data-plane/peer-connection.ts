@@ -67,6 +67,8 @@ export class PeerConnection {
   private readonly maxPending: number;
   readonly label: string;
   readonly liveness: PeerLiveness | undefined;
+  /** Set when the peer left while still answering: closes once its last request is answered. */
+  private retiring: string | undefined;
 
   constructor(
     readonly host: string,
@@ -81,7 +83,10 @@ export class PeerConnection {
       this.liveness = new PeerLiveness(options.liveness ?? LIVENESS_DEFAULTS, {
         outstanding: () => this.pending.size,
         ping: (nonce) => this.writer.write([FrameType.PING, nonce]),
-        changed: (responsive) => this.options.onLiveness?.(responsive),
+        changed: (responsive) => {
+          if (!responsive && this.retiring !== undefined) this.close(this.retiring);
+          else this.options.onLiveness?.(responsive);
+        },
       });
     }
   }
@@ -180,6 +185,15 @@ export class PeerConnection {
     });
   }
 
+  /**
+   * The peer left the cluster view (evicted). If it still answers, its requests in flight may finish:
+   * the connection closes once they are answered, or at once if it stops answering; otherwise now.
+   */
+  retire(departed: string): void {
+    if (this.pending.size > 0 && this.liveness?.recentlyHeard() === true) this.retiring = departed;
+    else this.close(departed);
+  }
+
   /** Closes the connection; `departed` says how the peer left (for the errors of requests it held). */
   close(departed?: string): void {
     this.fail(undefined, departed);
@@ -196,6 +210,11 @@ export class PeerConnection {
     if (pending === undefined) return;
     this.pending.delete(id);
     if (!this.closed) this.writer.write([FrameType.CANCEL, id]);
+    this.closeIfRetired();
+  }
+
+  private closeIfRetired(): void {
+    if (this.retiring !== undefined && this.pending.size === 0) this.close(this.retiring);
   }
 
   private ensureConnected(): void {
@@ -260,6 +279,7 @@ export class PeerConnection {
     if (frame.type === FrameType.PONG || frame.type === FrameType.PING) return; // arrival was the news
     const pending = this.pending.get(frame.id);
     if (pending === undefined) return; // cancelled meanwhile
+    if (this.retiring !== undefined) queueMicrotask(() => this.closeIfRetired());
     const observer = pending.observer;
     switch (frame.type) {
       case FrameType.NEXT:

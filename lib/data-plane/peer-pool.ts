@@ -72,15 +72,20 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     return !this.unresponsive.has(iid);
   }
 
-  /** Closes and forgets the peer's connection; its requests in flight fail, saying how it `departed`. */
-  drop(iid: string, departed?: string): void {
+  /**
+   * Forgets the peer's connection and closes it; its requests in flight fail with KABLE_PEER_LOST, saying
+   * how it `departed`. With `letFinish`, a peer heard from a moment ago keeps the connection until its
+   * requests in flight are answered (a live peer evicted by lost adverts still answers them).
+   */
+  drop(iid: string, departed?: string, letFinish = false): void {
     const connection = this.connections.get(iid);
     if (connection === undefined) return;
     this.connections.delete(iid);
     this.dropped++;
     this.pingsOfDropped += connection.liveness?.pingsSent ?? 0;
     this.setResponsive(iid, true);
-    connection.close(departed);
+    if (letFinish && departed !== undefined) connection.retire(departed);
+    else connection.close(departed);
   }
 
   /** Drops every connection whose peer `isKnown` no longer knows (a peer forgotten meanwhile). */

@@ -66,12 +66,13 @@ export class KableClientProxy extends ClientProxy {
   }
 
   /**
-   * A peer that left (DOWN) or was evicted: its connection is closed and forgotten, and requests still
-   * on it fail at once with KABLE_PEER_LOST instead of waiting for their timeout.
+   * A peer that left (DOWN) or was evicted: its connection is forgotten and closed, and requests still
+   * on it fail at once with KABLE_PEER_LOST instead of waiting for their timeout. An evicted peer whose
+   * data plane answered a moment ago (its adverts were lost, it is not gone) may finish those first.
    */
   private readonly onPeerRemoved = (peer: PeerRecord, reason: RemovalReason): void => {
     const departed = departure(reason, this.node.nodeTimeout);
-    this.pool.drop(peer.iid, departed);
+    this.pool.drop(peer.iid, departed, reason === 'timeout');
     // And any connection made to a peer already forgotten (a request routed just before it left).
     this.pool.retain((iid) => this.node.peer(iid) !== undefined, departed);
   };

@@ -1,0 +1,98 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { firstValueFrom } from 'rxjs';
+import { KableClientProxy } from '../../lib/nest/kable.client.js';
+import type { PeerRecord } from '../../lib/node/peer-record.js';
+import { waitForEvent } from '../support/events.js';
+import { loopbackDiscovery } from '../support/loopback-discovery.js';
+import { runFixture, type ChildFixture } from '../support/processes.js';
+
+const SERVICE = 'test/nest/fixtures/run-service.ts';
+const LANES = 20;
+const TIMEOUT = 5000;
+
+// A closed loop under plain round robin drifts its requests in flight onto whichever replica is slowest
+// at the moment, so a crash used to fail all of them. The load-aware balancer keeps any one replica at
+// most about half of them (1.5 × the others' mean + 2: 10 of 20 over three replicas).
+describe('requests in flight under churn', () => {
+  const children: ChildFixture[] = [];
+  let client: KableClientProxy | undefined;
+
+  afterEach(async () => {
+    await client?.close();
+    for (const child of children.splice(0))
+      if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
+  });
+
+  it('a SIGKILL fails at most half the caller’s requests in flight; graceful stops fail none', async () => {
+    const discovery = loopbackDiscovery();
+    const options = JSON.stringify({
+      id: 'math',
+      replica: true,
+      host: '127.0.0.1',
+      discovery,
+      leaveGrace: 150,
+    });
+    const start = () => {
+      const child = runFixture(SERVICE, ['math', options], 30_000);
+      children.push(child);
+      return child;
+    };
+    const live = [start(), start(), start()];
+    const iids = new Map<ChildFixture, string>();
+    for (const child of live) iids.set(child, (await child.ready).iid as string);
+    client = new KableClientProxy({ host: '127.0.0.1', discovery, target: 'math', timeout: TIMEOUT });
+    const math = client;
+    await math.whenServed('async', { count: 3, timeout: 20_000 });
+
+    const failures: Array<{ at: number; code: string; message?: string }> = [];
+    let ok = 0;
+    let running = true;
+    const lane = async () => {
+      for (let n = 0; running; n++) {
+        try {
+          expect(await firstValueFrom(math.send('async', n))).toBe(n * 2);
+          ok++;
+        } catch (error) {
+          failures.push({
+            at: Date.now(),
+            code: (error as { code?: string }).code ?? 'NO_CODE',
+            message: (error as Error).message,
+          });
+        }
+      }
+    };
+    const lanes = Array.from({ length: LANES }, lane);
+    const replace = async (how: 'SIGKILL' | 'SIGTERM') => {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const victim = live.shift()!;
+      const gone = waitForEvent<[PeerRecord]>(
+        math.unwrap(),
+        'peer:removed',
+        (p) => p.iid === iids.get(victim),
+      );
+      const at = Date.now();
+      const before = failures.length;
+      victim.child.kill(how);
+      await gone;
+      await victim.exited;
+      const fresh = start();
+      iids.set(fresh, (await fresh.ready).iid as string);
+      live.push(fresh);
+      await math.whenServed('async', { count: 3, timeout: 20_000 });
+      return { how, at, failed: failures.length - before };
+    };
+    const rounds = [];
+    for (const how of ['SIGKILL', 'SIGTERM', 'SIGKILL', 'SIGTERM', 'SIGKILL'] as const)
+      rounds.push(await replace(how));
+    running = false;
+    await Promise.all(lanes);
+
+    process.stdout.write(`${JSON.stringify({ ok, rounds, failures })}\n`);
+    expect(ok).toBeGreaterThan(1000);
+    expect(failures.filter((f) => f.code !== 'KABLE_PEER_LOST')).toEqual([]);
+    for (const round of rounds) {
+      if (round.how === 'SIGTERM') expect(round).toEqual({ ...round, failed: 0 });
+      else expect(round.failed).toBeLessThanOrEqual(LANES / 2);
+    }
+  }, 90_000);
+});
