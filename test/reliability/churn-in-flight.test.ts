@@ -24,7 +24,9 @@ describe('requests in flight under churn', () => {
   });
 
   it('a SIGKILL fails at most half the caller’s requests in flight; graceful stops fail none', async () => {
-    const discovery = loopbackDiscovery();
+    // Slower than the suite's usual 100 ms, so that a replica stalled by this busy machine is not evicted
+    // (its requests would fail for that): only the kills may fail requests here.
+    const discovery = loopbackDiscovery(300);
     const options = JSON.stringify({
       id: 'math',
       replica: true,
@@ -39,7 +41,13 @@ describe('requests in flight under churn', () => {
     };
     const live = [start(), start(), start()];
     const iids = new Map<ChildFixture, string>();
-    for (const child of live) iids.set(child, (await child.ready).iid as string);
+    const ports = new Map<ChildFixture, number>();
+    const note = async (child: ChildFixture) => {
+      const ready = await child.ready;
+      iids.set(child, ready.iid as string);
+      ports.set(child, ready.port as number);
+    };
+    for (const child of live) await note(child);
     client = new KableClientProxy({ host: '127.0.0.1', discovery, target: 'math', timeout: TIMEOUT });
     const math = client;
     await math.whenServed('async', { count: 3, timeout: 20_000 });
@@ -63,33 +71,34 @@ describe('requests in flight under churn', () => {
     };
     const lanes = Array.from({ length: LANES }, lane);
     const replace = async (how: 'SIGKILL' | 'SIGTERM') => {
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      await new Promise((resolve) => setTimeout(resolve, 500));
       const victim = live.shift()!;
       const gone = waitForEvent<[PeerRecord]>(
         math.unwrap(),
         'peer:removed',
         (p) => p.iid === iids.get(victim),
       );
-      const at = Date.now();
-      const before = failures.length;
       victim.child.kill(how);
       await gone;
       await victim.exited;
       const fresh = start();
-      iids.set(fresh, (await fresh.ready).iid as string);
+      await note(fresh);
       live.push(fresh);
       await math.whenServed('async', { count: 3, timeout: 20_000 });
-      return { how, at, failed: failures.length - before };
+      // Failures name the connection that broke: count the victim's.
+      const failed = failures.filter((f) => f.message?.includes(`:${ports.get(victim)} `)).length;
+      return { how, failed };
     };
     const rounds = [];
-    for (const how of ['SIGKILL', 'SIGTERM', 'SIGKILL', 'SIGTERM', 'SIGKILL'] as const)
-      rounds.push(await replace(how));
+    for (const how of ['SIGKILL', 'SIGTERM', 'SIGKILL'] as const) rounds.push(await replace(how));
     running = false;
     await Promise.all(lanes);
 
-    process.stdout.write(`${JSON.stringify({ ok, rounds, failures })}\n`);
+    process.stdout.write(`${JSON.stringify({ ok, rounds, failures: failures.slice(0, 2) })}\n`);
     expect(ok).toBeGreaterThan(1000);
     expect(failures.filter((f) => f.code !== 'KABLE_PEER_LOST')).toEqual([]);
+    // Nothing failed but requests in flight on a killed replica.
+    expect(rounds.reduce((sum, round) => sum + round.failed, 0)).toBe(failures.length);
     for (const round of rounds) {
       if (round.how === 'SIGTERM') expect(round).toEqual({ ...round, failed: 0 });
       else expect(round.failed).toBeLessThanOrEqual(LANES / 2);
