@@ -103,6 +103,11 @@ describe('a replica that stops answering (default timings)', () => {
     const { client, victim } = setup;
     const loop = closedLoop(client);
     await sleep(2500);
+    // What the caller shows 1.5 s into the stall: the replica as unresponsive, in stats() too.
+    const view = sleep(1500).then(() => ({
+      unresponsive: client.unresponsiveNodes().map((peer) => peer.iid),
+      stat: client.unwrap().stats()['client.unresponsivePeers'],
+    }));
     const { from, to } = await stall();
     const back = await servedAgain(loop.outcomes, victim, to, INTERVAL);
     await sleep(500);
@@ -139,6 +144,8 @@ describe('a replica that stops answering (default timings)', () => {
     expect(slowest).toBeLessThan(TIMEOUT + 250);
     expect(back - to).toBeLessThanOrEqual(INTERVAL);
     expect(summary.unresponsiveLapses).toBeGreaterThanOrEqual(1);
+    expect(await view).toEqual({ unresponsive: [victim], stat: 1 });
+    expect(client.unresponsiveNodes()).toEqual([]);
   }
 
   it('SIGSTOP for 8 s: traffic leaves the frozen replica within a second and returns after SIGCONT', async () => {
