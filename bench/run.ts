@@ -1,8 +1,10 @@
 // npm run bench [-- --smoke]: Kable against Nest's TCP transport and a raw socket, plus Kable's own figures.
 // Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
+// npm run bench -- --only=freeze: only the frozen-replica rows, printed (docs/benchmarks.md is left alone).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
+import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
 import { stealMeter } from './support.js';
 import { compareTransports, KINDS } from './transport.js';
@@ -15,6 +17,24 @@ const requests = smoke ? 2000 : 60_000;
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
+const freezeRows = (withProbe: FreezeFigures, without: FreezeFigures, stolen: number) => [
+  '| frozen replica (SIGSTOP 8 s; 3 replicas, 20 lanes, default timings) | liveness on (default) | liveness off (reference) |',
+  '| --- | ---: | ---: |',
+  `| time from freeze to the last request routed to the frozen replica (0: none after the freeze) | ${fmt(withProbe.lastRoutedAfter)} ms | ${fmt(without.lastRoutedAfter)} ms |`,
+  `| requests sent to the frozen replica during the freeze (20 were in flight) | ${fmt(withProbe.routedAfter)} | ${fmt(without.routedAfter)} |`,
+  `| caller throughput during the freeze / before | ${fmt(withProbe.throughputRatio, 2)} (${fmt(withProbe.during)} / ${fmt(withProbe.before)} req/s) | ${fmt(without.throughputRatio, 2)} (${fmt(without.during)} / ${fmt(without.before)} req/s) |`,
+  '',
+  `Steal during these runs: ${Number.isNaN(stolen) ? 'unknown' : `${fmt(stolen * 100)}%`}.`,
+];
+
+if (process.argv.includes('--only=freeze')) {
+  const stealing = stealMeter();
+  const withProbe = await freezeImpact(true);
+  const without = await freezeImpact(false);
+  process.stdout.write(freezeRows(withProbe, without, stealing()).join('\n') + '\n');
+  process.exit(0);
+}
+
 const steal = stealMeter();
 const transports = await compareTransports(repeats, requests);
 const stolen = steal();
@@ -26,6 +46,9 @@ for (const count of smoke ? [5] : [20, 50, 100]) converge[count] = await converg
 // 200 rounds, so that p99 is not simply the one slowest round (a VM stall).
 const propagate = await propagation(smoke ? 5 : 50, smoke ? 4 : 200);
 const kill = await killDetection(1000);
+const freezeSteal = stealMeter();
+const frozen = smoke ? undefined : [await freezeImpact(true), await freezeImpact(false)];
+const frozenStolen = freezeSteal();
 
 const lines = [
   '# Benchmarks',
@@ -67,6 +90,7 @@ const lines = [
   `| client stops routing to a SIGKILLed replica, with traffic | ${fmt(kill.withTraffic, 1)} ms | |`,
   `| same, without traffic (eviction; nodeTimeout 3500 ms) | ${fmt(kill.withoutTraffic)} ms | |`,
   '',
+  ...(frozen === undefined ? [] : [...freezeRows(frozen[0], frozen[1], frozenStolen), '']),
 ];
 const report = lines.join('\n');
 process.stdout.write(report + '\n');

@@ -102,7 +102,7 @@ describe('a replica that stops answering (default timings)', () => {
   ) {
     const { client, victim } = setup;
     const loop = closedLoop(client);
-    await sleep(2500);
+    await sleep(4000); // warm: the "before" window is the last 2 s of it
     // What the caller shows 1.5 s into the stall: the replica as unresponsive, in stats() too.
     const view = sleep(1500).then(() => ({
       unresponsive: client.unresponsiveNodes().map((peer) => peer.iid),
