@@ -8,6 +8,8 @@ export interface FreezeFigures {
   lastRoutedAfter: number;
   /** Requests started during the freeze that went to the frozen replica. */
   routedAfter: number;
+  /** Requests that failed (timed out: only the frozen replica makes requests wait). */
+  timedOut: number;
   /** Requests completed per second during the freeze over the 2 s before it. */
   throughputRatio: number;
   before: number;
@@ -71,6 +73,7 @@ export async function freezeImpact(liveness: boolean): Promise<FreezeFigures> {
     return {
       lastRoutedAfter: lastRouted - frozenAt,
       routedAfter: toVictim.length,
+      timedOut: done.filter((d) => d.iid === undefined).length,
       throughputRatio: during / before,
       before,
       during,
