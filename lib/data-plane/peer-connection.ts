@@ -186,11 +186,12 @@ export class PeerConnection {
   }
 
   /**
-   * The peer left the cluster view (evicted). If it still answers, its requests in flight may finish:
-   * the connection closes once they are answered, or at once if it stops answering; otherwise now.
+   * The peer left the cluster view (evicted). Unless the liveness probe already found it unresponsive,
+   * its requests in flight may finish: the connection closes once they are answered, or as soon as the
+   * probe finds it unresponsive (they fail then). Without the probe, or when it is unresponsive: now.
    */
   retire(departed: string): void {
-    if (this.pending.size > 0 && this.liveness?.recentlyHeard() === true) this.retiring = departed;
+    if (this.pending.size > 0 && this.liveness?.responsive === true) this.retiring = departed;
     else this.close(departed);
   }
 

@@ -39,7 +39,6 @@ export class PeerLiveness {
   /** How many times the peer turned unresponsive. */
   lapses = 0;
   private lastHeard: number;
-  private heardAt = Number.NEGATIVE_INFINITY;
   private pingSentAt: number | undefined;
   private nonce = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -55,17 +54,12 @@ export class PeerLiveness {
 
   /** Something arrived from the peer: it is alive. Called for every chunk read, so kept cheap. */
   heard(): void {
-    this.lastHeard = this.heardAt = performance.now();
+    this.lastHeard = performance.now();
     this.pingSentAt = undefined;
     if (!this.responsive) {
       this.responsive = true;
       this.hooks.changed(true);
     }
-  }
-
-  /** Whether something arrived from the peer within the last `probeAfter` ms: it is demonstrably alive. */
-  recentlyHeard(): boolean {
-    return this.responsive && performance.now() - this.heardAt < this.options.probeAfter;
   }
 
   /** A request now waits on the peer: watch it, counting silence from now if it was idle. */

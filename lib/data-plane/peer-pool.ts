@@ -74,8 +74,9 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
 
   /**
    * Forgets the peer's connection and closes it; its requests in flight fail with KABLE_PEER_LOST, saying
-   * how it `departed`. With `letFinish`, a peer heard from a moment ago keeps the connection until its
-   * requests in flight are answered (a live peer evicted by lost adverts still answers them).
+   * how it `departed`. With `letFinish`, a peer the liveness probe has not found unresponsive keeps the
+   * connection until its requests in flight are answered (a live peer evicted because its adverts were
+   * lost still answers them), or until the probe finds it unresponsive.
    */
   drop(iid: string, departed?: string, letFinish = false): void {
     const connection = this.connections.get(iid);

@@ -67,8 +67,9 @@ export class KableClientProxy extends ClientProxy {
 
   /**
    * A peer that left (DOWN) or was evicted: its connection is forgotten and closed, and requests still
-   * on it fail at once with KABLE_PEER_LOST instead of waiting for their timeout. An evicted peer whose
-   * data plane answered a moment ago (its adverts were lost, it is not gone) may finish those first.
+   * on it fail with KABLE_PEER_LOST instead of waiting for their timeout: at once, or, for an evicted peer
+   * the liveness probe has not found unresponsive (its adverts may just have been lost), once the probe
+   * does; if it answers them meanwhile, they succeed.
    */
   private readonly onPeerRemoved = (peer: PeerRecord, reason: RemovalReason): void => {
     const departed = departure(reason, this.node.nodeTimeout);

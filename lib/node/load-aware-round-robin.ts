@@ -3,10 +3,10 @@ import type { BalancingStrategy } from './round-robin.js';
 /**
  * A candidate is passed over, for one pick, when its load is above SKIP_FACTOR times the mean load of
  * the other candidates plus SKIP_MARGIN. With 20 requests in flight over 3 replicas, a replica that
- * stops answering collects at most 10 of them (half) before it is passed over; equally fast replicas
+ * stops answering collects at most 9 of them (under half) before it is passed over; equally fast replicas
  * never differ by that much, so they keep the exact round robin.
  */
-export const SKIP_FACTOR = 1.5;
+export const SKIP_FACTOR = 1.25;
 export const SKIP_MARGIN = 2;
 
 /**

@@ -4,41 +4,29 @@ import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import type { PeerRecord } from '../../lib/node/peer-record.js';
 import { waitForEvent } from '../support/events.js';
 import { loopbackDiscovery } from '../support/loopback-discovery.js';
-import { runFixture, type ChildFixture } from '../support/processes.js';
+import type { ChildFixture } from '../support/processes.js';
+import { ReplicaProcesses } from '../support/replica-processes.js';
 
-const SERVICE = 'test/nest/fixtures/run-service.ts';
 const LANES = 20;
 const TIMEOUT = 5000;
 
 // A closed loop under plain round robin drifts its requests in flight onto whichever replica is slowest
 // at the moment, so a crash used to fail all of them. The load-aware balancer keeps any one replica at
-// most about half of them (1.5 × the others' mean + 2: 10 of 20 over three replicas).
+// most about half of them (1.25 × the others' mean + 2: 9 of 20 over three replicas).
 describe('requests in flight under churn', () => {
-  const children: ChildFixture[] = [];
+  const processes = new ReplicaProcesses();
   let client: KableClientProxy | undefined;
 
   afterEach(async () => {
     await client?.close();
-    for (const child of children.splice(0))
-      if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
+    processes.killAll();
   });
 
   it('a SIGKILL fails at most half the caller’s requests in flight; graceful stops fail none', async () => {
     // Slower than the suite's usual 100 ms, so that a replica stalled by this busy machine is not evicted
     // (its requests would fail for that): only the kills may fail requests here.
     const discovery = loopbackDiscovery(300);
-    const options = JSON.stringify({
-      id: 'math',
-      replica: true,
-      host: '127.0.0.1',
-      discovery,
-      leaveGrace: 150,
-    });
-    const start = () => {
-      const child = runFixture(SERVICE, ['math', options], 30_000);
-      children.push(child);
-      return child;
-    };
+    const start = () => processes.start({ discovery, leaveGrace: 150 });
     const live = [start(), start(), start()];
     const iids = new Map<ChildFixture, string>();
     const ports = new Map<ChildFixture, number>();

@@ -12,36 +12,26 @@ import type { RemovalReason } from '../../lib/node/registry.js';
 import { MathLedger, MathModule } from '../nest/fixtures/math.module.js';
 import { waitForEvent, waitUntil } from '../support/events.js';
 import { loopbackDiscovery } from '../support/loopback-discovery.js';
-import { runFixture, type ChildFixture } from '../support/processes.js';
-
-const SERVICE = 'test/nest/fixtures/run-service.ts';
+import { ReplicaProcesses } from '../support/replica-processes.js';
 
 type Src = { source: { port: number } };
 const poolOf = (client: KableClientProxy) => (client as unknown as { pool: PeerPool }).pool;
 
 describe('peers that leave: their connections and the requests on them', () => {
-  const children: ChildFixture[] = [];
+  const processes = new ReplicaProcesses();
   const clients: KableClientProxy[] = [];
   const apps: INestMicroservice[] = [];
 
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((client) => client.close()));
     await Promise.all(apps.splice(0).map((app) => app.close()));
-    for (const child of children.splice(0)) {
-      if (child.child.exitCode !== null || child.child.signalCode !== null) continue;
-      child.child.kill('SIGCONT');
-      child.child.kill('SIGKILL');
-    }
+    processes.killAll();
   });
 
   it('an evicted peer’s requests in flight fail with KABLE_PEER_LOST within 100 ms of the eviction', async () => {
-    const discovery = loopbackDiscovery(200);
-    const options = JSON.stringify({ id: 'math', replica: true, host: '127.0.0.1', discovery });
-    const replicas = [0, 1, 2].map(() => {
-      const child = runFixture(SERVICE, ['math', options], 30_000);
-      children.push(child);
-      return child;
-    });
+    // nodeTimeout 1750 ms: eviction comes after the liveness probe's verdict (750 ms after the freeze).
+    const discovery = loopbackDiscovery(500);
+    const replicas = [0, 1, 2].map(() => processes.start({ discovery }));
     const victim = (await Promise.all(replicas.map((r) => r.ready)))[0].iid as string;
     const client = new KableClientProxy({ host: '127.0.0.1', discovery, target: 'math', timeout: 20_000 });
     clients.push(client);

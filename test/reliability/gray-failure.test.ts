@@ -3,13 +3,12 @@ import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { DEFAULTS } from '../../lib/node/options.js';
 import { loopbackDiscovery } from '../support/loopback-discovery.js';
-import { runFixture, type ChildFixture } from '../support/processes.js';
+import { ReplicaProcesses } from '../support/replica-processes.js';
 
 // Gray failures: a replica that keeps its TCP connections open but stops answering (SIGSTOP, a blocked
 // event loop). Default discovery timings (advertiseInterval 3000 ms, eviction after 10.5 s), so only the
 // data plane's own liveness probe and the load-aware balancer can keep callers away from it in time.
 
-const SERVICE = 'test/nest/fixtures/run-service.ts';
 const TIMEOUT = 5000;
 const LANES = 20;
 const INTERVAL = DEFAULTS.advertiseInterval;
@@ -63,26 +62,17 @@ function servedAgain(outcomes: Outcome[], iid: string, since: number, within: nu
 }
 
 describe('a replica that stops answering (default timings)', () => {
-  const children: ChildFixture[] = [];
+  const processes = new ReplicaProcesses();
   const clients: KableClientProxy[] = [];
 
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((client) => client.close()));
-    for (const child of children.splice(0)) {
-      if (child.child.exitCode !== null || child.child.signalCode !== null) continue;
-      child.child.kill('SIGCONT'); // a stopped process would not die of SIGKILL until continued
-      child.child.kill('SIGKILL');
-    }
+    processes.killAll();
   });
 
   async function cluster() {
     const discovery = loopbackDiscovery(INTERVAL);
-    const options = JSON.stringify({ id: 'math', replica: true, host: '127.0.0.1', discovery });
-    const replicas = [0, 1, 2].map(() => {
-      const child = runFixture(SERVICE, ['math', options], 30_000);
-      children.push(child);
-      return child;
-    });
+    const replicas = [0, 1, 2].map(() => processes.start({ discovery }));
     const ready = await Promise.all(replicas.map((r) => r.ready));
     const client = new KableClientProxy({ host: '127.0.0.1', discovery, target: 'math', timeout: TIMEOUT });
     clients.push(client);
