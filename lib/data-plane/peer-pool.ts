@@ -89,9 +89,12 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     else connection.close(departed);
   }
 
-  /** Drops every connection whose peer `isKnown` no longer knows (a peer forgotten meanwhile). */
-  retain(isKnown: (iid: string) => boolean, departed?: string): void {
-    for (const iid of [...this.connections.keys()]) if (!isKnown(iid)) this.drop(iid, departed);
+  /**
+   * Drops every connection whose peer `isKnown` no longer knows (one evicted in the same sweep, or one
+   * forgotten meanwhile); like drop() with `letFinish`, since why it went is not known here.
+   */
+  retain(isKnown: (iid: string) => boolean, departed: string): void {
+    for (const iid of [...this.connections.keys()]) if (!isKnown(iid)) this.drop(iid, departed, true);
   }
 
   /** Instance ids of the peers with a connection. */
