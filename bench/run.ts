@@ -1,9 +1,11 @@
 // npm run bench [-- --smoke]: Kable against Nest's TCP transport and a raw socket, plus Kable's own figures.
 // Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
+// npm run bench -- --only=freeze: only the frozen-replica rows, printed (docs/benchmarks.md is left alone).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
+import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
@@ -16,6 +18,25 @@ const requests = smoke ? 2000 : 60_000;
 
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+const freezeRows = (withProbe: FreezeFigures, without: FreezeFigures, stolen: number) => [
+  '| frozen replica (SIGSTOP 8 s; 3 replicas, 20 lanes, default timings) | liveness on (default) | liveness off (reference) |',
+  '| --- | ---: | ---: |',
+  `| time from freeze to the last request routed to the frozen replica (0: none after the freeze) | ${fmt(withProbe.lastRoutedAfter)} ms | ${fmt(without.lastRoutedAfter)} ms |`,
+  `| requests sent to the frozen replica during the freeze | ${fmt(withProbe.routedAfter)} | ${fmt(without.routedAfter)} |`,
+  `| requests that timed out (5 s timeout) | ${fmt(withProbe.timedOut)} | ${fmt(without.timedOut)} |`,
+  `| caller throughput during the freeze / before | ${fmt(withProbe.throughputRatio, 2)} (${fmt(withProbe.during)} / ${fmt(withProbe.before)} req/s) | ${fmt(without.throughputRatio, 2)} (${fmt(without.during)} / ${fmt(without.before)} req/s) |`,
+  '',
+  `Steal during these runs: ${Number.isNaN(stolen) ? 'unknown' : `${fmt(stolen * 100)}%`}.`,
+];
+
+if (process.argv.includes('--only=freeze')) {
+  const stealing = stealMeter();
+  const withProbe = await freezeImpact(true);
+  const without = await freezeImpact(false);
+  process.stdout.write(freezeRows(withProbe, without, stealing()).join('\n') + '\n');
+  process.exit(0);
+}
 
 const steal = stealMeter();
 const transports = await compareTransports(repeats, requests);
@@ -32,6 +53,9 @@ for (const count of smoke ? [5] : [20, 50, 100]) converge[count] = await converg
 const propagate = await propagation(smoke ? 5 : 50, smoke ? 4 : 200);
 const kill = await killDetection(1000);
 const joins = await firstReplyAfterStart(smoke ? 3 : 40);
+const freezeSteal = stealMeter();
+const frozen = smoke ? undefined : [await freezeImpact(true), await freezeImpact(false)];
+const frozenStolen = freezeSteal();
 
 const lines = [
   '# Benchmarks',
@@ -86,6 +110,7 @@ const lines = [
   'Before the join request a caller waited for each replica’s next periodic advert: about 1.5 s at the',
   'median, up to 3 s.',
   '',
+  ...(frozen === undefined ? [] : [...freezeRows(frozen[0], frozen[1], frozenStolen), '']),
 ];
 const report = lines.join('\n');
 process.stdout.write(report + '\n');

@@ -13,6 +13,7 @@ export type * from './node/options.js';
 export type * from './node/discovery-transport.js';
 export { MemoryBus, type MemoryBusOptions } from './discovery/memory.transport.js';
 export { KableDataPlaneError } from './data-plane/data-plane-errors.js';
+export type { LivenessOptions } from './data-plane/peer-liveness.js';
 export { KableServer, type KableServerStatus } from './nest/kable.server.js';
 export { KableClientProxy, type KableClientStatus } from './nest/kable.client.js';
 export { KableContext, type KableCaller, type KableServingNode } from './nest/kable.context.js';

@@ -62,7 +62,9 @@ async function main(): Promise<void> {
     await watcher.stop();
     return;
   }
-  const draw = () => process.stdout.write(`\x1b[2J\x1b[H${renderTable(watcher.nodes())}\n`);
+  // A frozen node keeps its last advertised state until evicted: flag one silent past 1.25 intervals.
+  const silentAfter = Math.round(interval * 1.25);
+  const draw = () => process.stdout.write(`\x1b[2J\x1b[H${renderTable(watcher.nodes(), { silentAfter })}\n`);
   watcher.on('change', draw);
   setInterval(draw, 1000);
   draw();

@@ -445,6 +445,10 @@ class ServerConnection {
           if (frame.caller !== undefined) this.caller = frame.caller;
           if (frame.maxFrameSize !== undefined) this.callerMaxFrameSize = frame.maxFrameSize;
           return;
+        case FrameType.PING:
+          // From the event loop, on purpose: a frozen or blocked process cannot answer.
+          this.write([FrameType.PONG, frame.id]);
+          return;
         default:
           this.server.reject(this, 'unexpectedFrame', `a frame of type ${frame.type} sent to a server`);
       }

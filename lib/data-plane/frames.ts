@@ -13,6 +13,8 @@ export const FrameType = {
   DESCRIBE: 8, // [8, id]             asks for the node's pattern lists
   DESCRIPTION: 9, // [9, id, { messages, events }]
   HELLO: 10, // [10, { id?, iid?, max? }] first frame each way: who is calling (client), largest frame accepted
+  PING: 11, // [11, nonce]          client: are you there? (see peer-liveness.ts)
+  PONG: 12, // [12, nonce]          server: yes, answered from its event loop
 } as const;
 
 export type Metadata = Record<string, unknown>;
@@ -35,7 +37,8 @@ export type Frame =
   | { type: 7; id: number; reason: string }
   | { type: 8; id: number }
   | { type: 9; id: number; lists: PatternLists }
-  | { type: 10; caller: CallerIdentity | undefined; maxFrameSize: number | undefined };
+  | { type: 10; caller: CallerIdentity | undefined; maxFrameSize: number | undefined }
+  | { type: 11 | 12; id: number };
 
 /** Largest frame accepted unless configured (16 MiB): big enough for real payloads, small enough to bound memory. */
 export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
@@ -78,6 +81,8 @@ export function parseFrame(value: unknown): Frame | undefined {
     case FrameType.COMPLETE:
     case FrameType.CANCEL:
     case FrameType.DESCRIBE:
+    case FrameType.PING:
+    case FrameType.PONG:
       if (!isId(a) || value.length !== 2) return undefined;
       return { type, id: a };
     case FrameType.REFUSED:

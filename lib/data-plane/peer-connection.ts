@@ -4,6 +4,7 @@ import { KableDataPlaneError } from './data-plane-errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
 import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
+import { LIVENESS_DEFAULTS, PeerLiveness, type LivenessOptions } from './peer-liveness.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
@@ -40,6 +41,10 @@ export interface PeerConnectionOptions {
   connect?: (host: string, port: number) => net.Socket;
   /** Told when the connection is connecting, open or closed. */
   onStatus?: (status: PeerConnectionStatus) => void;
+  /** PING/PONG timings (see peer-liveness.ts); false turns the probe off. Default: LIVENESS_DEFAULTS. */
+  liveness?: LivenessOptions | false;
+  /** Told when the peer turns unresponsive (false) or answers again (true). */
+  onLiveness?: (responsive: boolean) => void;
 }
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
@@ -80,6 +85,9 @@ export class PeerConnection {
   status: PeerConnectionStatus = 'connecting';
   private readonly maxPending: number;
   readonly label: string;
+  readonly liveness: PeerLiveness | undefined;
+  /** Set when the peer left while still answering: closes once its last request is answered. */
+  private retiring: string | undefined;
 
   constructor(
     readonly host: string,
@@ -99,6 +107,26 @@ export class PeerConnection {
       );
     });
     this.writer.onFlush = () => this.markWritten();
+    if (options.liveness !== false) {
+      this.liveness = new PeerLiveness(options.liveness ?? LIVENESS_DEFAULTS, {
+        outstanding: () => this.pending.size,
+        ping: (nonce) => this.writer.write([FrameType.PING, nonce]),
+        changed: (responsive) => {
+          if (!responsive && this.retiring !== undefined) this.close(this.retiring);
+          else this.options.onLiveness?.(responsive);
+        },
+      });
+    }
+  }
+
+  /** Requests sent or queued and not yet answered: what the balancer weighs. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** False while the peer does not answer its PINGs (see peer-liveness.ts). */
+  get responsive(): boolean {
+    return this.liveness?.responsive ?? true;
   }
 
   /** Bytes queued for this peer and not yet sent (encoded frames, and what the socket still holds). */
@@ -172,6 +200,7 @@ export class PeerConnection {
       return noop;
     }
     this.ensureConnected();
+    if (this.opened) this.liveness?.waiting();
     return () => this.cancel(id);
   }
 
@@ -236,8 +265,19 @@ export class PeerConnection {
     });
   }
 
-  close(): void {
-    this.fail(undefined);
+  /**
+   * The peer left the cluster view (evicted). Unless the liveness probe already found it unresponsive,
+   * its requests in flight may finish: the connection closes once they are answered, or as soon as the
+   * probe finds it unresponsive (they fail then). Without the probe, or when it is unresponsive: now.
+   */
+  retire(departed: string): void {
+    if (this.pending.size > 0 && this.liveness?.responsive === true) this.retiring = departed;
+    else this.close(departed);
+  }
+
+  /** Closes the connection; `departed` says how the peer left (for the errors of requests it held). */
+  close(departed?: string): void {
+    this.fail(undefined, departed);
   }
 
   private allocateId(): number {
@@ -250,10 +290,17 @@ export class PeerConnection {
     const pending = this.pending.get(id);
     if (pending === undefined) return;
     this.pending.delete(id);
-    if (this.closed) return;
-    // Never sent: taken back from the queue, and the server never hears of it.
-    if (!pending.written && this.writer.remove(pending.batch, pending.start, pending.size)) return;
-    this.writer.write([FrameType.CANCEL, id]);
+    if (!this.closed) {
+      // Never sent: taken back from the queue, and the server never hears of it.
+      if (pending.written || !this.writer.remove(pending.batch, pending.start, pending.size)) {
+        this.writer.write([FrameType.CANCEL, id]);
+      }
+    }
+    this.closeIfRetired();
+  }
+
+  private closeIfRetired(): void {
+    if (this.retiring !== undefined && this.pending.size === 0) this.close(this.retiring);
   }
 
   /** Where the next frame goes in the writer's batch (its size is filled in once encoded). */
@@ -322,6 +369,7 @@ export class PeerConnection {
     if (!this.opened || this.serverMaxFrameSize === undefined || this.closed) return;
     clearTimeout(this.connectTimer);
     this.writer.attach(this.socket!);
+    if (this.pending.size > 0) this.liveness?.waiting();
   }
 
   /** The server said how large a frame it accepts: fail what is queued over it, then start sending. */
@@ -353,6 +401,7 @@ export class PeerConnection {
   }
 
   private onData(chunk: Buffer): void {
+    this.liveness?.heard();
     const failure = this.decoder.push(chunk, (value) => this.onValue(value));
     if (failure !== undefined) this.fail(new Error(`protocol error from ${this.label}: ${failure}`));
   }
@@ -365,8 +414,10 @@ export class PeerConnection {
     }
     if (frame.type === FrameType.HELLO) return this.onServerHello(frame.maxFrameSize);
     if (frame.type === FrameType.EVENT || frame.type === FrameType.REQUEST) return;
+    if (frame.type === FrameType.PONG || frame.type === FrameType.PING) return; // arrival was the news
     const pending = this.pending.get(frame.id);
     if (pending === undefined) return; // cancelled meanwhile
+    if (this.retiring !== undefined) queueMicrotask(() => this.closeIfRetired());
     const observer = pending.observer;
     switch (frame.type) {
       case FrameType.NEXT:
@@ -403,13 +454,14 @@ export class PeerConnection {
     }
   }
 
-  private fail(error: Error | undefined): void {
+  private fail(error: Error | undefined, departed?: string): void {
     if (this.closed) return;
     this.status = 'closed';
     clearTimeout(this.connectTimer);
+    this.liveness?.stop();
     this.writer.discard();
     this.socket?.destroy();
-    const reason = error?.message ?? 'the connection closed';
+    const reason = departed ?? error?.message ?? 'the connection closed';
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const entry of pending) {
@@ -417,7 +469,9 @@ export class PeerConnection {
         entry.written && this.opened
           ? new KableDataPlaneError(
               'KABLE_PEER_LOST',
-              `Request "${entry.pattern}" lost: the connection to ${this.label} broke after it was sent (${reason}).`,
+              departed === undefined
+                ? `Request "${entry.pattern}" lost: the connection to ${this.label} broke after it was sent (${reason}).`
+                : `Request "${entry.pattern}" lost: ${this.label} ${departed} after it was sent (it may have run).`,
               false,
               { cause: error },
             )

@@ -7,6 +7,7 @@ import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { milliseconds } from '../node/validate-options.js';
 import { loadTelemetry, telemetry, type OutboundTrace } from '../telemetry/telemetry.js';
+import type { RemovalReason } from '../node/registry.js';
 import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
@@ -65,19 +66,50 @@ export class KableClientProxy extends ClientProxy {
       ...(resolved.maxFrameSize === undefined ? {} : { maxFrameSize: resolved.maxFrameSize }),
       ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
       ...(resolved.maxPending === undefined ? {} : { maxPending: resolved.maxPending }),
+      liveness: resolved.liveness,
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
-    this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters);
-    // In node.stats() as client.*: connections, requests pending, partial frames, requests waiting for a node.
-    this.node.addStats('client', () => ({ ...this.pool.stats(), waitingForNode: this.router.waiting }));
+    this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters, (peer) =>
+      this.pool.inFlight(peer.iid),
+    );
+    this.pool.on('liveness', (iid, responsive) => this.router.setResponsive(iid, responsive));
+    this.follow();
   }
+
+  /**
+   * Follows the cluster for this client (again after close(), as Nest allows connect() then): departed
+   * peers' connections, and this client's counters in node.stats() as `client.*` (connections, requests
+   * pending, partial frames, requests waiting for a node, liveness).
+   */
+  private follow(): void {
+    this.pool.reopen();
+    this.router.attach();
+    this.node.off('peer:removed', this.onPeerRemoved);
+    this.node.on('peer:removed', this.onPeerRemoved);
+    countClientStats(this.node, this.statsOfClient);
+  }
+
+  private readonly statsOfClient = (): Record<string, number> => ({
+    ...this.pool.stats(),
+    waitingForNode: this.router.waiting,
+  });
+
+  /**
+   * A peer that left (DOWN) or was evicted: its connection is forgotten and closed, and requests still
+   * on it fail with KABLE_PEER_LOST instead of waiting for their timeout: at once, or, for an evicted peer
+   * the liveness probe has not found unresponsive (its adverts may just have been lost), once the probe
+   * does; if it answers them meanwhile, they succeed.
+   */
+  private readonly onPeerRemoved = (peer: PeerRecord, reason: RemovalReason): void => {
+    const departed = departure(reason, this.node.nodeTimeout);
+    this.pool.drop(peer.iid, departed, reason === 'timeout');
+    // And any connection made to a peer already forgotten (a request routed just before it left).
+    this.pool.retain((iid) => this.node.peer(iid) !== undefined, departed);
+  };
 
   /** Joins the cluster (idempotent; again after close(), as Nest allows); requests call it themselves. */
   connect(): Promise<void> {
-    if (this.connecting === undefined) {
-      this.pool.reopen();
-      this.router.attach();
-    }
+    if (this.connecting === undefined) this.follow();
     this.connecting ??= (async () => {
       await Promise.all([this.node.join(true), loadTelemetry()]);
       this.unobserve ??= telemetry.active?.observe(this.node, () => this.pool.stats());
@@ -96,7 +128,9 @@ export class KableClientProxy extends ClientProxy {
     this.unobserve?.();
     this.unobserve = undefined;
     this.router.dispose();
+    this.node.off('peer:removed', this.onPeerRemoved);
     this.pool.close();
+    uncountClientStats(this.node, this.statsOfClient);
     if (this.ownsNode) await this.node.down();
     this._status$.next('disconnected' satisfies KableClientStatus);
   }
@@ -109,6 +143,14 @@ export class KableClientProxy extends ClientProxy {
   /** The node this client routes with. */
   unwrap<T = KableNode>(): T {
     return this.node as T;
+  }
+
+  /** Nodes this client skips because they stopped answering its PINGs (see the `liveness` option). */
+  unresponsiveNodes(): PeerRecord[] {
+    return this.router
+      .unresponsiveNodes()
+      .map((iid) => this.node.peer(iid))
+      .filter((peer): peer is PeerRecord => peer !== undefined);
   }
 
   /** RUNNING nodes that handle a message pattern right now, in the order requests walk them. */
@@ -308,4 +350,38 @@ function translated(
     },
     complete: () => subscriber.complete(),
   };
+}
+
+function departure(reason: RemovalReason, nodeTimeout: number): string {
+  switch (reason) {
+    case 'timeout':
+      return `was evicted by discovery (no advert for ${nodeTimeout} ms)`;
+    case 'duplicate':
+      return 'was displaced by another node with the same id';
+    default:
+      return 'left the cluster (DOWN)';
+  }
+}
+
+/** Every client's counters on a node (several clients may share one), summed into node.stats() as `client.*`. */
+const clientStats = new WeakMap<KableNode, Set<() => Record<string, number>>>();
+
+function countClientStats(node: KableNode, stats: () => Record<string, number>): void {
+  let all = clientStats.get(node);
+  if (all === undefined) {
+    const each = new Set<() => Record<string, number>>();
+    all = each;
+    clientStats.set(node, each);
+    node.addStats('client', () => {
+      const sum: Record<string, number> = {};
+      for (const read of each)
+        for (const [key, value] of Object.entries(read())) sum[key] = (sum[key] ?? 0) + value;
+      return sum;
+    });
+  }
+  all.add(stats);
+}
+
+function uncountClientStats(node: KableNode, stats: () => Record<string, number>): void {
+  clientStats.get(node)?.delete(stats);
 }

@@ -1,5 +1,6 @@
 import { KableOptionsError } from '../node/errors.js';
 import { NODE_OPTION_NAMES } from '../node/validate-options.js';
+import type { LivenessOptions } from '../data-plane/peer-liveness.js';
 import type { TlsFiles } from '../data-plane/secure-channel.js';
 import type { KableNode } from '../node/kable-node.js';
 import type { KableOptions } from '../node/options.js';
@@ -67,6 +68,12 @@ export interface KableClientOptions extends KableOptions {
   node?: KableNode;
   /** Mutual TLS on the data plane, as for KableServer (default: TLS-PSK with a `key`, else plain TCP). */
   tls?: TlsFiles;
+  /**
+   * Data-plane liveness: a peer silent for `probeAfter` ms (default 250) while requests wait on it is sent
+   * a PING; one that answers nothing within `answerWithin` ms more (default 500) gets no new request until
+   * it does. `false` turns it off (a stalled peer is then avoided only when discovery evicts it).
+   */
+  liveness?: Partial<LivenessOptions> | false;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -110,6 +117,7 @@ const CLIENT_KEYS = new Set<string>([
   'maxPending',
   'node',
   'tls',
+  'liveness',
 ]);
 
 /** A misspelt option would otherwise be ignored silently: name it and list what is accepted. */

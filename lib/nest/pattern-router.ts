@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import { KableError } from '../node/errors.js';
 import type { KableNode } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
-import { RoundRobin } from '../node/round-robin.js';
+import { LoadAwareRoundRobin } from '../node/load-aware-round-robin.js';
+import { RoundRobin, type BalancingStrategy } from '../node/round-robin.js';
 import { noNodeError } from './no-node-error.js';
 import type { PatternCatalog, PatternKind } from './pattern-catalog.js';
 
@@ -14,7 +15,7 @@ interface Route {
   /** Some RUNNING node's catalog is still being fetched: it may serve the pattern too. */
   pending: boolean;
   /** Whose turn it is; kept when the candidates are recomputed, so churn does not reset the rotation. */
-  balancer: RoundRobin<PeerRecord>;
+  balancer: BalancingStrategy<PeerRecord>;
 }
 
 interface Waiter {
@@ -35,6 +36,8 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   private readonly avoided = new Map<string, number>();
   private avoidVersion = 0;
   private attached = false;
+  /** Nodes that do not answer this caller's PINGs: skipped like a node that is not RUNNING. */
+  private readonly unresponsive = new Set<string>();
   private readonly onPeerNews = (peer: PeerRecord): void => {
     if (this.avoided.delete(peer.iid)) this.avoidVersion++;
     this.onChange();
@@ -49,6 +52,8 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     private readonly catalog: PatternCatalog,
     private readonly target: string | undefined,
     private readonly maxWaiters: number,
+    /** This caller's requests in flight to a node: the balancer passes over one far above the others. */
+    private readonly load?: (peer: PeerRecord) => number,
   ) {
     super();
     this.attach();
@@ -93,6 +98,19 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     timer.unref();
   }
 
+  /** Skips a node while it does not answer (false), until it does again (true). */
+  setResponsive(iid: string, responsive: boolean): void {
+    if (responsive ? !this.unresponsive.delete(iid) : this.unresponsive.has(iid)) return;
+    if (!responsive) this.unresponsive.add(iid);
+    this.avoidVersion++;
+    this.onChange();
+  }
+
+  /** Instance ids of the nodes skipped because they do not answer. */
+  unresponsiveNodes(): string[] {
+    return [...this.unresponsive];
+  }
+
   /** RUNNING nodes that handle the pattern, in the node core's order. */
   candidates(pattern: string, kind: PatternKind): PeerRecord[] {
     return this.route(pattern, kind).candidates;
@@ -130,7 +148,9 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     if (this.target === undefined) return undefined;
     const route = this.route(pattern, 'messages');
     if (route.candidates.length > 0 || route.pending) return undefined;
-    const nodes = this.node.running(this.target).filter((peer) => peer.patterns !== '');
+    const nodes = this.node
+      .running(this.target)
+      .filter((peer) => peer.patterns !== '' && !this.unresponsive.has(peer.iid));
     return nodes.length === 0 ? undefined : route.balancer.select(nodes);
   }
 
@@ -214,7 +234,10 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
         avoidVersion: -1,
         candidates: [],
         pending: false,
-        balancer: new RoundRobin<PeerRecord>(),
+        balancer:
+          kind === 'messages' && this.load !== undefined
+            ? new LoadAwareRoundRobin<PeerRecord>(this.load)
+            : new RoundRobin<PeerRecord>(),
       };
       routes.set(pattern, route);
     }
@@ -223,6 +246,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     let pending = false;
     for (const peer of nodes) {
       if (this.avoided.size > 0 && this.avoided.has(peer.iid)) continue;
+      if (this.unresponsive.size > 0 && this.unresponsive.has(peer.iid)) continue;
       const handles = this.catalog.handles(peer, pattern, kind);
       if (handles === true) candidates.push(peer);
       else if (handles === undefined) pending = true;

@@ -1,3 +1,4 @@
+import { LIVENESS_DEFAULTS, type LivenessOptions } from '../data-plane/peer-liveness.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
 import { milliseconds } from '../node/validate-options.js';
@@ -12,6 +13,37 @@ export interface ResolvedClientSettings {
   maxFrameSize: number | undefined;
   maxQueuedBytes: number | undefined;
   maxPending: number | undefined;
+  liveness: LivenessOptions | false;
+}
+
+/** Longest delay a Node timer honours (about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
+  if (liveness === false) return false;
+  if (liveness === undefined) return LIVENESS_DEFAULTS;
+  if (liveness === null || typeof liveness !== 'object') {
+    throw new KableOptionsError(
+      'KableClientProxy option "liveness" must be false or { probeAfter, answerWithin } in ms, such as { probeAfter: 250, answerWithin: 500 }.',
+    );
+  }
+  for (const key of Object.keys(liveness)) {
+    if (key !== 'probeAfter' && key !== 'answerWithin') {
+      throw new KableOptionsError(
+        `KableClientProxy option "liveness" has no field "${key}"; it accepts probeAfter, answerWithin.`,
+      );
+    }
+  }
+  const resolved = { ...LIVENESS_DEFAULTS, ...liveness };
+  for (const key of ['probeAfter', 'answerWithin'] as const) {
+    const value = resolved[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 10 || value > MAX_TIMER_MS) {
+      throw new KableOptionsError(
+        `KableClientProxy option "liveness.${key}" must be a whole number of ms from 10 to ${MAX_TIMER_MS}; got ${String(value)}.`,
+      );
+    }
+  }
+  return resolved;
 }
 
 const WHO = 'KableClientProxy option ';
@@ -64,5 +96,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     maxFrameSize: bytes('maxFrameSize', options.maxFrameSize),
     maxQueuedBytes: bytes('maxQueuedBytes', options.maxQueuedBytes),
     maxPending: options.maxPending,
+    liveness: livenessOf(options.liveness),
   };
 }

@@ -5,15 +5,28 @@ export interface TableExtras {
   served?: Map<string, number>;
   inFlight?: Map<string, number>;
   names?: Map<string, string>;
+  /** Instance ids a caller skips because they stopped answering its PINGs (a client's unresponsiveNodes()). */
+  unresponsive?: Set<string>;
+  /** Milliseconds without an advert after which a node is marked silent (a frozen node still says RUNNING). */
+  silentAfter?: number;
 }
 
 /** The cluster as a fixed-width text table, one node per line. */
 export function renderTable(nodes: WatchedNode[], extras: TableExtras = {}): string {
   const header = ['node', 'instance', 'state', 'address', 'served', 'in flight'];
+  const now = Date.now();
+  const state = (node: WatchedNode): string => {
+    let text = node.reason ? `${node.state} (${node.reason})` : node.state;
+    if (extras.unresponsive?.has(node.iid)) text += ', unresponsive';
+    const silent = now - node.lastSeen;
+    if (extras.silentAfter !== undefined && silent > extras.silentAfter)
+      text += `, silent ${(silent / 1000).toFixed(1)} s`;
+    return text;
+  };
   const rows = nodes.map((node) => [
     extras.names?.get(node.iid) ?? node.id,
     node.iid.slice(0, 8),
-    node.reason ? `${node.state} (${node.reason})` : node.state,
+    state(node),
     `${node.host}:${node.port}`,
     extras.served?.has(node.iid) ? String(extras.served.get(node.iid)) : '-',
     extras.inFlight?.has(node.iid) ? String(extras.inFlight.get(node.iid)) : '-',

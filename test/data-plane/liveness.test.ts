@@ -1,0 +1,89 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
+import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
+import { FrameType } from '../../lib/data-plane/frames.js';
+import { PeerConnection, type ReplyObserver } from '../../lib/data-plane/peer-connection.js';
+import { KableClientProxy } from '../../lib/nest/kable.client.js';
+import { waitForEvent } from '../support/events.js';
+
+// Short timings so the tests are quick; the detector's logic is tested with fake timers in
+// peer-liveness.test.ts, this checks the wire: PING out, PONG back from a real server's event loop.
+const FAST = { probeAfter: 30, answerWithin: 60 };
+
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+const observer = (): ReplyObserver & { errors: unknown[]; values: unknown[] } => {
+  const errors: unknown[] = [];
+  const values: unknown[] = [];
+  return { errors, values, next: (v) => values.push(v), error: (e) => errors.push(e), complete: () => {} };
+};
+
+function connect(port: number) {
+  const verdicts = new EventEmitter<{ verdict: [boolean] }>();
+  const connection = new PeerConnection('127.0.0.1', port, {
+    liveness: FAST,
+    onLiveness: (responsive) => verdicts.emit('verdict', responsive),
+  });
+  closers.push(() => connection.close());
+  return { connection, verdicts };
+}
+
+describe('data-plane liveness on the wire', () => {
+  it('a server busy with a slow request answers PINGs and stays responsive', async () => {
+    const server = new DataPlaneServer({
+      request: () => undefined, // never answers: a long-running handler
+      event: () => undefined,
+      describe: () => ({ messages: [], events: [] }),
+    });
+    closers.push(() => server.close());
+    const { port } = await server.listen('127.0.0.1', 0);
+    const { connection, verdicts } = connect(port);
+    const seen: boolean[] = [];
+    verdicts.on('verdict', (v) => seen.push(v));
+    connection.request('slow', 1, undefined, observer());
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(connection.liveness!.pingsSent).toBeGreaterThanOrEqual(3);
+    expect(seen).toEqual([]);
+    expect(connection.responsive).toBe(true);
+  });
+
+  it('a peer that accepts and reads but never answers turns unresponsive; its first word brings it back', async () => {
+    const sockets: net.Socket[] = [];
+    const hole = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.resume(); // reads (the kernel ACKs), answers nothing
+    });
+    closers.push(() => new Promise((resolve) => hole.close(resolve)));
+    closers.push(() => sockets.forEach((s) => s.destroy()));
+    await new Promise<void>((resolve) => hole.listen(0, '127.0.0.1', resolve));
+    const { connection, verdicts } = connect((hole.address() as net.AddressInfo).port);
+    const pending = observer();
+    connection.request('who', {}, undefined, pending);
+    await waitForEvent(verdicts, 'verdict', (v: boolean) => v === false, 2000);
+    expect(connection.responsive).toBe(false);
+    // Requests already on it keep waiting: the pause may end.
+    expect(pending.errors).toEqual([]);
+    const back = waitForEvent(verdicts, 'verdict', (v: boolean) => v === true, 2000);
+    sockets[0].write(new FrameWriter().encodeOne([FrameType.PONG, 1]));
+    await back;
+    expect(connection.responsive).toBe(true);
+  });
+
+  it('KableClientProxy checks its liveness option', () => {
+    expect(() => new KableClientProxy({ liveness: { probeAfter: 0 } })).toThrow(
+      /"liveness.probeAfter" must be a whole number of ms from 10/,
+    );
+    expect(() => new KableClientProxy({ liveness: { answerWithin: 2 ** 31 } })).toThrow(
+      /"liveness.answerWithin"/,
+    );
+    expect(() => new KableClientProxy({ liveness: { probe: 100 } as never })).toThrow(
+      /has no field "probe"; it accepts probeAfter, answerWithin/,
+    );
+    expect(() => new KableClientProxy({ liveness: true as never })).toThrow(/must be false or/);
+  });
+});

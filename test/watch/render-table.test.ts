@@ -1,0 +1,32 @@
+import { describe, expect, it } from '@jest/globals';
+import type { WatchedNode } from '../../lib/watch/cluster-watcher.js';
+import { renderTable } from '../../lib/watch/render-table.js';
+
+const node = (iid: string, lastSeen: number): WatchedNode => ({
+  id: 'math',
+  iid,
+  state: 'RUNNING',
+  host: '127.0.0.1',
+  port: 4000,
+  hostname: 'h',
+  pid: 1,
+  since: 0,
+  lastSeen,
+});
+
+describe('renderTable', () => {
+  it('marks the nodes a caller finds unresponsive and those silent past silentAfter', () => {
+    const now = Date.now();
+    const table = renderTable(
+      [node('aaaaaaaa-1', now), node('bbbbbbbb-2', now - 4200), node('cccccccc-3', now)],
+      {
+        unresponsive: new Set(['bbbbbbbb-2']),
+        silentAfter: 3750,
+      },
+    );
+    const lines = table.split('\n');
+    expect(lines[2]).toMatch(/aaaaaaaa\s+RUNNING\s+127/);
+    expect(lines[3]).toMatch(/bbbbbbbb\s+RUNNING, unresponsive, silent 4\.\d s/);
+    expect(lines[4]).toMatch(/cccccccc\s+RUNNING\s+127/);
+  });
+});
