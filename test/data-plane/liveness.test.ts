@@ -56,7 +56,9 @@ describe('data-plane liveness on the wire', () => {
     const sockets: net.Socket[] = [];
     const hole = net.createServer((socket) => {
       sockets.push(socket);
-      socket.resume(); // reads (the kernel ACKs), answers nothing
+      // Says hello as a Kable server does (its frame limit), then reads (the kernel ACKs) and answers nothing.
+      socket.write(new FrameWriter().encodeOne([FrameType.HELLO, { max: 16 * 1024 * 1024 }]));
+      socket.resume();
     });
     closers.push(() => new Promise((resolve) => hole.close(resolve)));
     closers.push(() => sockets.forEach((s) => s.destroy()));

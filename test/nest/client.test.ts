@@ -156,14 +156,17 @@ describe('limits and failures through the proxy', () => {
   });
 
   it("applies the client's maxFrameSize to replies", async () => {
-    await cluster.service(MathModule, 'math');
+    const app = await cluster.service(MathModule, 'math');
     const math = cluster.client({ target: 'math', maxFrameSize: 1024 });
     await math.whenServed('echo');
     expect(await firstValueFrom(math.send('echo', 'x'.repeat(900)))).toHaveLength(900);
     await expect(firstValueFrom(math.send('echo', 'x'.repeat(2000)))).rejects.toMatchObject({
-      code: 'KABLE_PEER_LOST',
-      message: expect.stringContaining('oversizedFrame'),
+      code: 'KABLE_PAYLOAD_TOO_LARGE',
+      message: expect.stringContaining('over the 1024-byte limit of its caller'),
     });
+    // That request alone failed: the connection carries on.
+    expect(await firstValueFrom(math.send('echo', 'y'.repeat(900)))).toHaveLength(900);
+    expect(statsOf(app)).toMatchObject({ 'dataPlane.oversizedReplies': 1, 'dataPlane.connections': 1 });
   });
 
   it("applies the server's maxFrameSize to requests", async () => {
@@ -171,10 +174,14 @@ describe('limits and failures through the proxy', () => {
     const math = cluster.client({ target: 'math' });
     await math.whenServed('echo');
     expect(await firstValueFrom(math.send('echo', 'x'.repeat(900)))).toHaveLength(900);
+    // The client learnt the server's limit when it connected: the request fails before it is sent.
     await expect(firstValueFrom(math.send('echo', 'x'.repeat(2000)))).rejects.toMatchObject({
-      code: 'KABLE_PEER_LOST',
+      code: 'KABLE_PAYLOAD_TOO_LARGE',
+      message: expect.stringContaining('over the 1024-byte limit'),
     });
-    expect(statsOf(app)).toMatchObject({ 'dataPlane.dropped.oversizedFrame': 1 });
+    expect(await firstValueFrom(math.send('echo', 'y'.repeat(900)))).toHaveLength(900);
+    expect(statsOf(app)['dataPlane.dropped.oversizedFrame'] ?? 0).toBe(0);
+    expect(statsOf(app)).toMatchObject({ 'dataPlane.connections': 1 });
   });
 
   it("refuses requests beyond the server's maxInFlightPerConnection, retryably", async () => {
