@@ -5,6 +5,7 @@ import type { MicroserviceOptions } from '@nestjs/microservices';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { firstValueFrom } from 'rxjs';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { MemoryBus } from '../../lib/discovery/memory.transport.js';
@@ -67,6 +68,12 @@ describe('data-plane security', () => {
     const math = client({ key: keyA });
     await math.whenServed({ cmd: 'sum' });
     expect(await firstValueFrom(math.send({ cmd: 'sum' }, [1, 2, 3]))).toBe(6);
+    // What the README promises: the connection that carried it is TLS 1.3.
+    const pool = (math as unknown as { pool: { connections: Map<string, { socket?: tls.TLSSocket }> } }).pool;
+    const sockets = [...pool.connections.values()].map((connection) => connection.socket);
+    expect(sockets).toHaveLength(1);
+    expect(sockets[0]?.encrypted).toBe(true);
+    expect(sockets[0]?.getProtocol()).toBe('TLSv1.3');
   });
 
   it.each([
