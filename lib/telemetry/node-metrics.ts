@@ -26,6 +26,8 @@ interface Observables {
   io: ObservableCounter;
   rejected: ObservableCounter;
   refusals: ObservableCounter;
+  unresponsive: ObservableUpDownCounter;
+  lapses: ObservableCounter;
 }
 
 /**
@@ -73,6 +75,11 @@ export class NodeMetrics {
             [ATTR.REASON]: key.slice('dataPlane.dropped.'.length),
           });
         }
+      }
+      // From this node's clients' point of view: peers skipped because they do not answer PINGs.
+      if (stats['client.unresponsivePeers'] !== undefined) {
+        result.observe(o.unresponsive, stats['client.unresponsivePeers'], self);
+        result.observe(o.lapses, stats['client.unresponsiveLapses'] ?? 0, self);
       }
       if (stats['dataPlane.refusedRequests'] !== undefined)
         result.observe(o.refusals, stats['dataPlane.refusedRequests'], self);
@@ -126,6 +133,14 @@ export class NodeMetrics {
       refusals: meter.createObservableCounter('kable.server.refusals', {
         unit: '{refusal}',
         description: 'Requests this node refused (not RUNNING, too many in flight).',
+      }),
+      unresponsive: meter.createObservableUpDownCounter('kable.peer.unresponsive', {
+        unit: '{node}',
+        description: "Peers this node's clients skip now because they stopped answering data-plane PINGs.",
+      }),
+      lapses: meter.createObservableCounter('kable.peer.unresponsive_lapses', {
+        unit: '{lapse}',
+        description: "Times a peer turned unresponsive for one of this node's clients (see liveness).",
       }),
     };
     meter.addBatchObservableCallback(this.collect, Object.values(this.observables) as Observable[]);

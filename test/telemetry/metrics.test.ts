@@ -187,4 +187,26 @@ describe('OpenTelemetry metrics', () => {
     const metrics = await otel.reader.metrics();
     expect(sum(metrics.get('kable.peer.evictions'), { 'kable.node.iid': watcher.iid })).toBe(1);
   });
+
+  it("reports the peers a node's clients find unresponsive, from node.stats()", async () => {
+    // The liveness counters themselves are tested on the wire (test/data-plane/liveness.test.ts and
+    // test/reliability/gray-failure.test.ts); here, that the metric reports what the node says.
+    const { NodeMetrics } = await import('../../lib/telemetry/node-metrics.js');
+    const { metrics: api } = await import('@opentelemetry/api');
+    const nodeMetrics = new NodeMetrics();
+    nodeMetrics.bind(api.getMeter('unresponsive-test'));
+    const stats: Record<string, number> = { 'client.unresponsivePeers': 2, 'client.unresponsiveLapses': 5 };
+    const node = { id: 'caller', iid: 'caller-1', peers: () => [], stats: () => stats };
+    const stop = nodeMetrics.observe(node as never);
+    try {
+      let metrics = await otel.reader.metrics();
+      expect(sum(metrics.get('kable.peer.unresponsive'), { 'kable.node.iid': 'caller-1' })).toBe(2);
+      expect(sum(metrics.get('kable.peer.unresponsive_lapses'), { 'kable.node.iid': 'caller-1' })).toBe(5);
+      stats['client.unresponsivePeers'] = 0;
+      metrics = await otel.reader.metrics();
+      expect(sum(metrics.get('kable.peer.unresponsive'), { 'kable.node.iid': 'caller-1' })).toBe(0);
+    } finally {
+      stop();
+    }
+  });
 });
