@@ -361,7 +361,30 @@ export class PeerConnection {
     // The hello must go first: ahead of what is already encoded, so written straight out. What is
     // queued waits for the server's hello (its size limit); the connect timeout bounds that wait.
     this.socket!.write(helloFrame(this.options.hello, this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE));
+    this.awaitServerHello();
     this.startSending();
+  }
+
+  /**
+   * A server answers the hello from its event loop, as it answers a PING: one that is frozen or blocked
+   * (the kernel still accepts its connections) says nothing. With liveness on, the wait is as long as a
+   * PING may go unanswered (750 ms by default), not the whole connect timeout: the requests waiting here
+   * were never written, so they fail as unreachable and go to another replica at once.
+   */
+  private awaitServerHello(): void {
+    const liveness = this.options.liveness ?? LIVENESS_DEFAULTS;
+    if (liveness === false || this.serverMaxFrameSize !== undefined) return;
+    const window = liveness.probeAfter + liveness.answerWithin;
+    clearTimeout(this.connectTimer);
+    const socket = this.socket!;
+    this.connectTimer = setTimeout(
+      () =>
+        socket.destroy(
+          new Error(`no hello from the server within ${window} ms of connecting (option: liveness)`),
+        ),
+      window,
+    );
+    this.connectTimer.unref();
   }
 
   /** Once open and the server's limit is known (in either order), what is queued goes out. */

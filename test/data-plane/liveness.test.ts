@@ -76,6 +76,30 @@ describe('data-plane liveness on the wire', () => {
     expect(connection.responsive).toBe(true);
   });
 
+  it('a server that accepts but never says hello fails the waiting requests as unreachable within the liveness window', async () => {
+    // What a frozen process looks like to a new connection: the kernel accepts it, nobody answers.
+    const sockets: net.Socket[] = [];
+    const mute = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.resume();
+    });
+    closers.push(() => new Promise((resolve) => mute.close(resolve)));
+    closers.push(() => sockets.forEach((s) => s.destroy()));
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const connection = new PeerConnection('127.0.0.1', (mute.address() as net.AddressInfo).port, {
+      liveness: FAST,
+      connectTimeout: 60_000, // far beyond the test's bound: only the liveness window can end the wait
+    });
+    closers.push(() => connection.close());
+    const failed = new EventEmitter<{ error: [unknown] }>();
+    connection.request('who', {}, undefined, { ...observer(), error: (e) => failed.emit('error', e) });
+    const [error] = (await waitForEvent(failed, 'error', undefined, 3000)) as [
+      { code: string; retryable: boolean; message: string },
+    ];
+    expect(error).toMatchObject({ code: 'KABLE_PEER_UNREACHABLE', retryable: true });
+    expect(error.message).toMatch(/no hello from the server within 90 ms/);
+  });
+
   it('KableClientProxy checks its liveness option', () => {
     expect(() => new KableClientProxy({ liveness: { probeAfter: 0 } })).toThrow(
       /"liveness.probeAfter" must be a whole number of ms from 10/,

@@ -106,31 +106,38 @@ describe('replicas coming and going under traffic', () => {
     clients.push(math);
     await math.whenServed('async', { count: 3, timeout: 10_000 });
     const load = traffic(math, 10);
-    const overloaded = waitForEvent(
-      math.node,
-      'peer:state',
-      (p: PeerRecord) => p.iid === hotIid && p.state === 'DOING_SOMETHING',
-    );
-    hot.send('overload');
-    const [peer] = (await overloaded) as [PeerRecord];
-    expect(peer.reason).toMatch(/^overloaded/);
-    const before = load.result.ok;
-    // Traffic keeps flowing while the replica is overloaded.
-    await waitUntil(() => load.result.ok > before + 500, [load.progress], ['progress'], 10_000, 'traffic');
-    const recovered = waitForEvent(
-      math.node,
-      'peer:state',
-      (p: PeerRecord) => p.iid === hotIid && p.state === 'RUNNING',
-    );
-    hot.send('calm');
-    await recovered;
+    // A refusal needs a request that left the caller before it saw the replica turn busy and reached the
+    // replica after: a race, which the load-aware round robin makes rarer (a slow replica collects fewer
+    // requests). So the replica is overloaded again, up to five times, until it has refused one.
+    let refused = 0;
+    for (let round = 0; round < 5 && refused === 0; round++) {
+      const overloaded = waitForEvent(
+        math.node,
+        'peer:state',
+        (p: PeerRecord) => p.iid === hotIid && p.state === 'DOING_SOMETHING',
+      );
+      hot.send('overload');
+      const [peer] = (await overloaded) as [PeerRecord];
+      expect(peer.reason).toMatch(/^overloaded/);
+      const before = load.result.ok;
+      // Traffic keeps flowing while the replica is overloaded.
+      await waitUntil(() => load.result.ok > before + 500, [load.progress], ['progress'], 10_000, 'traffic');
+      const recovered = waitForEvent(
+        math.node,
+        'peer:state',
+        (p: PeerRecord) => p.iid === hotIid && p.state === 'RUNNING',
+      );
+      hot.send('calm');
+      await recovered;
+      hot.send('stats');
+      ({
+        stats: { refused },
+      } = (await hot.next('stats')) as { stats: { refused: number } });
+    }
     const { ok, errors } = await load.stop();
+    // Every refused request was retried elsewhere: no error.
     expect(Object.fromEntries(errors)).toEqual({});
-    expect(ok).toBeGreaterThan(before);
-    // The overloaded replica really refused requests (those that reached it before its peers saw it
-    // busy), and each was retried elsewhere: no error above.
-    hot.send('stats');
-    const { stats } = (await hot.next('stats')) as { stats: { refused: number } };
-    expect(stats.refused).toBeGreaterThanOrEqual(1);
-  }, 60_000);
+    expect(ok).toBeGreaterThan(500);
+    expect(refused).toBeGreaterThanOrEqual(1);
+  }, 120_000);
 });

@@ -36,6 +36,13 @@ describe('peers that leave: their connections and the requests on them', () => {
     const client = new KableClientProxy({ host: '127.0.0.1', discovery, target: 'math', timeout: 20_000 });
     clients.push(client);
     await client.whenServed('who', { count: 3, timeout: 20_000 });
+    // Open a connection to every replica first (whenServed fetched one pattern list, over one of them):
+    // a request on a connection the frozen replica never said hello on was never written, so it would
+    // go to another replica instead of waiting on the frozen one.
+    const seen = new Set<string>();
+    for (let n = 0; n < 30 && seen.size < 3; n++)
+      seen.add(await firstValueFrom(client.send<string>('who', {})));
+    expect(seen.size).toBe(3);
 
     let evictedAt = 0;
     const evicted = waitForEvent<[PeerRecord, RemovalReason]>(
