@@ -9,6 +9,7 @@ import type { Advert } from '../../lib/node/advert.js';
 import type { KableNode } from '../../lib/node/kable-node.js';
 import type { PeerRecord } from '../../lib/node/peer-record.js';
 import { waitForEvent } from '../support/events.js';
+import { testAdvert } from '../support/adverts.js';
 
 // Thousands of random and mutated datagrams against a live node on a real UDP socket: nothing crashes,
 // nothing about the cluster changes, and every datagram is counted as dropped by kind.
@@ -19,23 +20,7 @@ let node: KableNode;
 let sender: dgram.Socket;
 
 function advert(iid: string, state: Advert['state'], seq: number): Advert {
-  const now = Date.now();
-  return {
-    event: 'update',
-    id: 'peer',
-    iid,
-    replica: true,
-    host: '127.0.0.1',
-    port: 1,
-    hostname: 'test',
-    pid: 1,
-    index: 1,
-    startedAt: now,
-    state,
-    since: now,
-    seq,
-    patterns: '',
-  };
+  return testAdvert({ iid, state, seq });
 }
 
 function sealed(value: Advert, boot = randomBytes(8).toString('hex'), seq = 1): Buffer {

@@ -7,6 +7,7 @@ import { kable } from '../../lib/kable.js';
 import type { Advert } from '../../lib/node/advert.js';
 import { EVERYONE } from '../../lib/node/join-answers.js';
 import type { KableNode } from '../../lib/node/kable-node.js';
+import { testAdvert } from '../support/adverts.js';
 import { waitUntil } from '../support/events.js';
 
 // Unicast joins on real sockets, with periodic adverts and gossip an hour apart: whatever the newcomer
@@ -35,24 +36,7 @@ function unicastNode(id: string, port: number, seeds: number[]): KableNode {
 }
 
 function joinAdvert(iid: string): Advert {
-  const now = Date.now();
-  return {
-    event: 'advertisement',
-    id: 'joiner',
-    iid,
-    replica: true,
-    host: '127.0.0.1',
-    port: 1,
-    hostname: 'test',
-    pid: 1,
-    index: 1,
-    startedAt: now,
-    state: 'RUNNING',
-    since: now,
-    seq: 1,
-    patterns: '',
-    probe: [EVERYONE],
-  };
+  return testAdvert({ event: 'advertisement', id: 'joiner', iid, probe: [EVERYONE] });
 }
 
 describe('joining over unicast', () => {
