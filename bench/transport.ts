@@ -14,7 +14,7 @@ export interface TransportFigures {
   clientCpuPerRequest: number;
 }
 
-function loopbackDiscovery() {
+export function loopbackDiscovery() {
   return {
     mode: 'multicast',
     address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
