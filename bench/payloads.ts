@@ -62,7 +62,13 @@ export async function comparePayloads(repeats: number, bytes: number): Promise<P
       peakRssPerPayload: median(runs.map((r) => pick(r).peakRssPerPayload)),
     });
     const perRun = runs.map((r) => r.kable.bytesPerSecond / r.raw.bytesPerSecond);
-    rows.push({ size, kable: medians((r) => r.kable), raw: medians((r) => r.raw), perRun, ratio: median(perRun) });
+    rows.push({
+      size,
+      kable: medians((r) => r.kable),
+      raw: medians((r) => r.raw),
+      perRun,
+      ratio: median(perRun),
+    });
   }
   return rows;
 }

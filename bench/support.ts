@@ -16,10 +16,14 @@ export function run(
   env?: Record<string, string>,
   nodeOptions: string[] = [],
 ): Child {
-  const child = spawn(process.execPath, [...nodeOptions, '--import', './scripts/register-ts.js', file, ...args], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: env === undefined ? process.env : { ...process.env, ...env },
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeOptions, '--import', './scripts/register-ts.js', file, ...args],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: env === undefined ? process.env : { ...process.env, ...env },
+    },
+  );
   const waiting: Array<[string, (value: Record<string, unknown>) => void]> = [];
   createInterface({ input: child.stdout! }).on('line', (text) => {
     try {

@@ -152,6 +152,7 @@ await lanes(requests);
 const seconds = (performance.now() - t0) / 1000;
 await close();
 process.stdout.write(
-  JSON.stringify({ result: { bytesPerSecond: (requests * size) / seconds, peakArrayBuffers, peakRss } }) + '\n',
+  JSON.stringify({ result: { bytesPerSecond: (requests * size) / seconds, peakArrayBuffers, peakRss } }) +
+    '\n',
 );
 process.exit(0);
