@@ -1,10 +1,11 @@
 // npm run bench [-- --smoke]: Kable against Nest's TCP transport and a raw socket, plus Kable's own figures.
 // Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
 import { killDetection } from './kill.js';
+import { comparePayloads, payloadTable } from './payloads.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
 import { compareTransports, KINDS } from './transport.js';
@@ -20,6 +21,11 @@ const fmt = (n: number, digits = 0) =>
 const steal = stealMeter();
 const transports = await compareTransports(repeats, requests);
 const stolen = steal();
+// Large binary payloads: 256 MiB moved per size and run (smoke: 8 MiB, just to see it work).
+const payloadRepeats = smoke ? 1 : 5;
+const payloadSteal = stealMeter();
+const payloads = await comparePayloads(payloadRepeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
+const payloadStolen = payloadSteal();
 // Kable with and without OpenTelemetry (see bench/telemetry.ts), five runs: CPU per request is the
 // steadier figure on a shared machine.
 const telemetry = await compareTelemetry(smoke ? 1 : 5, smoke ? 2000 : 30_000);
@@ -60,6 +66,11 @@ const lines = [
   '',
   `Per run, Kable / Nest TCP throughput: ${transports.perRun.throughputVsNest.map((r) => fmt(r, 2)).join(', ')};`,
   `Kable / raw: ${transports.perRun.throughputVsRaw.map((r) => fmt(r, 2)).join(', ')}.`,
+  '',
+  ...payloadTable(payloads, payloadRepeats),
+  `Steal while these ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()
+    .map((l) => fmt(l, 1))
+    .join(' / ')}.`,
   '',
   ...telemetryTable(telemetry),
   '',
