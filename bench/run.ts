@@ -6,6 +6,7 @@ import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
 import { killDetection } from './kill.js';
 import { comparePayloads, payloadTable } from './payloads.js';
+import { compareStreams, streamTable } from './streams.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
 import { compareTransports, KINDS } from './transport.js';
@@ -25,6 +26,8 @@ const stolen = steal();
 const payloadRepeats = smoke ? 1 : 5;
 const payloadSteal = stealMeter();
 const payloads = await comparePayloads(payloadRepeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
+const streamRepeats = smoke ? 1 : 5;
+const streams = await compareStreams(streamRepeats, smoke);
 const payloadStolen = payloadSteal();
 // Kable with and without OpenTelemetry (see bench/telemetry.ts), five runs: CPU per request is the
 // steadier figure on a shared machine.
@@ -68,9 +71,11 @@ const lines = [
   `Kable / raw: ${transports.perRun.throughputVsRaw.map((r) => fmt(r, 2)).join(', ')}.`,
   '',
   ...payloadTable(payloads, payloadRepeats),
-  `Steal while these ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()
+  `Steal while the payload and stream rows ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()
     .map((l) => fmt(l, 1))
     .join(' / ')}.`,
+  '',
+  ...streamTable(streams, streamRepeats),
   '',
   ...telemetryTable(telemetry),
   '',

@@ -10,11 +10,12 @@ import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
 import { BenchBytesModule } from '../servers/bytes.controller.js';
+import { frameReader } from './frames.js';
 
 const [kind, sizeText, requestsText, discoveryJson] = process.argv.slice(2);
 const size = Number(sizeText);
 const requests = Number(requestsText);
-export const IN_FLIGHT = 4;
+const IN_FLIGHT = 4;
 const payload = Buffer.alloc(size, 1);
 
 type Call = () => Promise<number>;
@@ -97,26 +98,6 @@ async function raw(): Promise<[Call, () => Promise<void>]> {
       server.close();
     },
   ];
-}
-
-/** Length-prefixed frames out of a byte stream: chunks are kept until a frame is whole, then joined once. */
-export function frameReader(onFrame: (frame: Buffer) => void): (chunk: Buffer) => void {
-  let chunks: Buffer[] = [];
-  let buffered = 0;
-  return (chunk) => {
-    chunks.push(chunk);
-    buffered += chunk.length;
-    while (buffered >= 4) {
-      const head = chunks[0].length >= 4 ? chunks[0] : Buffer.concat(chunks);
-      const length = head.readUInt32BE(0);
-      if (buffered < 4 + length) return;
-      const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, buffered);
-      onFrame(all.subarray(4, 4 + length));
-      const rest = all.subarray(4 + length);
-      chunks = rest.length > 0 ? [rest] : [];
-      buffered = rest.length;
-    }
-  };
 }
 
 const [call, close] = await (kind === 'raw' ? raw() : kable());
