@@ -147,6 +147,7 @@ export class FrameWriter {
       small += bytes.length;
       (i < at ? before : after).push(bytes);
     }
+    this.releaseLargeEncoder(small);
     const bodyLength = small + binary.byteLength;
     const size = bodyLength + 4;
     if (size > limit) return size;
