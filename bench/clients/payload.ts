@@ -3,14 +3,9 @@
 // Each request carries one Buffer of <bytes>; the handler answers its length; 4 requests in flight.
 // Prints {"result":{"bytesPerSecond":..,"peakArrayBuffers":..,"peakRss":..}} (peaks above the idle baseline).
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import type { MicroserviceOptions } from '@nestjs/microservices';
 import net from 'node:net';
 import { firstValueFrom } from 'rxjs';
-import { KableClientProxy } from '../../lib/nest/kable.client.js';
-import { KableServer } from '../../lib/nest/kable.server.js';
-import { BenchBytesModule } from '../servers/bytes.controller.js';
-import { frameReader } from './frames.js';
+import { frameReader, kableInProcess } from './in-process.js';
 
 const [kind, sizeText, requestsText, discoveryJson] = process.argv.slice(2);
 const size = Number(sizeText);
@@ -21,28 +16,11 @@ const payload = Buffer.alloc(size, 1);
 type Call = () => Promise<number>;
 
 async function kable(): Promise<[Call, () => Promise<void>]> {
-  const discovery = JSON.parse(discoveryJson);
-  const server = new KableServer({ id: 'bytes', host: '127.0.0.1', discovery });
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(BenchBytesModule, {
-    strategy: server,
-    logger: false,
-  });
-  await app.listen();
-  // 4 x 8 MiB in flight is over the default 32 MiB queued toward one server (maxQueuedBytes): raised here.
-  const client = new KableClientProxy({
-    host: '127.0.0.1',
-    target: 'bytes',
-    discovery,
+  const { client, close } = await kableInProcess(JSON.parse(discoveryJson), 'bytes', {
+    // 4 x 8 MiB in flight is over the default 32 MiB queued toward one server (maxQueuedBytes): raised here.
     maxQueuedBytes: 64 * 1024 * 1024,
   });
-  await client.whenServed('bytes', { timeout: 10_000 });
-  return [
-    () => firstValueFrom(client.send<number>('bytes', payload)),
-    async () => {
-      await client.close();
-      await app.close();
-    },
-  ];
+  return [() => firstValueFrom(client.send<number>('bytes', payload)), close];
 }
 
 /**

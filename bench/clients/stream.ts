@@ -3,15 +3,10 @@
 // The handler returns an Observable of <count> values; prints {"result":{"valuesPerSecond":..}} (median of <runs>, after one warm-up).
 import 'reflect-metadata';
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { NestFactory } from '@nestjs/core';
-import type { MicroserviceOptions } from '@nestjs/microservices';
 import net from 'node:net';
 import { count as counted, lastValueFrom } from 'rxjs';
-import { KableClientProxy } from '../../lib/nest/kable.client.js';
-import { KableServer } from '../../lib/nest/kable.server.js';
-import { BenchBytesModule } from '../servers/bytes.controller.js';
 import { median } from '../support.js';
-import { frameReader } from './frames.js';
+import { frameReader, kableInProcess } from './in-process.js';
 
 const [kind, countText, sizeText, runsText, discoveryJson] = process.argv.slice(2);
 const count = Number(countText);
@@ -20,22 +15,8 @@ const size = Number(sizeText);
 type Stream = () => Promise<number>;
 
 async function kable(): Promise<[Stream, () => Promise<void>]> {
-  const discovery = JSON.parse(discoveryJson);
-  const server = new KableServer({ id: 'streams', host: '127.0.0.1', discovery });
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(BenchBytesModule, {
-    strategy: server,
-    logger: false,
-  });
-  await app.listen();
-  const client = new KableClientProxy({ host: '127.0.0.1', target: 'streams', discovery });
-  await client.whenServed('stream', { timeout: 10_000 });
-  return [
-    () => lastValueFrom(client.send('stream', { count, size }).pipe(counted())),
-    async () => {
-      await client.close();
-      await app.close();
-    },
-  ];
+  const { client, close } = await kableInProcess(JSON.parse(discoveryJson), 'stream');
+  return [() => lastValueFrom(client.send('stream', { count, size }).pipe(counted())), close];
 }
 
 /**
