@@ -46,8 +46,15 @@ export async function killDetection(
       killedAt = performance.now();
       await replicas[0].stop();
       if (traffic) {
-        await new Promise<void>((resolve) => {
-          const check = () => (detected > 0 ? resolve() : setTimeout(check, 1));
+        // Bounded, so a run where no request fails (a regression) stops the bench with a reason.
+        await new Promise<void>((resolve, reject) => {
+          const check = () => {
+            if (detected > 0) resolve();
+            else if (performance.now() - killedAt > 30_000) {
+              running = false;
+              reject(new Error('killDetection: no request failed within 30 s of the SIGKILL'));
+            } else setTimeout(check, 1);
+          };
           check();
         });
       } else {

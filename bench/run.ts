@@ -2,11 +2,13 @@
 // Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
 // npm run bench -- --only=freeze: only the frozen-replica rows, printed (docs/benchmarks.md is left alone).
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
 import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
+import { comparePayloads, payloadTable } from './payloads.js';
+import { compareStreams, streamTable } from './streams.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
 import { compareTransports, KINDS } from './transport.js';
@@ -41,6 +43,13 @@ if (process.argv.includes('--only=freeze')) {
 const steal = stealMeter();
 const transports = await compareTransports(repeats, requests);
 const stolen = steal();
+// Large binary payloads: 256 MiB moved per size and run (smoke: 8 MiB, just to see it work).
+const payloadRepeats = smoke ? 1 : 5;
+const payloadSteal = stealMeter();
+const payloads = await comparePayloads(payloadRepeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
+const streamRepeats = smoke ? 1 : 5;
+const streams = await compareStreams(streamRepeats, smoke);
+const payloadStolen = payloadSteal();
 // Kable with and without OpenTelemetry (see bench/telemetry.ts), five runs: CPU per request is the
 // steadier figure on a shared machine.
 const telemetry = await compareTelemetry(smoke ? 1 : 5, smoke ? 2000 : 30_000);
@@ -77,13 +86,24 @@ const lines = [
   '| --- | ---: | ---: |',
   `| Kable / Nest TCP throughput | ${fmt(transports.ratios.throughputVsNest, 2)} | ≥ 1.5 |`,
   `| Kable / raw socket throughput | ${fmt(transports.ratios.throughputVsRaw, 2)} | ≥ 0.75 |`,
+  `| Kable / raw socket corked per tick (both ends), throughput | ${fmt(transports.ratios.throughputVsCorked, 2)} | ≥ 1 |`,
+  `| Kable / raw socket corked per tick (both ends), sequential p50 | ${fmt(transports.ratios.p50VsCorked, 2)} | ≤ 1.15 |`,
   `| Kable / Nest TCP p50 latency | ${fmt(transports.ratios.p50VsNest, 2)} | ≤ 1 |`,
   `| Kable / Nest TCP server CPU per request | ${fmt(transports.ratios.cpuVsNest, 2)} | |`,
   `| Kable / Nest TCP client CPU per request | ${fmt(transports.ratios.clientCpuVsNest, 2)} | |`,
   `| Kable with a key (TLS 1.3 PSK) / Kable plain, throughput | ${fmt(transports.ratios.tlsVsPlain, 2)} | |`,
   '',
   `Per run, Kable / Nest TCP throughput: ${transports.perRun.throughputVsNest.map((r) => fmt(r, 2)).join(', ')};`,
-  `Kable / raw: ${transports.perRun.throughputVsRaw.map((r) => fmt(r, 2)).join(', ')}.`,
+  `Kable / raw: ${transports.perRun.throughputVsRaw.map((r) => fmt(r, 2)).join(', ')};`,
+  `Kable / raw corked, throughput: ${transports.perRun.throughputVsCorked.map((r) => fmt(r, 2)).join(', ')};`,
+  `Kable / raw corked, p50: ${transports.perRun.p50VsCorked.map((r) => fmt(r, 2)).join(', ')}.`,
+  '',
+  ...payloadTable(payloads, payloadRepeats),
+  `Steal while the payload and stream rows ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()
+    .map((l) => fmt(l, 1))
+    .join(' / ')}.`,
+  '',
+  ...streamTable(streams, streamRepeats),
   '',
   ...telemetryTable(telemetry),
   '',

@@ -10,11 +10,20 @@ export interface Child {
 }
 
 /** Runs a TypeScript bench script in a fresh process (with the test loader and its network guard). */
-export function run(file: string, args: string[], env?: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', './scripts/register-ts.js', file, ...args], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: env === undefined ? process.env : { ...process.env, ...env },
-  });
+export function run(
+  file: string,
+  args: string[],
+  env?: Record<string, string>,
+  nodeOptions: string[] = [],
+): Child {
+  const child = spawn(
+    process.execPath,
+    [...nodeOptions, '--import', './scripts/register-ts.js', file, ...args],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: env === undefined ? process.env : { ...process.env, ...env },
+    },
+  );
   const waiting: Array<[string, (value: Record<string, unknown>) => void]> = [];
   createInterface({ input: child.stdout! }).on('line', (text) => {
     try {

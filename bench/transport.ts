@@ -1,8 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { median, run } from './support.js';
 
-export type Kind = 'kable' | 'kable-tls' | 'nest-tcp' | 'raw';
-export const KINDS: Kind[] = ['kable', 'kable-tls', 'nest-tcp', 'raw'];
+export type Kind = 'kable' | 'kable-tls' | 'nest-tcp' | 'raw' | 'raw-corked';
+export const KINDS: Kind[] = ['kable', 'kable-tls', 'nest-tcp', 'raw', 'raw-corked'];
 
 export interface TransportFigures {
   throughput: number;
@@ -14,7 +14,7 @@ export interface TransportFigures {
   clientCpuPerRequest: number;
 }
 
-function loopbackDiscovery() {
+export function loopbackDiscovery() {
   return {
     mode: 'multicast',
     address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
@@ -61,12 +61,21 @@ export async function measure(
 
 type Figure = keyof TransportFigures;
 type Ratio =
-  'throughputVsNest' | 'throughputVsRaw' | 'p50VsNest' | 'cpuVsNest' | 'clientCpuVsNest' | 'tlsVsPlain';
+  | 'throughputVsNest'
+  | 'throughputVsRaw'
+  | 'throughputVsCorked'
+  | 'p50VsCorked'
+  | 'p50VsNest'
+  | 'cpuVsNest'
+  | 'clientCpuVsNest'
+  | 'tlsVsPlain';
 
 /** Each ratio as [numerator, denominator, figure]: taken within one run, so both saw the same machine. */
 const RATIOS: Record<Ratio, [Kind, Kind, Figure]> = {
   throughputVsNest: ['kable', 'nest-tcp', 'throughput'],
   throughputVsRaw: ['kable', 'raw', 'throughput'],
+  throughputVsCorked: ['kable', 'raw-corked', 'throughput'],
+  p50VsCorked: ['kable', 'raw-corked', 'p50'],
   p50VsNest: ['kable', 'nest-tcp', 'p50'],
   cpuVsNest: ['kable', 'nest-tcp', 'cpuPerRequest'],
   clientCpuVsNest: ['kable', 'nest-tcp', 'clientCpuPerRequest'],

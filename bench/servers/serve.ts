@@ -1,4 +1,4 @@
-// One benchmark server process: node --import ./scripts/register-ts.js bench/servers/serve.ts <kable|nest-tcp|raw> [discovery JSON]
+// One benchmark server process: node --import ./scripts/register-ts.js bench/servers/serve.ts <kable|kable-tls|nest-tcp|raw|raw-corked> [discovery JSON]
 // Prints {"ready":true,"port":N}; answers "cpu" on stdin with {"cpu":<microseconds of CPU used so far>}.
 import 'reflect-metadata';
 import { Decoder, Encoder } from '@msgpack/msgpack';
@@ -43,7 +43,7 @@ async function nestTcp(): Promise<number> {
 }
 
 /** The practical limit: length-prefixed MessagePack over a bare socket, no framework, no batching tricks. */
-async function raw(): Promise<number> {
+async function raw(corked = false): Promise<number> {
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
     const encoder = new Encoder();
@@ -69,7 +69,16 @@ async function raw(): Promise<number> {
         out.push(header, body);
       }
       pending = pending.subarray(offset);
-      if (out.length > 0) socket.write(Buffer.concat(out));
+      if (out.length === 0) return;
+      if (!corked) socket.write(Buffer.concat(out));
+      else {
+        // Corked until the end of the tick: replies to several reads leave in one writev.
+        if (socket.writableCorked === 0) {
+          socket.cork();
+          process.nextTick(() => socket.uncork());
+        }
+        for (const part of out) socket.write(part);
+      }
     });
     socket.on('error', () => socket.destroy());
   });
@@ -86,7 +95,13 @@ function freePort(): Promise<number> {
   });
 }
 
-const start = { kable: () => kable(), 'kable-tls': () => kable(BENCH_KEY), 'nest-tcp': nestTcp, raw }[kind];
+const start = {
+  kable: () => kable(),
+  'kable-tls': () => kable(BENCH_KEY),
+  'nest-tcp': nestTcp,
+  raw: () => raw(),
+  'raw-corked': () => raw(true),
+}[kind];
 if (start === undefined) throw new Error(`unknown server kind ${kind}`);
 const port = await start();
 line({ ready: true, port });

@@ -55,6 +55,13 @@ export interface DataPlaneServerOptions {
    * one frame.
    */
   writeHighWaterMark?: number;
+  /**
+   * Unsent reply bytes of one connection past which a stream still emitting on it (a handler's
+   * Observable) is cut: it ends with a KABLE_BACKPRESSURE error and is unsubscribed (default 128 MiB, at
+   * least writeHighWaterMark). An Observable cannot be paused, so this is what bounds the memory a
+   * stream to a slow or stalled caller takes: at most this plus one frame per connection.
+   */
+  maxStreamBacklog?: number;
   /** Makes the listening server (TLS plugs in here). Default: plain TCP. */
   createServer?: (onConnection: (socket: net.Socket) => void) => net.Server;
 }
@@ -83,6 +90,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   readonly maxFrameSize: number;
   readonly maxInFlightPerConnection: number;
   readonly writeHighWaterMark: number;
+  readonly maxStreamBacklog: number;
   private inFlightCount = 0;
   private closing: Promise<void> | undefined;
   /** @internal */
@@ -98,6 +106,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     oversizedReplies: 0,
     /** Most unsent reply bytes one connection has held at once. */
     peakConnectionBacklog: 0,
+    /** Streams cut with KABLE_BACKPRESSURE: their caller did not read as fast as they emitted. */
+    cutStreams: 0,
   };
   /** Bytes of connections already closed (the open ones are read from their sockets). */
   private closedBytes = { in: 0, out: 0 };
@@ -113,6 +123,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
       MIN_WRITE_HIGH_WATER_MARK,
       options.writeHighWaterMark ?? 8 * 1024 * 1024,
     );
+    this.maxStreamBacklog = Math.max(this.writeHighWaterMark, options.maxStreamBacklog ?? 128 * 1024 * 1024);
     this.warnings = new WarningLimiter((warning) => {
       if (this.listenerCount('warning') > 0) this.emit('warning', warning);
     });
@@ -259,7 +270,8 @@ class Reply implements ReplyChannel {
     if (this.done) return;
     if (last) {
       if (this.connection.reply(this, [FrameType.NEXT, this.id, value, true])) this.connection.finish(this);
-    } else this.connection.reply(this, [FrameType.NEXT, this.id, value]);
+    } else if (this.connection.streamBacklogged) this.connection.cutStream(this);
+    else this.connection.reply(this, [FrameType.NEXT, this.id, value]);
   }
 
   error(error: unknown): void {
@@ -357,6 +369,28 @@ class ServerConnection {
     ]);
     this.cancel(reply);
     return false;
+  }
+
+  /** True when a stream emitting on this connection must be cut (see maxStreamBacklog). */
+  get streamBacklogged(): boolean {
+    return this.backlog > this.server.maxStreamBacklog;
+  }
+
+  /** Ends a stream whose caller does not keep up, and unsubscribes its handler. */
+  cutStream(reply: Reply): void {
+    this.server.counters.cutStreams++;
+    this.write([
+      FrameType.ERROR,
+      reply.id,
+      {
+        status: 'error',
+        code: 'KABLE_BACKPRESSURE',
+        message:
+          `The stream "${reply.pattern}" was cut: ${this.backlog} reply bytes were waiting for the caller ` +
+          `(maxStreamBacklog ${this.server.maxStreamBacklog}); it does not read as fast as the stream emits.`,
+      },
+    ]);
+    this.cancel(reply);
   }
 
   /** Replies not yet handed to the socket. */

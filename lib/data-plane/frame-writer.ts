@@ -5,6 +5,14 @@ const CHUNK = 64 * 1024;
 /** After encoding a frame larger than this, the encoder is replaced: it would keep its grown buffer. */
 const KEEP_ENCODER_BELOW = 1024 * 1024;
 /**
+ * A binary element of a frame (a request's data, a reply value) this long or longer is not copied into
+ * the batch: the frame is written as its header, a view of the caller's bytes, and its tail.
+ */
+export const SEND_IN_PLACE_FROM = 64 * 1024;
+/** MessagePack: a fixarray header (frames have at most 15 elements) and a bin 32 header. */
+const FIXARRAY = 0x90;
+const BIN32 = 0xc6;
+/**
  * A burst is written in slices of this many frames rather than all at the end of the tick, so the peer
  * starts working on the first slice while this side still produces the rest (both cores busy).
  */
@@ -14,12 +22,20 @@ const FLUSH_EVERY_FRAMES = 32;
  * Encodes frames into one growing buffer and writes it in a single `socket.write` per turn of the event
  * tick: many small frames cost one syscall. While the socket is not writable (not yet connected, or
  * over its high-water mark) frames keep accumulating, up to the owner's caps.
+ *
+ * Large frames are not copied whole: a frame's top-level binary element of SEND_IN_PLACE_FROM bytes or
+ * more goes to the socket as it is (a view of the caller's bytes: they must not change until sent), and
+ * an encoding over KEEP_ENCODER_BELOW is handed over as the encoder made it. The batch is then a list of
+ * parts, written corked (one writev), never joined.
  */
 export class FrameWriter {
   private encoder = new Encoder({ ignoreUndefined: true });
   private buffer = Buffer.allocUnsafe(CHUNK);
   private used = 0;
-  private full: Buffer[] = [];
+  /** Start of the bytes of `buffer` not yet listed in `full`. */
+  private sealed = 0;
+  /** Parts of the batch before `buffer[sealed, used)`, in order. */
+  private full: Uint8Array[] = [];
   private scheduled = false;
   private pendingFrames = 0;
   private socket: Socket | undefined;
@@ -64,6 +80,7 @@ export class FrameWriter {
     this.socket = undefined;
     this.full = [];
     this.used = 0;
+    this.sealed = 0;
     this.batchLength = 0;
     this.removed = [];
     this.removedBytes = 0;
@@ -94,31 +111,93 @@ export class FrameWriter {
    * `limit` is not queued: the caller compares the size it gets back with the limit it gave.
    */
   write(frame: unknown[], limit = Infinity): number {
+    const inPlace = largeBinaryAt(frame);
+    if (inPlace >= 0) return this.writeAround(frame, inPlace, limit);
     const body = this.encoder.encodeSharedRef(frame);
     const size = body.length + 4;
     if (size > limit) {
       this.releaseLargeEncoder(size);
       return size;
     }
-    if (this.used + size > this.buffer.length) this.rotate(size);
-    this.buffer.writeUInt32BE(body.length, this.used);
-    this.buffer.set(body, this.used + 4);
-    this.used += size;
+    if (size > KEEP_ENCODER_BELOW) {
+      // The encoder is dropped just below: its buffer can go to the socket as it is.
+      this.appendLength(body.length);
+      this.appendPart(body);
+    } else {
+      this.reserve(size);
+      this.buffer.writeUInt32BE(body.length, this.used);
+      this.buffer.set(body, this.used + 4);
+      this.used += size;
+    }
     this.batchLength += size;
     this.releaseLargeEncoder(size);
+    this.written();
+    return size;
+  }
+
+  /** A frame whose element `at` is a large binary: the elements around it encoded, the binary not copied. */
+  private writeAround(frame: unknown[], at: number, limit: number): number {
+    const binary = frame[at] as Uint8Array;
+    const before: Uint8Array[] = [];
+    const after: Uint8Array[] = [];
+    let small = 1 + 5; // array header, bin 32 header
+    for (let i = 0; i < frame.length; i++) {
+      if (i === at) continue;
+      const bytes = this.encoder.encode(frame[i]);
+      small += bytes.length;
+      (i < at ? before : after).push(bytes);
+    }
+    this.releaseLargeEncoder(small);
+    const bodyLength = small + binary.byteLength;
+    const size = bodyLength + 4;
+    if (size > limit) return size;
+    this.reserve(4 + small);
+    let offset = this.buffer.writeUInt32BE(bodyLength, this.used);
+    offset = this.buffer.writeUInt8(FIXARRAY | frame.length, offset);
+    for (const bytes of before) {
+      this.buffer.set(bytes, offset);
+      offset += bytes.length;
+    }
+    offset = this.buffer.writeUInt8(BIN32, offset);
+    this.used = this.buffer.writeUInt32BE(binary.byteLength, offset);
+    this.appendPart(binary);
+    for (const bytes of after) {
+      this.buffer.set(bytes, this.used);
+      this.used += bytes.length;
+    }
+    this.batchLength += size;
+    this.written();
+    return size;
+  }
+
+  private written(): void {
     if (++this.pendingFrames >= FLUSH_EVERY_FRAMES) this.flush();
     else this.schedule();
-    return size;
+  }
+
+  private appendLength(length: number): void {
+    this.reserve(4);
+    this.used = this.buffer.writeUInt32BE(length, this.used);
+  }
+
+  /** Lists `part` after what the buffer holds, without copying it. */
+  private appendPart(part: Uint8Array): void {
+    if (this.used > this.sealed) this.full.push(this.buffer.subarray(this.sealed, this.used));
+    this.full.push(part);
+    this.sealed = this.used;
   }
 
   private releaseLargeEncoder(size: number): void {
     if (size > KEEP_ENCODER_BELOW) this.encoder = new Encoder({ ignoreUndefined: true });
   }
 
-  private rotate(size: number): void {
-    if (this.used > 0) this.full.push(this.buffer.subarray(0, this.used));
+  /** Room for `size` more bytes in `buffer` (a new buffer once the current one is full). */
+  private reserve(size: number): void {
+    if (this.used + size <= this.buffer.length) return;
+    if (this.used > this.sealed) this.full.push(this.buffer.subarray(this.sealed, this.used));
     this.buffer = Buffer.allocUnsafe(Math.max(CHUNK, size));
     this.used = 0;
+    this.sealed = 0;
   }
 
   private schedule(): void {
@@ -137,30 +216,36 @@ export class FrameWriter {
     if (socket === undefined || this.blocked || socket.destroyed) return;
     if (this.used === 0 && this.full.length === 0) return;
     this.pendingFrames = 0;
-    let data: Buffer;
+    let ok = true;
     if (this.removed.length > 0) {
-      data = this.withoutRemoved();
+      const data = this.withoutRemoved();
       this.full = [];
       if (this.buffer.length > CHUNK) this.buffer = Buffer.allocUnsafe(CHUNK);
+      if (data.length > 0) ok = socket.write(data);
     } else if (this.full.length === 0) {
       // The socket keeps what it is given until sent: hand it a copy and reuse the buffer.
-      data = Buffer.from(this.buffer.subarray(0, this.used));
+      ok = socket.write(Buffer.from(this.buffer.subarray(0, this.used)));
     } else {
-      if (this.used > 0) this.full.push(this.buffer.subarray(0, this.used));
-      data = Buffer.concat(this.full);
+      if (this.used > this.sealed) this.full.push(this.buffer.subarray(this.sealed, this.used));
+      // Corked, the parts leave in one writev: no copy of a large part to join them.
+      socket.cork();
+      for (const part of this.full) ok = socket.write(part) && ok;
+      socket.uncork();
       this.full = [];
       this.buffer = Buffer.allocUnsafe(CHUNK);
     }
     this.used = 0;
+    this.sealed = 0;
     this.batch++;
     this.batchLength = 0;
-    if (data.length > 0 && !socket.write(data)) this.blocked = true;
+    if (!ok) this.blocked = true;
     this.onFlush?.();
   }
 
   /** The batch as one buffer, without the frames taken back. */
   private withoutRemoved(): Buffer {
-    const parts = this.used > 0 ? [...this.full, this.buffer.subarray(0, this.used)] : this.full;
+    const parts =
+      this.used > this.sealed ? [...this.full, this.buffer.subarray(this.sealed, this.used)] : this.full;
     const gaps = this.removed.sort((a, b) => a[0] - b[0]);
     const out = Buffer.allocUnsafe(this.batchLength - this.removedBytes);
     let written = 0;
@@ -176,7 +261,8 @@ export class FrameWriter {
           continue;
         }
         const until = gap < gaps.length ? Math.min(part.length, gaps[gap][0] - offset) : part.length;
-        written += part.copy(out, written, from, until);
+        out.set(part.subarray(from, until), written);
+        written += until - from;
         from = until;
       }
       offset += part.length;
@@ -185,4 +271,13 @@ export class FrameWriter {
     this.removedBytes = 0;
     return out;
   }
+}
+
+/** Index of the frame's top-level binary element of SEND_IN_PLACE_FROM bytes or more; -1 if none. */
+function largeBinaryAt(frame: unknown[]): number {
+  for (let i = 1; i < frame.length; i++) {
+    const value = frame[i];
+    if (value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM) return i;
+  }
+  return -1;
 }

@@ -20,6 +20,12 @@ export interface KableServerOptions extends KableOptions {
    * until they drain to half (default 8 MiB).
    */
   writeHighWaterMark?: number;
+  /**
+   * Unsent reply bytes of one connection past which a stream still emitting on it is cut with a
+   * KABLE_BACKPRESSURE error and its Observable unsubscribed (default 128 MiB): Observables cannot be
+   * paused, so this bounds what a stream to a slow caller holds.
+   */
+  maxStreamBacklog?: number;
   /** Most data-plane connections at once (default 10000); more are closed as they arrive. */
   maxConnections?: number;
   /** Most requests in flight on one connection (default 10000); more are refused, retryably. */
@@ -97,6 +103,7 @@ const SERVER_KEYS = new Set<string>([
   'id',
   'maxFrameSize',
   'writeHighWaterMark',
+  'maxStreamBacklog',
   'maxConnections',
   'maxInFlightPerConnection',
   'node',

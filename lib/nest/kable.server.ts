@@ -336,10 +336,12 @@ function cancellable<T>(source: Observable<T>, expose: (unsubscribe: () => void)
 }
 
 /** The data plane's byte limits, checked (a typo'd size would otherwise surface as dropped connections). */
-function dataPlaneSizes(options: KableServerOptions): { maxFrameSize?: number; writeHighWaterMark?: number } {
-  const sizes: { maxFrameSize?: number; writeHighWaterMark?: number } = {};
-  for (const name of ['maxFrameSize', 'writeHighWaterMark'] as const) {
-    const min = name === 'writeHighWaterMark' ? MIN_WRITE_HIGH_WATER_MARK : 1024;
+type DataPlaneSizes = Partial<Record<'maxFrameSize' | 'writeHighWaterMark' | 'maxStreamBacklog', number>>;
+
+function dataPlaneSizes(options: KableServerOptions): DataPlaneSizes {
+  const sizes: DataPlaneSizes = {};
+  for (const name of ['maxFrameSize', 'writeHighWaterMark', 'maxStreamBacklog'] as const) {
+    const min = name === 'maxFrameSize' ? 1024 : MIN_WRITE_HIGH_WATER_MARK;
     const value = byteSize('KableServer', name, options[name], min);
     if (value !== undefined) sizes[name] = value;
   }

@@ -205,6 +205,22 @@ describe.each(['direct', 'hooks'] as const)(
       }
     });
 
+    it('hands a binary payload to the handler as a Buffer viewing the received frame, not a copy', async () => {
+      await service(MathModule, 'math');
+      const math = client({ target: 'math' });
+      await math.whenServed('binary-shape');
+      const length = 200 * 1024;
+      const shape = await firstValueFrom(math.send('binary-shape', Buffer.alloc(length, 5)));
+      // Its memory is the frame's (larger than the payload), and MessagePack's bin 32 header sits right before it.
+      expect(shape).toEqual({
+        isBuffer: true,
+        length,
+        memory: expect.any(Number),
+        before: [0xc6, 0, (length >>> 16) & 255, (length >>> 8) & 255, length & 255],
+      });
+      expect((shape as { memory: number }).memory).toBeGreaterThan(length);
+    });
+
     it('runs guards and pipes on message handlers', async () => {
       await service(MathModule, 'math');
       const math = client({ target: 'math' });

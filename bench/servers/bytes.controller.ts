@@ -1,0 +1,24 @@
+import { Controller, Module } from '@nestjs/common';
+import { MessagePattern, Payload } from '@nestjs/microservices';
+import { range, type Observable } from 'rxjs';
+import { map } from 'rxjs/operators';
+
+/** The large-payload and stream handlers (bench/payloads.ts, bench/streams.ts). */
+@Controller()
+export class BenchBytesController {
+  /** A binary payload in, its length out: what the transport costs for moving bytes. */
+  @MessagePattern('bytes')
+  size(@Payload() data: Uint8Array): number {
+    return data.byteLength;
+  }
+
+  /** `count` values of `size` bytes (0: the value is the small integer itself), as one stream. */
+  @MessagePattern('stream')
+  stream(@Payload() { count, size }: { count: number; size: number }): Observable<number | Uint8Array> {
+    const block = Buffer.alloc(size, 7);
+    return range(0, count).pipe(map((i) => (size === 0 ? i : block)));
+  }
+}
+
+@Module({ controllers: [BenchBytesController] })
+export class BenchBytesModule {}
