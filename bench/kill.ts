@@ -43,6 +43,14 @@ export async function killDetection(
           }
         }
       });
+      // Traffic reaches every replica before the kill, so requests are in flight on the victim's open
+      // connection when it dies (a request not yet written there would just go to another replica).
+      if (traffic) {
+        const seen = new Set<string>();
+        for (let n = 0; n < 100 && seen.size < 3; n++) {
+          seen.add(await firstValueFrom(client.send<string>('who', {})));
+        }
+      }
       killedAt = performance.now();
       await replicas[0].stop();
       if (traffic) {
