@@ -1,14 +1,5 @@
-// Native ESM Jest with swc: decorator metadata must be on, or Nest injects undefined silently.
-const swc = {
-  jsc: {
-    parser: { syntax: 'typescript', decorators: true },
-    transform: { legacyDecorator: true, decoratorMetadata: true },
-    target: 'es2022',
-    keepClassNames: true,
-  },
-  module: { type: 'es6' },
-  sourceMaps: 'inline',
-};
+// Native ESM Jest, compiled by swc as the child processes are (scripts/swc-options.js).
+import { swcOptions as swc } from './scripts/swc-options.js';
 
 export default {
   testEnvironment: 'node',

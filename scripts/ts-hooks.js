@@ -4,17 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import swc from '@swc/core';
-
-const options = {
-  jsc: {
-    parser: { syntax: 'typescript', decorators: true },
-    transform: { legacyDecorator: true, decoratorMetadata: true },
-    target: 'es2022',
-    keepClassNames: true,
-  },
-  module: { type: 'es6' },
-  sourceMaps: 'inline',
-};
+import { swcOptions } from './swc-options.js';
 
 // With KABLE_NEST_COMPAT=11 (the Nest 11 suite), child processes load Nest from test/compat/ as Jest does.
 const compatBase = new URL('../test/compat/package.json', import.meta.url).href;
@@ -35,6 +25,6 @@ export async function resolve(specifier, context, next) {
 export async function load(url, context, next) {
   if (!url.endsWith('.ts')) return next(url, context);
   const source = await readFile(fileURLToPath(url), 'utf8');
-  const { code } = await swc.transform(source, { ...options, filename: fileURLToPath(url) });
+  const { code } = await swc.transform(source, { ...swcOptions, filename: fileURLToPath(url) });
   return { format: 'module', source: code, shortCircuit: true };
 }
