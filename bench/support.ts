@@ -9,6 +9,15 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+/**
+ * BENCH_CPU_PROF=<dir>: every bench child writes a V8 CPU profile there (Node refuses --cpu-prof in
+ * NODE_OPTIONS, so it has to be passed here).
+ */
+function profiling(): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100'] : [];
+}
+
 /** Runs a TypeScript bench script in a fresh process (with the test loader and its network guard). */
 export function run(
   file: string,
@@ -18,7 +27,7 @@ export function run(
 ): Child {
   const child = spawn(
     process.execPath,
-    [...nodeOptions, '--import', './scripts/register-ts.js', file, ...args],
+    [...nodeOptions, ...profiling(), '--import', './scripts/register-ts.js', file, ...args],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: env === undefined ? process.env : { ...process.env, ...env },
@@ -44,6 +53,13 @@ export function run(
       }),
     send: (line) => child.stdin?.write(line + '\n'),
     stop: async () => {
+      if (profiling().length > 0) {
+        // A profile is written on a normal exit only: ask first (servers exit on an "exit" line).
+        child.stdin?.write('exit\n');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
       child.kill('SIGKILL');
       await exited;
     },

@@ -110,4 +110,5 @@ createInterface({ input: process.stdin }).on('line', (command) => {
     const usage = process.cpuUsage();
     line({ cpu: usage.user + usage.system });
   }
+  if (command === 'exit') process.exit(0);
 });

@@ -10,6 +10,7 @@ import type { PeerRecord } from './peer-record.js';
 import { parseKeys } from './keys.js';
 import { unwatchSignals, watchSignals } from './leave-on-signal.js';
 import { OverloadMonitor } from './overload-monitor.js';
+import { OwnStalls } from './own-stalls.js';
 import { PickWaiters } from './pick-waiters.js';
 import { EVERYONE, JoinAnswers, asksEveryone, joinWindow, type AnswerTarget } from './join-answers.js';
 import { Registry, type RegistryChange, type RemovalReason } from './registry.js';
@@ -100,6 +101,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   private readonly sweepEvery: number;
   private readonly probe: SilenceProbe;
   private readonly joins: JoinAnswers;
+  /** This node's own event-loop stalls: not counted as its peers' silence. */
+  private readonly stalls: OwnStalls;
   private advertTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly counters = {
@@ -136,6 +139,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       Math.min(Math.floor(this.options.advertiseInterval / 6), Math.floor(this.options.nodeTimeout / 10)),
     );
     this.probe = new SilenceProbe(Math.round(this.options.advertiseInterval * 1.25), this.sweepEvery);
+    this.stalls = new OwnStalls(this.sweepEvery, this.options.nodeTimeout);
     // Join answers share the probe answers' pace: at most one per half sweep (250 ms by default).
     this.joins = new JoinAnswers(
       this.sweepEvery / 2,
@@ -225,6 +229,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.send('advertisement', this.transport.knowsCluster === true ? undefined : [EVERYONE]);
     this.advertTimer = setInterval(() => this.send('advertisement'), this.options.advertiseInterval);
     this.advertTimer.unref();
+    this.stalls.start(Date.now());
     this.sweepTimer = setInterval(() => this.sweep(), this.sweepEvery);
     this.sweepTimer.unref();
     this.overload?.start();
@@ -382,6 +387,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       joinAnswers: this.joins.answers,
       joinRequestsCoalesced: this.joins.coalesced,
       joinAnswersFailed: this.joins.failed,
+      ownStalls: this.stalls.count,
       peers: this.registry.size,
       ignoredDuplicates: this.registry.ignoredCount(),
       pickWaiters: this.waiters.size,
@@ -536,8 +542,12 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   }
 
   private sweep(): void {
+    const now = Date.now();
+    this.stalls.tick(now);
     if (this.discoveryUnreachable) return;
-    const evicted = this.registry.evictSilent(Date.now(), this.options.nodeTimeout);
+    const evicted = this.registry.evictSilent(now, this.options.nodeTimeout, (since) =>
+      this.stalls.listenedSince(since, now),
+    );
     for (const peer of evicted) {
       this.counters.evictions++;
       this.emitSafely('peer:removed', peer, 'timeout');

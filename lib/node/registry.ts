@@ -102,16 +102,24 @@ export class Registry {
     return peer;
   }
 
-  /** Removes peers silent for longer than `timeout` and forgets old tombstones and duplicates. */
   /** Marks every peer as just heard from (after an outage of the discovery backend). */
   touchAll(now: number): void {
     for (const peer of this.peers.values()) peer.lastSeen = now;
   }
 
-  evictSilent(now: number, timeout: number): PeerRecord[] {
+  /**
+   * Removes peers silent for longer than `timeout` and forgets old tombstones and duplicates. A peer's
+   * silence is `silence(lastSeen, now)`: by default the time since, less this node's own stalls when the
+   * node gives them (see own-stalls.ts).
+   */
+  evictSilent(
+    now: number,
+    timeout: number,
+    silence: (since: number, now: number) => number = (since) => now - since,
+  ): PeerRecord[] {
     const evicted: PeerRecord[] = [];
     for (const peer of this.peers.values()) {
-      if (!peer.self && now - peer.lastSeen > timeout) evicted.push(peer);
+      if (!peer.self && silence(peer.lastSeen, now) > timeout) evicted.push(peer);
     }
     for (const peer of evicted) this.remove(peer.iid, 'timeout', now);
     for (const [iid, entry] of this.ignoredDuplicates)

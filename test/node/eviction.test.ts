@@ -82,4 +82,36 @@ describe('peer timeout', () => {
       jest.useRealTimers();
     }
   });
+
+  it("does not count the node's own stalled event loop as its peers' silence", async () => {
+    // A stall is simulated exactly: the clock jumps by 5 s (more than nodeTimeout, 3.5 s) and the overdue
+    // sweep runs before the adverts sent meanwhile are delivered, as after a real stall the timers phase
+    // comes before the sockets are read. Deliveries run on the real setImmediate.
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    try {
+      let silenced = '';
+      cluster = new MemoryCluster({ filter: (advert) => advert.iid !== silenced });
+      const watcher = await cluster.up('watcher', { advertiseInterval: 1000 });
+      const peer = await cluster.up('peer', { advertiseInterval: 1000 });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(watcher.peer(peer.iid)).toBeDefined();
+      const removals: string[] = [];
+      watcher.on('peer:removed', (removed) => removals.push(removed.iid));
+      await jest.advanceTimersByTimeAsync(900);
+
+      jest.setSystemTime(Date.now() + 5000);
+      jest.advanceTimersByTime(200); // synchronous: the sweep runs, nothing is delivered yet
+      await new Promise((resolve) => setImmediate(resolve));
+      await jest.advanceTimersByTimeAsync(1000);
+
+      expect(removals).toEqual([]);
+      expect(watcher.stats().ownStalls).toBe(1);
+      // Real silence after the stall is still counted: the peer goes once it is silent for nodeTimeout.
+      silenced = peer.iid;
+      await jest.advanceTimersByTimeAsync(5000);
+      expect(removals).toEqual([peer.iid]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });
