@@ -9,6 +9,14 @@ export const EVERYONE = Number.MAX_SAFE_INTEGER;
 
 /** Milliseconds of spreading window per known node: a newcomer then takes in at most two answers per ms. */
 export const WINDOW_PER_PEER_MS = 0.5;
+/**
+ * When a newcomer has heard from nobody this long after its join request, it asks again: one lost
+ * datagram (or a seed that was restarting) would otherwise leave it waiting for periodic adverts, up
+ * to a whole advertiseInterval. Only delays shorter than the interval are used (periodic adverts come
+ * sooner otherwise); the first is past the answerers' 250 ms rate limit, so a request that did arrive
+ * but whose answers were lost gets fresh ones. A node alone in its cluster sends these two and stops.
+ */
+export const JOIN_RETRIES_MS = [300, 1000];
 /** Most requesters (unicast addresses) remembered for the rate limit, and most answers pending at once. */
 export const MAX_REQUESTERS = 1024;
 

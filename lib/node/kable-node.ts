@@ -12,7 +12,14 @@ import { unwatchSignals, watchSignals } from './leave-on-signal.js';
 import { OverloadMonitor } from './overload-monitor.js';
 import { OwnStalls } from './own-stalls.js';
 import { PickWaiters } from './pick-waiters.js';
-import { EVERYONE, JoinAnswers, asksEveryone, joinWindow, type AnswerTarget } from './join-answers.js';
+import {
+  EVERYONE,
+  JOIN_RETRIES_MS,
+  JoinAnswers,
+  asksEveryone,
+  joinWindow,
+  type AnswerTarget,
+} from './join-answers.js';
 import { Registry, type RegistryChange, type RemovalReason } from './registry.js';
 import { RoundRobin } from './round-robin.js';
 import { MAX_PROBED, SilenceProbe } from './silence-probe.js';
@@ -104,6 +111,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   /** This node's own event-loop stalls: not counted as its peers' silence. */
   private readonly stalls: OwnStalls;
   private advertTimer: NodeJS.Timeout | undefined;
+  /** Repeats of the join request while nobody has answered (see JOIN_RETRIES_MS). */
+  private joinRetryTimers: NodeJS.Timeout[] = [];
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly counters = {
     advertsSent: 0,
@@ -111,6 +120,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     staleAdverts: 0,
     ownAdverts: 0,
     evictions: 0,
+    joinRetries: 0,
     duplicatesSeen: 0,
     listenerErrors: 0,
     unhandledErrors: 0,
@@ -226,7 +236,8 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     const before = this.machine.current;
     if (running) this.machine.to('RUNNING');
     // The first advert asks who is there, unless the transport already handed over the cluster (Redis).
-    this.send('advertisement', this.transport.knowsCluster === true ? undefined : [EVERYONE]);
+    if (this.transport.knowsCluster === true) this.send('advertisement');
+    else this.askEveryone();
     this.advertTimer = setInterval(() => this.send('advertisement'), this.options.advertiseInterval);
     this.advertTimer.unref();
     this.stalls.start(Date.now());
@@ -235,6 +246,22 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.overload?.start();
     watchSignals(this);
     if (running) this.emitSafely('state', this.machine.current, before);
+  }
+
+  /** Sends the join request, and again (JOIN_RETRIES_MS) for as long as no peer has answered. */
+  private askEveryone(): void {
+    this.send('advertisement', [EVERYONE]);
+    this.joinRetryTimers = JOIN_RETRIES_MS.filter((delay) => delay < this.options.advertiseInterval).map(
+      (delay) => {
+        const timer = setTimeout(() => {
+          if (this.machine.current.state === 'DOWN' || this.peers().length > 0) return;
+          this.counters.joinRetries++;
+          this.send('advertisement', [EVERYONE]);
+        }, delay);
+        timer.unref();
+        return timer;
+      },
+    );
   }
 
   start(reason?: string): void {
@@ -281,6 +308,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     unwatchSignals(this);
     clearInterval(this.advertTimer);
     clearInterval(this.sweepTimer);
+    for (const timer of this.joinRetryTimers.splice(0)) clearTimeout(timer);
     for (const delay of UNREGISTER_REPEATS) {
       if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       const advert = this.buildAdvert('unregister');
