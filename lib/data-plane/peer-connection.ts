@@ -347,7 +347,11 @@ export class PeerConnection {
     );
     this.connectTimer.unref();
     // Over TLS the connection is usable (and a request "written") only once the handshake is done.
-    socket.once(socket instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => this.onOpen());
+    const secure = socket instanceof tls.TLSSocket;
+    // A frozen server's kernel still accepts the TCP connection, but nobody answers the handshake: that
+    // wait gets the liveness window too, as the hello's does, not the whole connect timeout.
+    if (secure) socket.once('connect', () => this.awaitServer('TLS handshake'));
+    socket.once(secure ? 'secureConnect' : 'connect', () => this.onOpen());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => this.fail(error));
     socket.on('close', () => this.fail(undefined));
@@ -361,26 +365,27 @@ export class PeerConnection {
     // The hello must go first: ahead of what is already encoded, so written straight out. What is
     // queued waits for the server's hello (its size limit); the connect timeout bounds that wait.
     this.socket!.write(helloFrame(this.options.hello, this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE));
-    this.awaitServerHello();
+    this.awaitServer('hello');
     this.startSending();
   }
 
   /**
-   * A server answers the hello from its event loop, as it answers a PING: one that is frozen or blocked
-   * (the kernel still accepts its connections) says nothing. With liveness on, the wait is as long as a
+   * A server answers the hello (and, over TLS, the handshake before it) from its event loop, as it
+   * answers a PING: one that is frozen or blocked (the kernel still accepts its connections) says
+   * nothing. With liveness on, each of these waits is as long as a
    * PING may go unanswered (750 ms by default), not the whole connect timeout: the requests waiting here
    * were never written, so they fail as unreachable and go to another replica at once.
    */
-  private awaitServerHello(): void {
+  private awaitServer(what: 'hello' | 'TLS handshake'): void {
     const liveness = this.options.liveness ?? LIVENESS_DEFAULTS;
-    if (liveness === false || this.serverMaxFrameSize !== undefined) return;
+    if (liveness === false || this.serverMaxFrameSize !== undefined || this.closed) return;
     const window = liveness.probeAfter + liveness.answerWithin;
     clearTimeout(this.connectTimer);
     const socket = this.socket!;
     this.connectTimer = setTimeout(
       () =>
         socket.destroy(
-          new Error(`no hello from the server within ${window} ms of connecting (option: liveness)`),
+          new Error(`no ${what} from the server within ${window} ms of connecting (option: liveness)`),
         ),
       window,
     );

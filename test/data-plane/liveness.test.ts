@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { FrameType } from '../../lib/data-plane/frames.js';
 import { PeerConnection, type ReplyObserver } from '../../lib/data-plane/peer-connection.js';
+import { secureChannel } from '../../lib/data-plane/secure-channel.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { waitForEvent } from '../support/events.js';
 
@@ -98,6 +100,31 @@ describe('data-plane liveness on the wire', () => {
     ];
     expect(error).toMatchObject({ code: 'KABLE_PEER_UNREACHABLE', retryable: true });
     expect(error.message).toMatch(/no hello from the server within 90 ms/);
+  });
+
+  it('over TLS, a server that accepts but never answers the handshake fails the waiting requests within the liveness window', async () => {
+    const sockets: net.Socket[] = [];
+    const mute = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.resume();
+    });
+    closers.push(() => new Promise((resolve) => mute.close(resolve)));
+    closers.push(() => sockets.forEach((s) => s.destroy()));
+    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+    const channel = secureChannel({ keys: [randomBytes(32)], namespace: 'default' });
+    const connection = new PeerConnection('127.0.0.1', (mute.address() as net.AddressInfo).port, {
+      liveness: FAST,
+      connect: channel.connect,
+      connectTimeout: 60_000, // far beyond the test's bound: only the liveness window can end the wait
+    });
+    closers.push(() => connection.close());
+    const failed = new EventEmitter<{ error: [unknown] }>();
+    connection.request('who', {}, undefined, { ...observer(), error: (e) => failed.emit('error', e) });
+    const [error] = (await waitForEvent(failed, 'error', undefined, 3000)) as [
+      { code: string; retryable: boolean; message: string },
+    ];
+    expect(error).toMatchObject({ code: 'KABLE_PEER_UNREACHABLE', retryable: true });
+    expect(error.message).toMatch(/no TLS handshake from the server within 90 ms/);
   });
 
   it('KableClientProxy checks its liveness option', () => {
