@@ -114,7 +114,8 @@ const lines = [
   "group `math` (`Transport.NATS`, `queue: 'math'`), the caller a `ClientNats` (client library",
   "@nats-io/transport-node 3.4.0, the one Nest 12 loads), Nest's default JSON serialization, through a",
   'nats-server broker (Debian package) that the bench starts for each pair on 127.0.0.1 at a random port,',
-  'with no cluster and no monitoring port, and stops afterwards: each request and reply crosses the broker.',
+  'with no cluster and no monitoring port, and stops afterwards: each request and reply crosses the broker,',
+  'whose CPU time the server CPU column leaves out.',
   '',
   ...payloadTable(payloads, payloadRepeats),
   `Steal while the payload and stream rows ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()

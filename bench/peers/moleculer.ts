@@ -1,7 +1,8 @@
 // Moleculer's TCP transporter as a peer row: its own gossip discovery and round-robin balancing, no
 // message broker. A static peer list replaces UDP discovery, and every address it binds, advertises or
 // dials is 127.0.0.1, so nothing leaves loopback. Default JSON serializer (its MessagePack serializers
-// need an extra package); logger, metrics and tracing off.
+// need an extra package); logger, metrics and tracing off. Moleculer 0.15 declares Node >= 22 but runs on
+// Node 20.20 (npm only warns).
 import { ServiceBroker, Transporters } from 'moleculer';
 import net from 'node:net';
 
