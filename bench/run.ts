@@ -1,4 +1,5 @@
-// npm run bench [-- --smoke]: Kable against Nest's TCP transport and a raw socket, plus Kable's own figures.
+// npm run bench [-- --smoke]: Kable against Nest's TCP and NATS transports, Moleculer's TCP transporter and a
+// raw socket, plus Kable's own figures.
 // Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
 // npm run bench -- --only=freeze: only the frozen-replica rows, printed (docs/benchmarks.md is left alone).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -92,11 +93,29 @@ const lines = [
   `| Kable / Nest TCP server CPU per request | ${fmt(transports.ratios.cpuVsNest, 2)} | |`,
   `| Kable / Nest TCP client CPU per request | ${fmt(transports.ratios.clientCpuVsNest, 2)} | |`,
   `| Kable with a key (TLS 1.3 PSK) / Kable plain, throughput | ${fmt(transports.ratios.tlsVsPlain, 2)} | |`,
+  `| Kable / Moleculer TCP throughput | ${fmt(transports.ratios.throughputVsMoleculer, 2)} | |`,
+  `| Kable / Moleculer TCP p50 latency | ${fmt(transports.ratios.p50VsMoleculer, 2)} | |`,
+  `| Kable / Nest NATS (queue group) throughput | ${fmt(transports.ratios.throughputVsNats, 2)} | |`,
+  `| Kable / Nest NATS (queue group) p50 latency | ${fmt(transports.ratios.p50VsNats, 2)} | |`,
   '',
   `Per run, Kable / Nest TCP throughput: ${transports.perRun.throughputVsNest.map((r) => fmt(r, 2)).join(', ')};`,
   `Kable / raw: ${transports.perRun.throughputVsRaw.map((r) => fmt(r, 2)).join(', ')};`,
   `Kable / raw corked, throughput: ${transports.perRun.throughputVsCorked.map((r) => fmt(r, 2)).join(', ')};`,
-  `Kable / raw corked, p50: ${transports.perRun.p50VsCorked.map((r) => fmt(r, 2)).join(', ')}.`,
+  `Kable / raw corked, p50: ${transports.perRun.p50VsCorked.map((r) => fmt(r, 2)).join(', ')};`,
+  `Kable / Moleculer TCP throughput: ${transports.perRun.throughputVsMoleculer.map((r) => fmt(r, 2)).join(', ')};`,
+  `Kable / Nest NATS throughput: ${transports.perRun.throughputVsNats.map((r) => fmt(r, 2)).join(', ')}.`,
+  '',
+  "Peers a user would pick instead (bench/peers/). `moleculer-tcp`: Moleculer 0.15.2's TCP transporter, a",
+  "`math` service with a `sum` action on one node and a second node calling `math.sum`, with Moleculer's own",
+  'gossip discovery and round-robin balancing and no message broker. UDP discovery is off: the caller knows',
+  'the server from a static peer list (`127.0.0.1:PORT/nodeID`), and both nodes listen on and advertise',
+  "127.0.0.1 only. Moleculer's default JSON serializer (its MessagePack serializers need an extra package);",
+  "logger, metrics and tracing off. `nest-nats`: Nest's NATS transport, the server subscribed in the queue",
+  "group `math` (`Transport.NATS`, `queue: 'math'`), the caller a `ClientNats` (client library",
+  "@nats-io/transport-node 3.4.0, the one Nest 12 loads), Nest's default JSON serialization, through a",
+  'nats-server broker (Debian package) that the bench starts for each pair on 127.0.0.1 at a random port,',
+  'with no cluster and no monitoring port, and stops afterwards: each request and reply crosses the broker,',
+  'whose CPU time the server CPU column leaves out.',
   '',
   ...payloadTable(payloads, payloadRepeats),
   `Steal while the payload and stream rows ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()

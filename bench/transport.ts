@@ -1,8 +1,17 @@
 import { randomInt } from 'node:crypto';
+import { startNatsBroker } from './peers/nats-server.js';
 import { median, run } from './support.js';
 
-export type Kind = 'kable' | 'kable-tls' | 'nest-tcp' | 'raw' | 'raw-corked';
-export const KINDS: Kind[] = ['kable', 'kable-tls', 'nest-tcp', 'raw', 'raw-corked'];
+export type Kind = 'kable' | 'kable-tls' | 'nest-tcp' | 'raw' | 'raw-corked' | 'moleculer-tcp' | 'nest-nats';
+export const KINDS: Kind[] = [
+  'kable',
+  'kable-tls',
+  'nest-tcp',
+  'raw',
+  'raw-corked',
+  'moleculer-tcp',
+  'nest-nats',
+];
 
 export interface TransportFigures {
   throughput: number;
@@ -31,7 +40,23 @@ export async function measure(
   env?: Record<string, string>,
 ): Promise<TransportFigures> {
   const discovery = JSON.stringify(loopbackDiscovery());
-  const server = run('bench/servers/serve.ts', [kind, discovery], env);
+  // Nest's NATS transport needs a broker: a fresh one per pair, stopped even when the run fails.
+  const broker = kind === 'nest-nats' ? await startNatsBroker() : undefined;
+  try {
+    return await measurePair(kind, requests, discovery, String(broker?.port ?? 0), env);
+  } finally {
+    await broker?.stop();
+  }
+}
+
+async function measurePair(
+  kind: Kind,
+  requests: number,
+  discovery: string,
+  natsPort: string,
+  env?: Record<string, string>,
+): Promise<TransportFigures> {
+  const server = run('bench/servers/serve.ts', [kind, discovery, natsPort], env);
   try {
     const { port } = await server.next('ready');
     const serverCpu = async () => {
@@ -68,7 +93,11 @@ type Ratio =
   | 'p50VsNest'
   | 'cpuVsNest'
   | 'clientCpuVsNest'
-  | 'tlsVsPlain';
+  | 'tlsVsPlain'
+  | 'throughputVsMoleculer'
+  | 'p50VsMoleculer'
+  | 'throughputVsNats'
+  | 'p50VsNats';
 
 /** Each ratio as [numerator, denominator, figure]: taken within one run, so both saw the same machine. */
 const RATIOS: Record<Ratio, [Kind, Kind, Figure]> = {
@@ -80,6 +109,10 @@ const RATIOS: Record<Ratio, [Kind, Kind, Figure]> = {
   cpuVsNest: ['kable', 'nest-tcp', 'cpuPerRequest'],
   clientCpuVsNest: ['kable', 'nest-tcp', 'clientCpuPerRequest'],
   tlsVsPlain: ['kable-tls', 'kable', 'throughput'],
+  throughputVsMoleculer: ['kable', 'moleculer-tcp', 'throughput'],
+  p50VsMoleculer: ['kable', 'moleculer-tcp', 'p50'],
+  throughputVsNats: ['kable', 'nest-nats', 'throughput'],
+  p50VsNats: ['kable', 'nest-nats', 'p50'],
 };
 
 export interface TransportRuns {

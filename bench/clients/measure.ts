@@ -86,6 +86,8 @@ const callers = {
   'nest-tcp': nestCaller,
   raw: () => rawCaller(),
   'raw-corked': () => rawCaller(true),
+  'moleculer-tcp': async () => (await import('../peers/moleculer.js')).moleculerCaller(port, payload),
+  'nest-nats': async () => (await import('../peers/nest-nats.js')).nestNatsCaller(port, payload),
 };
 const [call, close] = await callers[kind as keyof typeof callers]();
 

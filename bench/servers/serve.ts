@@ -1,4 +1,4 @@
-// One benchmark server process: node --import ./scripts/register-ts.js bench/servers/serve.ts <kable|kable-tls|nest-tcp|raw|raw-corked> [discovery JSON]
+// One benchmark server process: node --import ./scripts/register-ts.js bench/servers/serve.ts <kind> [discovery JSON] [nats-server port]
 // Prints {"ready":true,"port":N}; answers "cpu" on stdin with {"cpu":<microseconds of CPU used so far>}.
 import 'reflect-metadata';
 import { Decoder, Encoder } from '@msgpack/msgpack';
@@ -10,7 +10,7 @@ import { KableServer } from '../../lib/nest/kable.server.js';
 import { applyOtelVariant } from '../otel-variant.js';
 import { BenchMathModule } from './math.controller.js';
 
-const [kind, discoveryJson] = process.argv.slice(2);
+const [kind, discoveryJson, natsPort] = process.argv.slice(2);
 await applyOtelVariant();
 /** A fixed key for the encrypted configuration: the bench measures cost, not secrecy. */
 const BENCH_KEY = Buffer.alloc(32, 42).toString('base64');
@@ -101,6 +101,9 @@ const start = {
   'nest-tcp': nestTcp,
   raw: () => raw(),
   'raw-corked': () => raw(true),
+  // Peers a user would pick instead, loaded only for their own rows.
+  'moleculer-tcp': async () => (await import('../peers/moleculer.js')).serveMoleculer(),
+  'nest-nats': async () => (await import('../peers/nest-nats.js')).serveNestNats(Number(natsPort)),
 }[kind];
 if (start === undefined) throw new Error(`unknown server kind ${kind}`);
 const port = await start();
