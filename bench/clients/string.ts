@@ -6,9 +6,8 @@
 // (bytes of string per second of wall-clock time and of this process's CPU time, user + system).
 import 'reflect-metadata';
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import net from 'node:net';
 import { firstValueFrom } from 'rxjs';
-import { frameReader, kableInProcess } from './in-process.js';
+import { kableInProcess, rawRequests } from './in-process.js';
 
 const [kind, alphabet, sizeText, requestsText, discoveryJson] = process.argv.slice(2);
 const size = Number(sizeText);
@@ -51,63 +50,17 @@ async function kable(): Promise<[Call, () => Promise<void>]> {
 }
 
 /**
- * The reference: frames of [u32 length][u32 id][the string, MessagePack-encoded] on a bare socket,
- * answered with [u32 id][u32 string length]. The sender encodes with one long-lived Encoder (`encode`:
- * the bytes must outlive the next call while the socket holds them) and writes header and body corked;
- * the receiver joins a frame's chunks once and decodes it with one Decoder.
+ * The reference: the string MessagePack-encoded on a bare socket (rawRequests), decoded at the other end
+ * and answered with its length. The sender encodes with one long-lived Encoder (`encode`: the bytes must
+ * outlive the next call while the socket holds them); the receiver decodes with one Decoder.
  */
-async function raw(): Promise<[Call, () => Promise<void>]> {
-  const decoder = new Decoder();
-  const server = net.createServer((socket) => {
-    socket.setNoDelay(true);
-    const reader = frameReader((frame) => {
-      const value = decoder.decode(frame.subarray(4)) as string;
-      const reply = Buffer.allocUnsafe(8);
-      reply.writeUInt32BE(frame.readUInt32BE(0), 0);
-      reply.writeUInt32BE(value.length, 4);
-      socket.write(reply);
-    });
-    socket.on('data', reader);
-    socket.on('error', () => socket.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  socket.setNoDelay(true);
-  await new Promise((resolve) => socket.once('connect', resolve));
-  const waiting = new Map<number, (length: number) => void>();
-  let pending: Buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    let at = 0;
-    for (; pending.length - at >= 8; at += 8) {
-      const id = pending.readUInt32BE(at);
-      waiting.get(id)?.(pending.readUInt32BE(at + 4));
-      waiting.delete(id);
-    }
-    pending = pending.subarray(at);
-  });
+function raw(): Promise<[Call, () => Promise<void>]> {
   const encoder = new Encoder();
-  let nextId = 0;
-  const call = () =>
-    new Promise<number>((resolve) => {
-      const id = nextId++;
-      waiting.set(id, resolve);
-      const body = encoder.encode(text);
-      const header = Buffer.allocUnsafe(8);
-      header.writeUInt32BE(body.length + 4, 0);
-      header.writeUInt32BE(id, 4);
-      socket.cork();
-      socket.write(header);
-      socket.write(body);
-      process.nextTick(() => socket.uncork());
-    });
-  return [
-    call,
-    async () => {
-      socket.destroy();
-      server.close();
-    },
-  ];
+  const decoder = new Decoder();
+  return rawRequests(
+    (body) => (decoder.decode(body) as string).length,
+    () => encoder.encode(text),
+  );
 }
 
 /**

@@ -51,6 +51,30 @@ function decodeAll(chunks: Buffer[]): unknown[] {
   return out;
 }
 
+/** Sends `payload` as one request over a real connection to a server answering `reply`. */
+async function roundTrip(
+  payload: unknown,
+  reply: unknown,
+): Promise<{ seen: InboundRequest; answer: unknown }> {
+  const seen: InboundRequest[] = [];
+  const server = new DataPlaneServer({
+    request(request, channel) {
+      seen.push(request);
+      channel.next(reply, true);
+    },
+    event: () => undefined,
+    describe: () => ({ messages: [], events: [] }),
+  });
+  servers.push(server);
+  const { port } = await server.listen('127.0.0.1', 0);
+  const connection = new PeerConnection('127.0.0.1', port, {});
+  connections.push(connection);
+  const answer = await new Promise<unknown>((resolve, reject) => {
+    connection.request('upload', payload, undefined, { next: resolve, error: reject, complete: () => {} });
+  });
+  return { seen: seen[0], answer };
+}
+
 describe('large payloads', () => {
   it('the writer hands a large binary to the socket in place (same memory, not a copy) and the frame decodes', async () => {
     const writer = new FrameWriter();
@@ -112,26 +136,11 @@ describe('large payloads', () => {
   });
 
   it('a handler receives a binary payload as a view into the received frame, and the caller gets the reply so too', async () => {
-    const seen: InboundRequest[] = [];
     const reply = patterned(MiB + 3);
-    const server = new DataPlaneServer({
-      request(request, channel) {
-        seen.push(request);
-        channel.next(reply, true);
-      },
-      event: () => undefined,
-      describe: () => ({ messages: [], events: [] }),
-    });
-    servers.push(server);
-    const { port } = await server.listen('127.0.0.1', 0);
-    const connection = new PeerConnection('127.0.0.1', port, {});
-    connections.push(connection);
     const payload = patterned(3 * MiB + 5);
-    const answer = await new Promise<unknown>((resolve, reject) => {
-      connection.request('upload', payload, undefined, { next: resolve, error: reject, complete: () => {} });
-    });
+    const { seen, answer } = await roundTrip(payload, reply);
     for (const [received, sent] of [
-      [seen[0].data, payload],
+      [seen.data, payload],
       [answer, reply],
     ] as Array<[unknown, Buffer]>) {
       // A Buffer: the codec decodes bin from the received Buffer by subarray.
@@ -150,6 +159,21 @@ describe('large payloads', () => {
         length & 255,
       ]);
     }
+  });
+
+  it('a binary nested anywhere in a payload arrives as a view into the received frame too', async () => {
+    const small = patterned(1000);
+    const { seen } = await roundTrip({ name: 'x', parts: [1, { bytes: small }] }, 1);
+    const received = (seen.data as { parts: [number, { bytes: Uint8Array }] }).parts[1].bytes;
+    expect(Buffer.isBuffer(received)).toBe(true);
+    expect(Buffer.from(received).equals(small)).toBe(true);
+    // Its memory is the frame's (bin 16 header right before it), not an allocation of its own.
+    expect(received.buffer.byteLength).toBeGreaterThan(received.byteLength);
+    expect([...new Uint8Array(received.buffer, received.byteOffset - 3, 3)]).toEqual([
+      0xc5,
+      1000 >> 8,
+      1000 & 255,
+    ]);
   });
 });
 
@@ -224,26 +248,11 @@ describe('large strings', () => {
 
   it('a long string crosses a real connection both ways intact', async () => {
     const reply = text(MiB + 7);
-    let seen: unknown;
-    const server = new DataPlaneServer({
-      request(request, channel) {
-        seen = request.data;
-        channel.next(reply, true);
-      },
-      event: () => undefined,
-      describe: () => ({ messages: [], events: [] }),
-    });
-    servers.push(server);
-    const { port } = await server.listen('127.0.0.1', 0);
-    const connection = new PeerConnection('127.0.0.1', port, {});
-    connections.push(connection);
     // Whole characters (a multiple of the 5-unit cycle), then a lone surrogate, which arrives as U+FFFD.
     const payload = text(3 * MiB + 2) + '\ud800';
-    const answer = await new Promise<unknown>((resolve, reject) => {
-      connection.request('upload', payload, undefined, { next: resolve, error: reject, complete: () => {} });
-    });
+    const { seen, answer } = await roundTrip(payload, reply);
     // Compared as booleans: a failure would print megabytes of text.
-    expect(seen === payload.slice(0, -1) + '\ufffd').toBe(true);
+    expect(seen.data === payload.slice(0, -1) + '\ufffd').toBe(true);
     expect(answer === reply).toBe(true);
   });
 });
