@@ -1,8 +1,10 @@
 // `npm run bench` takes long; this runs only the large-payload and stream rows, and Kable against the raw
 // socket corked per tick (small requests): node --import ./scripts/register-ts.js bench/payloads-only.ts [repeats]
+// With --only=strings after the repeats, only the large-string rows.
 import { loadavg } from 'node:os';
 import { comparePayloads, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
+import { compareStrings, stringTable } from './strings.js';
 import { median, stealMeter } from './support.js';
 import { measure } from './transport.js';
 
@@ -10,6 +12,18 @@ const repeats = Number(process.argv[2] ?? 3);
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
 const before = loadavg()[0];
 const steal = stealMeter();
+if (process.argv.includes('--only=strings')) {
+  const strings = await compareStrings(repeats, 64 * 1024 * 1024);
+  const stolen = steal();
+  process.stdout.write(
+    [
+      ...stringTable(strings, repeats),
+      '',
+      `Load average (1 min) before / after: ${before.toFixed(1)} / ${loadavg()[0].toFixed(1)}; steal ${(stolen * 100).toFixed(0)}%.`,
+    ].join('\n') + '\n',
+  );
+  process.exit(0);
+}
 const small: Array<{ throughput: number; p50: number }> = [];
 for (let i = 0; i < repeats; i++) {
   const kable = await measure('kable', 30_000);
@@ -20,6 +34,7 @@ for (let i = 0; i < repeats; i++) {
   );
 }
 const payloads = await comparePayloads(repeats, 256 * 1024 * 1024);
+const strings = await compareStrings(repeats, 64 * 1024 * 1024);
 const streams = await compareStreams(repeats, false);
 const stolen = steal();
 process.stdout.write(
@@ -29,6 +44,8 @@ process.stdout.write(
     `sequential p50 ${fmt(median(small.map((r) => r.p50)))} (per run ${small.map((r) => fmt(r.p50)).join(', ')}).`,
     '',
     ...payloadTable(payloads, repeats),
+    '',
+    ...stringTable(strings, repeats),
     '',
     ...streamTable(streams, repeats),
     '',

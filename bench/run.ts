@@ -10,6 +10,7 @@ import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
 import { comparePayloads, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
+import { compareStrings, stringTable } from './strings.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
 import { compareTransports, KINDS } from './transport.js';
@@ -48,6 +49,8 @@ const stolen = steal();
 const payloadRepeats = smoke ? 1 : 5;
 const payloadSteal = stealMeter();
 const payloads = await comparePayloads(payloadRepeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
+// Large strings: 64 MiB of UTF-8 per shape and run (smoke: 8 MiB).
+const strings = await compareStrings(payloadRepeats, smoke ? 8 * 1024 * 1024 : 64 * 1024 * 1024);
 const streamRepeats = smoke ? 1 : 5;
 const streams = await compareStreams(streamRepeats, smoke);
 const payloadStolen = payloadSteal();
@@ -118,7 +121,9 @@ const lines = [
   'whose CPU time the server CPU column leaves out.',
   '',
   ...payloadTable(payloads, payloadRepeats),
-  `Steal while the payload and stream rows ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()
+  '',
+  ...stringTable(strings, payloadRepeats),
+  `Steal while the payload, string and stream rows ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()
     .map((l) => fmt(l, 1))
     .join(' / ')}.`,
   '',

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import net from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import type { MicroserviceOptions } from '@nestjs/microservices';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
@@ -55,4 +56,64 @@ export function frameReader(onFrame: (frame: Buffer) => void): (chunk: Buffer) =
       buffered = rest.length;
     }
   };
+}
+
+/**
+ * The raw reference of the payload and string rows, both ends in this process: frames of [u32 length]
+ * [u32 id][body] on a bare socket, answered with [u32 id][u32 answer(body)]. The receiver keeps chunks
+ * until a frame is whole and joins them once; the sender writes the header and `body()` as two chunks,
+ * corked until the next tick. Returns the call and a close.
+ */
+export async function rawRequests(
+  answer: (body: Buffer) => number,
+  body: () => Uint8Array,
+): Promise<[() => Promise<number>, () => Promise<void>]> {
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    const reader = frameReader((frame) => {
+      const reply = Buffer.allocUnsafe(8);
+      reply.writeUInt32BE(frame.readUInt32BE(0), 0);
+      reply.writeUInt32BE(answer(frame.subarray(4)), 4);
+      socket.write(reply);
+    });
+    socket.on('data', reader);
+    socket.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const waiting = new Map<number, (length: number) => void>();
+  let pending: Buffer = Buffer.alloc(0);
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let at = 0;
+    for (; pending.length - at >= 8; at += 8) {
+      const id = pending.readUInt32BE(at);
+      waiting.get(id)?.(pending.readUInt32BE(at + 4));
+      waiting.delete(id);
+    }
+    pending = pending.subarray(at);
+  });
+  let nextId = 0;
+  const call = () =>
+    new Promise<number>((resolve) => {
+      const id = nextId++;
+      waiting.set(id, resolve);
+      const bytes = body();
+      const header = Buffer.allocUnsafe(8);
+      header.writeUInt32BE(bytes.byteLength + 4, 0);
+      header.writeUInt32BE(id, 4);
+      socket.cork();
+      socket.write(header);
+      socket.write(bytes);
+      process.nextTick(() => socket.uncork());
+    });
+  return [
+    call,
+    async () => {
+      socket.destroy();
+      server.close();
+    },
+  ];
 }

@@ -3,13 +3,19 @@ import { MessagePattern, Payload } from '@nestjs/microservices';
 import { range, type Observable } from 'rxjs';
 import { map } from 'rxjs/operators';
 
-/** The large-payload and stream handlers (bench/payloads.ts, bench/streams.ts). */
+/** The large-payload, string and stream handlers (bench/payloads.ts, bench/strings.ts, bench/streams.ts). */
 @Controller()
 export class BenchBytesController {
   /** A binary payload in, its length out: what the transport costs for moving bytes. */
   @MessagePattern('bytes')
   size(@Payload() data: Uint8Array): number {
     return data.byteLength;
+  }
+
+  /** A string payload in, its length out (bench/strings.ts). */
+  @MessagePattern('text')
+  length(@Payload() data: string): number {
+    return data.length;
   }
 
   /** `count` values of `size` bytes (0: the value is the small integer itself), as one stream. */
