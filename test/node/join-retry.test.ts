@@ -4,7 +4,9 @@ import { MemoryCluster } from '../support/memory-cluster.js';
 
 // Time is the subject: fake clocks; deliveries run on the real setImmediate.
 let cluster: MemoryCluster;
-beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] }));
+beforeEach(() => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+});
 afterEach(async () => {
   jest.useRealTimers();
   await cluster.close();
