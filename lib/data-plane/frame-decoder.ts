@@ -1,5 +1,8 @@
 import { Decoder } from '@msgpack/msgpack';
 
+/** Takes a consumed chunk's slot (an empty Buffer, so the array keeps one element type). */
+const CONSUMED = Buffer.alloc(0);
+
 export type DecodeFailure = 'oversizedFrame' | 'emptyFrame' | 'notMessagePack';
 
 /**
@@ -123,6 +126,9 @@ export class FrameDecoder {
 
   private dropFirst(): void {
     this.head = 0;
+    // Let go of the consumed chunk now: slots are only compacted every 1024 chunks, and holding them
+    // (64 KiB each from a socket) until then would keep up to 64 MiB of read bytes alive.
+    this.chunks[this.first] = CONSUMED;
     this.first++;
     if (this.first === this.chunks.length) {
       this.chunks = [];
