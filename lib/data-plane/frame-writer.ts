@@ -1,5 +1,7 @@
 import { Encoder } from '@msgpack/msgpack';
 import type { Socket } from 'node:net';
+import { FrameType } from './frames.js';
+import { nextFrameOverhead, smallValueSize, writeNextHead, writeSmallValue } from './next-frame.js';
 
 const CHUNK = 64 * 1024;
 /** After encoding a frame larger than this, the encoder is replaced: it would keep its grown buffer. */
@@ -12,6 +14,7 @@ export const SEND_IN_PLACE_FROM = 64 * 1024;
 /** MessagePack: a fixarray header (frames have at most 15 elements) and a bin 32 header. */
 const FIXARRAY = 0x90;
 const BIN32 = 0xc6;
+const TRUE = 0xc3;
 /**
  * A burst is written in slices of this many frames rather than all at the end of the tick, so the peer
  * starts working on the first slice while this side still produces the rest (both cores busy).
@@ -111,6 +114,7 @@ export class FrameWriter {
    * `limit` is not queued: the caller compares the size it gets back with the limit it gave.
    */
   write(frame: unknown[], limit = Infinity): number {
+    if (isNextFrame(frame)) return this.writeNext(frame[1] as number, frame[2], frame.length === 4, limit);
     const inPlace = largeBinaryAt(frame);
     if (inPlace >= 0) return this.writeAround(frame, inPlace, limit);
     const body = this.encoder.encodeSharedRef(frame);
@@ -129,6 +133,46 @@ export class FrameWriter {
       this.buffer.set(body, this.used + 4);
       this.used += size;
     }
+    this.batchLength += size;
+    this.releaseLargeEncoder(size);
+    this.written();
+    return size;
+  }
+
+  /**
+   * A NEXT frame (a stream's value, a reply) written straight into the batch: its array, type and id by
+   * hand, and its value too when it is an integer or a binary (see next-frame.ts), else by the encoder.
+   * A large binary or a large encoding is listed as it is, not copied (as in write and writeAround).
+   */
+  private writeNext(id: number, value: unknown, last: boolean, limit: number): number {
+    let valueSize = smallValueSize(value);
+    const encoded = valueSize < 0 ? this.encoder.encodeSharedRef(value) : undefined;
+    if (encoded !== undefined) valueSize = encoded.length;
+    const overhead = nextFrameOverhead(id, last);
+    const size = 4 + overhead + valueSize;
+    if (size > limit) {
+      this.releaseLargeEncoder(size);
+      return size;
+    }
+    let part: Uint8Array | undefined;
+    if (value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM) part = value;
+    else if (encoded !== undefined && size > KEEP_ENCODER_BELOW) part = encoded;
+    this.reserve(part === undefined ? size : 4 + overhead + 5);
+    const buffer = this.buffer;
+    let at = writeNextHead(buffer, buffer.writeUInt32BE(size - 4, this.used), id, last);
+    if (part !== undefined) {
+      // The bin 32 header of a binary, then the value's bytes as they are.
+      if (part === value) at = buffer.writeUInt32BE(part.byteLength, buffer.writeUInt8(BIN32, at));
+      this.used = at;
+      this.appendPart(part);
+      at = this.used;
+    } else if (encoded === undefined) at = writeSmallValue(buffer, at, value as number | Uint8Array);
+    else {
+      buffer.set(encoded, at);
+      at += encoded.length;
+    }
+    if (last) buffer[at++] = TRUE;
+    this.used = at;
     this.batchLength += size;
     this.releaseLargeEncoder(size);
     this.written();
@@ -271,6 +315,14 @@ export class FrameWriter {
     this.removedBytes = 0;
     return out;
   }
+}
+
+/** `[3, id, value]` or `[3, id, value, true]` with a valid id: what `writeNext` writes. */
+function isNextFrame(frame: unknown[]): boolean {
+  if (frame[0] !== FrameType.NEXT || (frame.length !== 3 && !(frame.length === 4 && frame[3] === true)))
+    return false;
+  const id = frame[1];
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= 0xffffffff;
 }
 
 /** Index of the frame's top-level binary element of SEND_IN_PLACE_FROM bytes or more; -1 if none. */
