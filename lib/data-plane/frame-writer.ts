@@ -20,6 +20,11 @@ const TRUE = 0xc3;
  * starts working on the first slice while this side still produces the rest (both cores busy).
  */
 const FLUSH_EVERY_FRAMES = 32;
+/**
+ * A stream's values (NEXT frames before the last) are sliced by bytes instead: a peer spends little on
+ * each, so 32 small values would cost a write (a syscall) for a few hundred bytes.
+ */
+const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
 
 /**
  * Encodes frames into one growing buffer and writes it in a single `socket.write` per turn of the event
@@ -41,6 +46,8 @@ export class FrameWriter {
   private full: Uint8Array[] = [];
   private scheduled = false;
   private pendingFrames = 0;
+  /** Bytes of stream values queued since the last write. */
+  private pendingValueBytes = 0;
   private socket: Socket | undefined;
   private blocked = false;
   /** Bytes of the batch (queued since the last hand-over), removed frames included. */
@@ -175,7 +182,9 @@ export class FrameWriter {
     this.used = at;
     this.batchLength += size;
     this.releaseLargeEncoder(size);
-    this.written();
+    if (last) this.written();
+    else if ((this.pendingValueBytes += size) >= FLUSH_EVERY_VALUE_BYTES) this.flush();
+    else this.schedule();
     return size;
   }
 
@@ -260,6 +269,7 @@ export class FrameWriter {
     if (socket === undefined || this.blocked || socket.destroyed) return;
     if (this.used === 0 && this.full.length === 0) return;
     this.pendingFrames = 0;
+    this.pendingValueBytes = 0;
     let ok = true;
     if (this.removed.length > 0) {
       const data = this.withoutRemoved();

@@ -4,6 +4,7 @@ import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
+import { FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { FrameType, parseFrame } from '../../lib/data-plane/frames.js';
 import { readNextFrame } from '../../lib/data-plane/next-frame.js';
@@ -126,6 +127,28 @@ describe('NEXT frames (stream values and replies)', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it("a stream's small values written in one tick leave in one write per 16 KiB, not one per 32 values", async () => {
+    const writer = new FrameWriter();
+    const { socket, chunks } = recordingSocket();
+    writer.attach(socket);
+    for (let i = 0; i < 1000; i++) writer.write([FrameType.NEXT, 7, i]);
+    await tick();
+    expect(chunks).toHaveLength(1);
+    for (let i = 0; i < 10_000; i++) writer.write([FrameType.NEXT, 7, i]);
+    writer.write([FrameType.NEXT, 7, 'end', true]);
+    await tick();
+    const bytes = chunks.slice(1).reduce((sum, chunk) => sum + chunk.length, 0);
+    expect(chunks.length - 1).toBeLessThanOrEqual(Math.ceil(bytes / (16 * 1024)) + 1);
+    const values: unknown[] = [];
+    const decoder = new FrameDecoder(1024 * 1024);
+    for (const chunk of chunks) decoder.push(chunk, (frame) => values.push((frame as unknown[])[2]));
+    expect(values).toEqual([
+      ...Array.from({ length: 1000 }, (_, i) => i),
+      ...Array.from({ length: 10_000 }, (_, i) => i),
+      'end',
+    ]);
   });
 
   it('a stream over a real connection: every value arrives as sent, binaries as views into the received frame', async () => {
