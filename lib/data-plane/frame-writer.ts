@@ -286,7 +286,9 @@ export class FrameWriter {
       for (const part of this.full) ok = socket.write(part) && ok;
       socket.uncork();
       this.full = [];
-      this.buffer = Buffer.allocUnsafe(CHUNK);
+      // The socket holds views of the buffer until sent: go on in the rest of it (a new one per write
+      // would cost 64 KiB for the few header bytes of a large value).
+      this.buffer = this.buffer.subarray(this.used);
     }
     this.used = 0;
     this.sealed = 0;

@@ -151,6 +151,22 @@ describe('NEXT frames (stream values and replies)', () => {
     ]);
   });
 
+  it('large values written one per tick: each in place, their headers in one buffer of the writer, not a new one per write', async () => {
+    const writer = new FrameWriter();
+    const { socket, chunks } = recordingSocket();
+    writer.attach(socket);
+    const value = Buffer.alloc(64 * 1024, 9);
+    for (let i = 0; i < 20; i++) {
+      writer.write([FrameType.NEXT, 7, value]);
+      await tick();
+    }
+    const inPlace = chunks.filter((chunk) => chunk.buffer === value.buffer);
+    const headers = chunks.filter((chunk) => chunk.buffer !== value.buffer);
+    expect(inPlace).toHaveLength(20);
+    expect(headers).toHaveLength(20);
+    expect(new Set(headers.map((header) => header.buffer)).size).toBe(1);
+  });
+
   it('a stream over a real connection: every value arrives as sent, binaries as views into the received frame', async () => {
     const sent: unknown[] = [
       0,
