@@ -1,14 +1,13 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import type { Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
 import { FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { FrameType, parseFrame } from '../../lib/data-plane/frames.js';
 import { readNextFrame } from '../../lib/data-plane/next-frame.js';
 import { PeerConnection } from '../../lib/data-plane/peer-connection.js';
+import { recordingSocket } from '../support/recording-socket.js';
 
 const servers: DataPlaneServer[] = [];
 const connections: PeerConnection[] = [];
@@ -16,19 +15,6 @@ afterEach(async () => {
   for (const connection of connections.splice(0)) connection.close();
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
-
-/** A stand-in socket that records every chunk handed to it, one entry per write. */
-function recordingSocket(): { socket: Socket; chunks: Buffer[] } {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    highWaterMark: 64 * 1024 * 1024,
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk);
-      done();
-    },
-  });
-  return { socket: sink as unknown as Socket, chunks };
-}
 
 const tick = () => new Promise((resolve) => process.nextTick(resolve));
 
