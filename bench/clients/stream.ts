@@ -87,12 +87,19 @@ async function raw(): Promise<[Stream, () => Promise<void>]> {
 const [stream, close] = await (kind === 'raw' ? raw() : kable());
 await stream(); // warm-up
 const rates: number[] = [];
+const cpu: number[] = [];
 for (let i = 0; i < Number(runsText); i++) {
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   const values = await stream();
+  const used = process.cpuUsage(c0);
   if (values !== count) throw new Error(`received ${values} values, not ${count}`);
   rates.push(count / ((performance.now() - t0) / 1000));
+  cpu.push((used.user + used.system) / count);
 }
 await close();
-process.stdout.write(JSON.stringify({ result: { valuesPerSecond: median(rates) } }) + '\n');
+// CPU microseconds per value (both ends, this one process): steadier than the rate on a shared machine.
+process.stdout.write(
+  JSON.stringify({ result: { valuesPerSecond: median(rates), cpuPerValue: median(cpu) } }) + '\n',
+);
 process.exit(0);

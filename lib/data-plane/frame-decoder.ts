@@ -1,6 +1,16 @@
 import { Decoder } from '@msgpack/msgpack';
 
+/** Takes a consumed chunk's slot (an empty Buffer, so the array keeps one element type). */
+const CONSUMED = Buffer.alloc(0);
+const NOT_MESSAGEPACK = Symbol('not MessagePack');
+
 export type DecodeFailure = 'oversizedFrame' | 'emptyFrame' | 'notMessagePack';
+
+/**
+ * Reads a frame body, `bytes[start, end)`, before the codec does; returns true if it took the frame
+ * (then the codec does not see it). Bytes stay valid after the call: a value may keep a view of them.
+ */
+export type FrameShortcut = (bytes: Buffer, start: number, end: number) => boolean;
 
 /**
  * Cuts a byte stream into frames and decodes each. Splits may fall anywhere (inside the length prefix
@@ -18,7 +28,10 @@ export class FrameDecoder {
   private buffered = 0;
   private held = false;
 
-  constructor(private readonly maxFrameSize: number) {}
+  constructor(
+    private readonly maxFrameSize: number,
+    private readonly shortcut?: FrameShortcut,
+  ) {}
 
   /** Bytes received but not yet decoded (a partial frame, or frames held back by `hold()`). */
   get pendingBytes(): number {
@@ -54,17 +67,33 @@ export class FrameDecoder {
       if (length > this.maxFrameSize) return 'oversizedFrame';
       if (length === 0) return 'emptyFrame';
       if (this.buffered < 4 + length) return undefined;
+      const first = this.chunks[this.first];
+      if (this.shortcut !== undefined && first.length - this.head >= 4 + length) {
+        // The whole frame sits in one chunk: offered in place, no view made unless the value is one.
+        const start = this.head + 4;
+        this.skip(4 + length);
+        if (this.shortcut(first, start, start + length)) continue;
+        const value = this.decodeBody(first.subarray(start, start + length));
+        if (value === NOT_MESSAGEPACK) return 'notMessagePack';
+        onValue(value);
+        continue;
+      }
       this.skip(4);
       const body = this.take(length);
-      let value: unknown;
-      try {
-        value = this.decoder.decode(body);
-      } catch {
-        return 'notMessagePack';
-      }
+      if (this.shortcut?.(body, 0, length) === true) continue;
+      const value = this.decodeBody(body);
+      if (value === NOT_MESSAGEPACK) return 'notMessagePack';
       onValue(value);
     }
     return undefined;
+  }
+
+  private decodeBody(body: Buffer): unknown {
+    try {
+      return this.decoder.decode(body);
+    } catch {
+      return NOT_MESSAGEPACK;
+    }
   }
 
   /** The next frame's length prefix (at least 4 bytes are buffered). */
@@ -123,6 +152,9 @@ export class FrameDecoder {
 
   private dropFirst(): void {
     this.head = 0;
+    // Let go of the consumed chunk now: slots are only compacted every 1024 chunks, and holding them
+    // (64 KiB each from a socket) until then would keep up to 64 MiB of read bytes alive.
+    this.chunks[this.first] = CONSUMED;
     this.first++;
     if (this.first === this.chunks.length) {
       this.chunks = [];

@@ -1,5 +1,7 @@
 import { Encoder } from '@msgpack/msgpack';
 import type { Socket } from 'node:net';
+import { FrameType } from './frames.js';
+import { nextFrameOverhead, smallValueSize, writeNextHead, writeSmallValue } from './next-frame.js';
 
 const CHUNK = 64 * 1024;
 /** After encoding a frame larger than this, the encoder is replaced: it would keep its grown buffer. */
@@ -24,11 +26,17 @@ const FIXARRAY = 0x90;
 const BIN32 = 0xc6;
 const STR16 = 0xda;
 const STR32 = 0xdb;
+const TRUE = 0xc3;
 /**
  * A burst is written in slices of this many frames rather than all at the end of the tick, so the peer
  * starts working on the first slice while this side still produces the rest (both cores busy).
  */
 const FLUSH_EVERY_FRAMES = 32;
+/**
+ * A stream's values (NEXT frames before the last) are sliced by bytes instead: a peer spends little on
+ * each, so 32 small values would cost a write (a syscall) for a few hundred bytes.
+ */
+const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
 
 /**
  * Encodes frames into one growing buffer and writes it in a single `socket.write` per turn of the event
@@ -51,6 +59,8 @@ export class FrameWriter {
   private full: Uint8Array[] = [];
   private scheduled = false;
   private pendingFrames = 0;
+  /** Bytes of stream values queued since the last write. */
+  private pendingValueBytes = 0;
   private socket: Socket | undefined;
   private blocked = false;
   /** Bytes of the batch (queued since the last hand-over), removed frames included. */
@@ -124,6 +134,9 @@ export class FrameWriter {
    * `limit` is not queued: the caller compares the size it gets back with the limit it gave.
    */
   write(frame: unknown[], limit = Infinity): number {
+    // A long string value goes the generic way below: Node's native UTF-8 encoder (writeAround).
+    if (isNextFrame(frame) && !isLongString(frame[2]))
+      return this.writeNext(frame[1] as number, frame[2], frame.length === 4, limit);
     const inPlace = largeElementAt(frame);
     if (inPlace >= 0) return this.writeAround(frame, inPlace, limit);
     const body = this.encoder.encodeSharedRef(frame);
@@ -145,6 +158,48 @@ export class FrameWriter {
     this.batchLength += size;
     this.releaseLargeEncoder(size);
     this.written();
+    return size;
+  }
+
+  /**
+   * A NEXT frame (a stream's value, a reply) written straight into the batch: its array, type and id by
+   * hand, and its value too when it is an integer or a binary (see next-frame.ts), else by the encoder.
+   * A large binary or a large encoding is listed as it is, not copied (as in write and writeAround).
+   */
+  private writeNext(id: number, value: unknown, last: boolean, limit: number): number {
+    let valueSize = smallValueSize(value);
+    const encoded = valueSize < 0 ? this.encoder.encodeSharedRef(value) : undefined;
+    if (encoded !== undefined) valueSize = encoded.length;
+    const overhead = nextFrameOverhead(id, last);
+    const size = 4 + overhead + valueSize;
+    if (size > limit) {
+      this.releaseLargeEncoder(size);
+      return size;
+    }
+    let part: Uint8Array | undefined;
+    if (value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM) part = value;
+    else if (encoded !== undefined && size > KEEP_ENCODER_BELOW) part = encoded;
+    this.reserve(part === undefined ? size : 4 + overhead + 5);
+    const buffer = this.buffer;
+    let at = writeNextHead(buffer, buffer.writeUInt32BE(size - 4, this.used), id, last);
+    if (part !== undefined) {
+      // The bin 32 header of a binary, then the value's bytes as they are.
+      if (part === value) at = buffer.writeUInt32BE(part.byteLength, buffer.writeUInt8(BIN32, at));
+      this.used = at;
+      this.appendPart(part);
+      at = this.used;
+    } else if (encoded === undefined) at = writeSmallValue(buffer, at, value as number | Uint8Array);
+    else {
+      buffer.set(encoded, at);
+      at += encoded.length;
+    }
+    if (last) buffer[at++] = TRUE;
+    this.used = at;
+    this.batchLength += size;
+    this.releaseLargeEncoder(size);
+    if (last) this.written();
+    else if ((this.pendingValueBytes += size) >= FLUSH_EVERY_VALUE_BYTES) this.flush();
+    else this.schedule();
     return size;
   }
 
@@ -247,6 +302,7 @@ export class FrameWriter {
     if (socket === undefined || this.blocked || socket.destroyed) return;
     if (this.used === 0 && this.full.length === 0) return;
     this.pendingFrames = 0;
+    this.pendingValueBytes = 0;
     let ok = true;
     if (this.removed.length > 0) {
       const data = this.withoutRemoved();
@@ -263,7 +319,9 @@ export class FrameWriter {
       for (const part of this.full) ok = socket.write(part) && ok;
       socket.uncork();
       this.full = [];
-      this.buffer = Buffer.allocUnsafe(CHUNK);
+      // The socket holds views of the buffer until sent: go on in the rest of it (a new one per write
+      // would cost 64 KiB for the few header bytes of a large value).
+      this.buffer = this.buffer.subarray(this.used);
     }
     this.used = 0;
     this.sealed = 0;
@@ -302,6 +360,19 @@ export class FrameWriter {
     this.removedBytes = 0;
     return out;
   }
+}
+
+/** `[3, id, value]` or `[3, id, value, true]` with a valid id: what `writeNext` writes. */
+function isNextFrame(frame: unknown[]): boolean {
+  if (frame[0] !== FrameType.NEXT || (frame.length !== 3 && !(frame.length === 4 && frame[3] === true)))
+    return false;
+  const id = frame[1];
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= 0xffffffff;
+}
+
+/** A string long enough for Node's native encoder (see ENCODE_STRING_NATIVELY_FROM). */
+function isLongString(value: unknown): boolean {
+  return typeof value === 'string' && value.length >= ENCODE_STRING_NATIVELY_FROM;
 }
 
 /**

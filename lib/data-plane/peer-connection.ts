@@ -3,6 +3,7 @@ import tls from 'node:tls';
 import { KableDataPlaneError } from './data-plane-errors.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
+import { readNextFrame } from './next-frame.js';
 import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
 import { LIVENESS_DEFAULTS, PeerLiveness, type LivenessOptions } from './peer-liveness.js';
 import {
@@ -95,7 +96,10 @@ export class PeerConnection {
     private readonly options: PeerConnectionOptions = {},
   ) {
     this.label = `${host}:${port}`;
-    this.decoder = new FrameDecoder(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE);
+    // Values (NEXT frames) are read without the generic codec: see next-frame.ts.
+    this.decoder = new FrameDecoder(options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE, (bytes, start, end) =>
+      readNextFrame(bytes, start, end, this.onNext),
+    );
     this.maxPending = options.maxPending ?? 10_000;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.events = new UnsentEvents(options.eventTimeout ?? 30_000, (event) => {
@@ -443,18 +447,12 @@ export class PeerConnection {
     if (frame.type === FrameType.HELLO) return this.onServerHello(frame.maxFrameSize);
     if (frame.type === FrameType.EVENT || frame.type === FrameType.REQUEST) return;
     if (frame.type === FrameType.PONG || frame.type === FrameType.PING) return; // arrival was the news
+    if (frame.type === FrameType.NEXT) return this.onNext(frame.id, frame.value, frame.last);
     const pending = this.pending.get(frame.id);
     if (pending === undefined) return; // cancelled meanwhile
     if (this.retiring !== undefined) queueMicrotask(() => this.closeIfRetired());
     const observer = pending.observer;
     switch (frame.type) {
-      case FrameType.NEXT:
-        if (frame.last) {
-          this.pending.delete(frame.id);
-          observer?.next(frame.value);
-          observer?.complete();
-        } else observer?.next(frame.value);
-        return;
       case FrameType.COMPLETE:
         this.pending.delete(frame.id);
         observer?.complete();
@@ -481,6 +479,19 @@ export class PeerConnection {
         return;
     }
   }
+
+  /** A value for request `id`; `last`: the reply completes with it. */
+  private readonly onNext = (id: number, value: unknown, last: boolean): void => {
+    const pending = this.pending.get(id);
+    if (pending === undefined) return; // cancelled meanwhile
+    if (this.retiring !== undefined) queueMicrotask(() => this.closeIfRetired());
+    const observer = pending.observer;
+    if (last) {
+      this.pending.delete(id);
+      observer?.next(value);
+      observer?.complete();
+    } else observer?.next(value);
+  };
 
   private fail(error: Error | undefined, departed?: string): void {
     if (this.closed) return;

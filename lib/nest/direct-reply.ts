@@ -33,25 +33,29 @@ export function replyDirectly(result: unknown, reply: ReplyChannel): () => void 
 
 function replyWithStream(stream: Observable<unknown>, reply: ReplyChannel): () => void {
   // The latest value is held until the end of the tick, so that it can carry "last" if the stream
-  // completes meanwhile (one frame instead of two).
-  let held: { value: unknown } | undefined;
+  // completes meanwhile (one frame instead of two). A flag, not a box: nothing is allocated per value.
+  let holding = false;
+  let held: unknown;
   let flushScheduled = false;
   const sendHeld = (last: boolean): void => {
-    if (held === undefined) return;
-    const { value } = held;
+    if (!holding) return;
+    const value = held;
+    holding = false;
     held = undefined;
     reply.next(value, last);
+  };
+  const flushHeld = (): void => {
+    flushScheduled = false;
+    sendHeld(false);
   };
   const subscription = stream.subscribe({
     next: (value) => {
       sendHeld(false);
-      held = { value };
+      held = value;
+      holding = true;
       if (!flushScheduled) {
         flushScheduled = true;
-        process.nextTick(() => {
-          flushScheduled = false;
-          sendHeld(false);
-        });
+        process.nextTick(flushHeld);
       }
     },
     error: (error: unknown) => {
@@ -59,7 +63,7 @@ function replyWithStream(stream: Observable<unknown>, reply: ReplyChannel): () =
       replyError(reply, error);
     },
     complete: () => {
-      if (held !== undefined) sendHeld(true);
+      if (holding) sendHeld(true);
       else reply.complete();
     },
   });

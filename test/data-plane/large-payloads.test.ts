@@ -1,7 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Encoder } from '@msgpack/msgpack';
-import type { Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { DataPlaneServer, type InboundRequest } from '../../lib/data-plane/data-plane-server.js';
 import { FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
 import {
@@ -10,6 +8,7 @@ import {
   SEND_IN_PLACE_FROM,
 } from '../../lib/data-plane/frame-writer.js';
 import { PeerConnection } from '../../lib/data-plane/peer-connection.js';
+import { recordingSocket } from '../support/recording-socket.js';
 
 const MiB = 1024 * 1024;
 const servers: DataPlaneServer[] = [];
@@ -18,23 +17,6 @@ afterEach(async () => {
   for (const connection of connections.splice(0)) connection.close();
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
-
-/** A stand-in socket that records every chunk handed to it (by write or writev), as given. */
-function recordingSocket(): { socket: Socket; chunks: Buffer[] } {
-  const chunks: Buffer[] = [];
-  const sink = new Writable({
-    highWaterMark: 64 * MiB,
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk);
-      done();
-    },
-    writev(entries, done) {
-      for (const { chunk } of entries) chunks.push(chunk as Buffer);
-      done();
-    },
-  });
-  return { socket: sink as unknown as Socket, chunks };
-}
 
 function patterned(size: number): Buffer {
   const bytes = Buffer.allocUnsafe(size);

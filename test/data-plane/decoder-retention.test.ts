@@ -1,0 +1,19 @@
+import { describe, expect, it } from '@jest/globals';
+import { runFixture } from '../support/processes.js';
+
+describe('frame decoder memory', () => {
+  it('lets go of each received chunk once its frames are delivered, also when frames span chunks', async () => {
+    // In a process of its own, started with --expose-gc: what survives forced collections is what the
+    // decoder keeps.
+    const fixture = runFixture('test/data-plane/fixtures/decoder-retention.ts', [], 20_000, undefined, [
+      '--expose-gc',
+    ]);
+    const result = await fixture.ready;
+    await fixture.exited;
+    expect(result.delivered).toBe(59);
+    expect(result.chunks).toBeGreaterThan(140);
+    // Only the chunks holding the unfinished last frame (10 KiB over 4 KiB chunks: at most 4).
+    expect(result.pendingBytes).toBeGreaterThan(0);
+    expect(result.alive).toBeLessThanOrEqual(4);
+  });
+});
