@@ -10,6 +10,7 @@ import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
 import { comparePayloads, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
+import { PAYLOAD_NOTES, STREAM_NOTES, STRING_NOTES } from './report-notes.js';
 import { compareStrings, stringTable } from './strings.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
@@ -122,12 +123,19 @@ const lines = [
   '',
   ...payloadTable(payloads, payloadRepeats),
   '',
+  ...PAYLOAD_NOTES,
+  '',
   ...stringTable(strings, payloadRepeats),
+  '',
+  ...STRING_NOTES,
+  '',
   `Steal while the payload, string and stream rows ran: ${Number.isNaN(payloadStolen) ? 'unknown' : `${fmt(payloadStolen * 100)}%`}; load average at the end: ${loadavg()
     .map((l) => fmt(l, 1))
     .join(' / ')}.`,
   '',
   ...streamTable(streams, streamRepeats),
+  '',
+  ...STREAM_NOTES,
   '',
   ...telemetryTable(telemetry),
   '',

@@ -15,7 +15,7 @@ export interface Child {
  */
 function profiling(): string[] {
   const dir = process.env.BENCH_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=100'] : [];
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
 /** Runs a TypeScript bench script in a fresh process (with the test loader and its network guard). */
