@@ -10,7 +10,7 @@ import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
 import { comparePayloads, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
-import { PAYLOAD_NOTES, STREAM_NOTES, STRING_NOTES } from './report-notes.js';
+import { PAYLOAD_NOTES, SMALL_REQUEST_NOTES, STREAM_NOTES, STRING_NOTES } from './report-notes.js';
 import { compareStrings, stringTable } from './strings.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { stealMeter } from './support.js';
@@ -108,6 +108,8 @@ const lines = [
   `Kable / raw corked, p50: ${transports.perRun.p50VsCorked.map((r) => fmt(r, 2)).join(', ')};`,
   `Kable / Moleculer TCP throughput: ${transports.perRun.throughputVsMoleculer.map((r) => fmt(r, 2)).join(', ')};`,
   `Kable / Nest NATS throughput: ${transports.perRun.throughputVsNats.map((r) => fmt(r, 2)).join(', ')}.`,
+  '',
+  ...SMALL_REQUEST_NOTES,
   '',
   "Peers a user would pick instead (bench/peers/). `moleculer-tcp`: Moleculer 0.15.2's TCP transporter, a",
   "`math` service with a `sum` action on one node and a second node calling `math.sum`, with Moleculer's own",
