@@ -35,6 +35,22 @@ function connect(port: number) {
   return { connection, verdicts };
 }
 
+/**
+ * What a frozen process looks like to a new connection: the kernel accepts it, nobody answers (neither a
+ * hello nor a TLS handshake). Returns its port.
+ */
+async function muteServer(): Promise<number> {
+  const sockets: net.Socket[] = [];
+  const mute = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.resume();
+  });
+  closers.push(() => new Promise((resolve) => mute.close(resolve)));
+  closers.push(() => sockets.forEach((s) => s.destroy()));
+  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  return (mute.address() as net.AddressInfo).port;
+}
+
 describe('data-plane liveness on the wire', () => {
   it('a server busy with a slow request answers PINGs and stays responsive', async () => {
     const server = new DataPlaneServer({
@@ -79,16 +95,7 @@ describe('data-plane liveness on the wire', () => {
   });
 
   it('a server that accepts but never says hello fails the waiting requests as unreachable within the liveness window', async () => {
-    // What a frozen process looks like to a new connection: the kernel accepts it, nobody answers.
-    const sockets: net.Socket[] = [];
-    const mute = net.createServer((socket) => {
-      sockets.push(socket);
-      socket.resume();
-    });
-    closers.push(() => new Promise((resolve) => mute.close(resolve)));
-    closers.push(() => sockets.forEach((s) => s.destroy()));
-    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
-    const connection = new PeerConnection('127.0.0.1', (mute.address() as net.AddressInfo).port, {
+    const connection = new PeerConnection('127.0.0.1', await muteServer(), {
       liveness: FAST,
       connectTimeout: 60_000, // far beyond the test's bound: only the liveness window can end the wait
     });
@@ -103,16 +110,8 @@ describe('data-plane liveness on the wire', () => {
   });
 
   it('over TLS, a server that accepts but never answers the handshake fails the waiting requests within the liveness window', async () => {
-    const sockets: net.Socket[] = [];
-    const mute = net.createServer((socket) => {
-      sockets.push(socket);
-      socket.resume();
-    });
-    closers.push(() => new Promise((resolve) => mute.close(resolve)));
-    closers.push(() => sockets.forEach((s) => s.destroy()));
-    await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
     const channel = secureChannel({ keys: [randomBytes(32)], namespace: 'default' });
-    const connection = new PeerConnection('127.0.0.1', (mute.address() as net.AddressInfo).port, {
+    const connection = new PeerConnection('127.0.0.1', await muteServer(), {
       liveness: FAST,
       connect: channel.connect,
       connectTimeout: 60_000, // far beyond the test's bound: only the liveness window can end the wait
