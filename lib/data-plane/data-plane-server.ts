@@ -269,9 +269,9 @@ class Reply implements ReplyChannel {
   next(value: unknown, last = false): void {
     if (this.done) return;
     if (last) {
-      if (this.connection.reply(this, [FrameType.NEXT, this.id, value, true])) this.connection.finish(this);
+      if (this.connection.replyValue(this, value, true)) this.connection.finish(this);
     } else if (this.connection.streamBacklogged) this.connection.cutStream(this);
-    else this.connection.reply(this, [FrameType.NEXT, this.id, value]);
+    else this.connection.replyValue(this, value, false);
   }
 
   error(error: unknown): void {
@@ -348,7 +348,17 @@ class ServerConnection {
    */
   reply(reply: Reply, frame: unknown[]): boolean {
     if (this.gone) return true;
-    const size = this.writer.write(frame, this.callerMaxFrameSize);
+    return this.sent(reply, this.writer.write(frame, this.callerMaxFrameSize));
+  }
+
+  /** `reply` for a value (a NEXT frame), without building the frame's array: once per stream value. */
+  replyValue(reply: Reply, value: unknown, last: boolean): boolean {
+    if (this.gone) return true;
+    return this.sent(reply, this.writer.writeValue(reply.id, value, last, this.callerMaxFrameSize));
+  }
+
+  /** After a reply frame of `size` bytes was offered to the writer: true if it went, as `reply` says. */
+  private sent(reply: Reply, size: number): boolean {
     if (size <= this.callerMaxFrameSize) {
       this.pauseIfBacklogged();
       return true;

@@ -83,11 +83,6 @@ export class FrameWriter {
     return this.batchLength;
   }
 
-  /** True while the socket refused more (over its high-water mark) and 'drain' has not come yet. */
-  get waitingForDrain(): boolean {
-    return this.blocked;
-  }
-
   /** Starts writing to `socket` (frames written before are sent now). */
   attach(socket: Socket): void {
     this.socket = socket;
@@ -159,6 +154,17 @@ export class FrameWriter {
     this.releaseLargeEncoder(size);
     this.written();
     return size;
+  }
+
+  /**
+   * Queues the NEXT frame `[3, id, value]` (`[3, id, value, true]` when `last`) without its array being
+   * built; returns its size as `write` does.
+   */
+  writeValue(id: number, value: unknown, last: boolean, limit = Infinity): number {
+    // A long string goes the generic way (write, then writeAround): Node's native UTF-8 encoder.
+    if (isLongString(value))
+      return this.write(last ? [FrameType.NEXT, id, value, true] : [FrameType.NEXT, id, value], limit);
+    return this.writeNext(id, value, last, limit);
   }
 
   /**

@@ -178,6 +178,7 @@ export class PeerConnection {
       return noop;
     }
     const id = this.allocateId();
+    // Written out rather than spread from nextSlot(): one object per request, not two (hot path).
     const writer = this.writer;
     const entry: Pending = {
       observer,

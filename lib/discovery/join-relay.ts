@@ -20,7 +20,6 @@ export function parseAddress(value: unknown): UdpTarget | undefined {
  */
 export class JoinRelay {
   private readonly lastRelayed = new Map<string, number>();
-  relayed = 0;
   limited = 0;
 
   constructor(private readonly gap: number) {}
@@ -38,7 +37,6 @@ export class JoinRelay {
       const oldest = this.lastRelayed.keys().next().value;
       if (oldest !== undefined) this.lastRelayed.delete(oldest);
     }
-    this.relayed++;
     return true;
   }
 }

@@ -146,15 +146,9 @@ export class UdpTransport implements DiscoveryTransport {
     const datagram = this.encode(advert);
     for (const target of this.targets()) {
       this.counters.datagramsSent++;
-      socket.send(datagram, target.port, target.host, (error) => {
-        if (error) {
-          this.counters.sendErrors++;
-          this.warnings.count(
-            'sendFailed',
-            `could not send an advert to ${target.host}:${target.port}: ${error.message}`,
-          );
-        }
-      });
+      socket.send(datagram, target.port, target.host, (error) =>
+        this.sendFailed(error, target.host, target.port),
+      );
     }
   }
 
@@ -238,8 +232,13 @@ export class UdpTransport implements DiscoveryTransport {
   }
 
   private encode(advert: Advert): Buffer {
+    return this.envelope(advertToArray(advert));
+  }
+
+  /** [boot, seq, time, ...rest], sealed: every datagram this node sends (advert, gossip, relay). */
+  private envelope(...rest: unknown[]): Buffer {
     this.seq++;
-    return this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), advertToArray(advert)]));
+    return this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), ...rest]));
   }
 
   /** unicast: tells every known peer a sample of the addresses this node knows, so one seed is enough. */
@@ -248,8 +247,7 @@ export class UdpTransport implements DiscoveryTransport {
     if (socket === undefined || this.unicast === undefined) return;
     const sample = this.unicast.sample().map(({ host, port }) => `${host}:${port}`);
     if (sample.length === 0) return;
-    this.seq++;
-    const datagram = this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), null, sample]));
+    const datagram = this.envelope(null, sample);
     for (const target of this.unicast.targets()) {
       this.counters.gossipSent++;
       socket.send(datagram, target.port, target.host, () => undefined);
@@ -340,14 +338,15 @@ export class UdpTransport implements DiscoveryTransport {
       return undefined;
     }
     this.handlers?.advert(advert, { address: from.address, port: from.port });
-    if (this.unicast !== undefined && asksEveryone(advert.probe)) this.relayJoin(body, from);
+    if (this.unicast !== undefined && this.options.listenOnly !== true && asksEveryone(advert.probe))
+      this.relayJoin(body, from);
     return undefined;
   }
 
   private sendFailed(error: Error | null, host: string, port: number): void {
     if (error === null) return;
     this.counters.sendErrors++;
-    this.warnings.count('sendFailed', `could not send to ${host}:${port}: ${error.message}`);
+    this.warnings.count('sendFailed', `could not send an advert to ${host}:${port}: ${error.message}`);
   }
 
   /** unicast: passes a join request on to every address this node knows but the joiner's (JoinRelay). */
@@ -355,8 +354,7 @@ export class UdpTransport implements DiscoveryTransport {
     const socket = this.socket;
     const joiner = `${from.address}:${from.port}`;
     if (socket === undefined || this.unicast === undefined || !this.relay.shouldRelay(joiner)) return;
-    this.seq++;
-    const datagram = this.seal.seal(encodeValue([this.boot, this.seq, Date.now(), body, null, joiner]));
+    const datagram = this.envelope(body, null, joiner);
     // The joiner's advert was checked to fit with room for eight probed peers; a join names one.
     if (datagram.length > MAX_DATAGRAM) return;
     for (const target of this.unicast.targets()) {

@@ -289,9 +289,9 @@ export class KableClientProxy extends ClientProxy {
   ): Promise<void> {
     let peer: PeerRecord | undefined = first;
     // Each replica is tried once: going back to one that just failed would spend a retry for nothing.
-    const tried = new Set<PeerRecord>();
+    // The set is made only on a failure: most events go out at the first try.
+    let tried: Set<PeerRecord> | undefined;
     for (let attempt = 0; ; attempt++) {
-      tried.add(peer);
       trace?.attempt(peer);
       try {
         await this.pool.get(peer).sendEvent(pattern, data, metadata);
@@ -299,7 +299,8 @@ export class KableClientProxy extends ClientProxy {
       } catch (error) {
         const retryable = (error as { retryable?: boolean }).retryable === true;
         if (!retryable || attempt >= this.settings.retries) throw error;
-        peer = this.router.candidates(pattern, 'events').find((p) => p.id === first.id && !tried.has(p));
+        (tried ??= new Set()).add(peer);
+        peer = this.router.candidates(pattern, 'events').find((p) => p.id === first.id && !tried!.has(p));
         if (peer === undefined) throw error;
         trace?.retry(error);
       }

@@ -1,7 +1,7 @@
 import { LIVENESS_DEFAULTS, type LivenessOptions } from '../data-plane/peer-liveness.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
-import { milliseconds } from '../node/validate-options.js';
+import { MAX_TIMER_MS, milliseconds } from '../node/validate-options.js';
 import { CLIENT_DEFAULTS, rejectUnknownOptions, type KableClientOptions } from './kable.options.js';
 
 export interface ResolvedClientSettings {
@@ -15,9 +15,6 @@ export interface ResolvedClientSettings {
   maxPending: number | undefined;
   liveness: LivenessOptions | false;
 }
-
-/** Longest delay a Node timer honours (about 24.8 days); longer ones fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
   if (liveness === false) return false;

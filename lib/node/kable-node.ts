@@ -580,7 +580,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       this.counters.evictions++;
       this.emitSafely('peer:removed', peer, 'timeout');
     }
-    const probe = this.probe.due(this.registry.all(), Date.now());
+    const probe = this.probe.due(this.registry.all(), now);
     if (probe !== undefined) this.send('advertisement', probe);
   }
 

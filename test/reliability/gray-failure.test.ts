@@ -131,7 +131,8 @@ describe('a replica that stops answering (default timings)', () => {
     expect(during).toBeGreaterThanOrEqual(0.5 * before);
     expect([...codes].filter((code) => code !== 'KABLE_TIMEOUT')).toEqual([]);
     // "Within its timeout": the client's timer plus what a loaded machine adds to any timer.
-    expect(slowest).toBeLessThan(TIMEOUT + 250);
+    // A retried or doubled wait would show about 2 × TIMEOUT.
+    expect(slowest).toBeLessThan(TIMEOUT + 1000);
     expect(back - to).toBeLessThanOrEqual(INTERVAL);
     expect(summary.unresponsiveLapses).toBeGreaterThanOrEqual(1);
     expect(await view).toEqual({ unresponsive: [victim], stat: 1 });
