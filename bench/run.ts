@@ -51,7 +51,7 @@ const payloadRepeats = smoke ? 1 : 5;
 const payloadSteal = stealMeter();
 const payloads = await comparePayloads(payloadRepeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
 // Large strings: 64 MiB of UTF-8 per shape and run (smoke: 8 MiB).
-const strings = await compareStrings(payloadRepeats, smoke ? 8 * 1024 * 1024 : 64 * 1024 * 1024);
+const strings = await compareStrings(payloadRepeats, smoke ? 8 * 1024 * 1024 : 64 * 1024 * 1024, smoke);
 const streamRepeats = smoke ? 1 : 5;
 const streams = await compareStreams(streamRepeats, smoke);
 const payloadStolen = payloadSteal();
