@@ -27,12 +27,13 @@ export const STRING_NOTES = [
   'The writer encodes a top-level string of 256 characters or more (a request’s data, a reply or stream',
   'value) with Node’s own UTF-8 encoder rather than the codec, whose JavaScript loop counting a string’s',
   'UTF-8 bytes was half of Kable’s time for these rows; the bytes on the wire are the same, and from 64 KiB',
-  'of UTF-8 the string is a part of its own, not copied into the batch. The receiver decodes each string',
-  'once (the codec’s `TextDecoder`). Before (one run, load about 7) Kable / codec was 0.37, 0.48, 0.71 and',
-  '0.75 for the four rows. At 64 KiB the target is not Kable’s to reach: the socket round trip of a 64 KiB',
-  'frame costs more than encoding and decoding it, and the raw socket sits at about the same fraction of',
-  'the codec’s rate. A string nested in an object still goes through the codec (ad hoc, 1 MiB: Kable /',
-  'codec 0.63 and 0.67); its public API has no hook for a faster string encoder.',
+  'of UTF-8 the string is a part of its own, not copied into the batch. A string inside a value (a field,',
+  'an array element) goes through the codec, whose string method the frame encoder replaces on its own',
+  'instance so that strings of 256 characters or more are counted natively (lib/data-plane/frame-encoder.ts;',
+  'same bytes, checked against the codec in the tests). The receiver decodes each string once (the codec’s',
+  '`TextDecoder`). Before: Kable / codec 0.37, 0.48, 0.71 and 0.75 for the first four rows (one run, load',
+  'about 7); 0.64 and 0.60 for the string in an object (two runs, ad hoc, against 1.29 and 1.27 after). The',
+  '64 KiB row gave 0.74 over 1,024 requests, most of them the child settling, hence its 8,192.',
 ];
 
 export const STREAM_NOTES = [

@@ -1,6 +1,7 @@
 // One large-string run, server and client in this one process:
-// node --expose-gc --import ./scripts/register-ts.js bench/clients/string.ts <kable|raw> <ascii|utf8> <bytes> <requests> [discovery JSON]
-// Each request carries one string of <bytes> UTF-8 bytes; the handler answers its length; 4 requests in flight.
+// node --expose-gc --import ./scripts/register-ts.js bench/clients/string.ts <kable|raw> <ascii|utf8|ascii-field> <bytes> <requests> [discovery JSON]
+// Each request carries one string of <bytes> UTF-8 bytes (ascii-field: as the `text` field of an object);
+// the handler answers its length; 4 requests in flight.
 // The same child also times the MessagePack codec alone on the same request, in rounds alternating with the transport's:
 // prints {"result":{"bytesPerSecond":..,"codecBytesPerSecond":..,"cpuBytesPerSecond":..,"codecCpuBytesPerSecond":..}}
 // (bytes of string per second of wall-clock time and of this process's CPU time, user + system).
@@ -14,6 +15,10 @@ const size = Number(sizeText);
 const requests = Number(requestsText);
 const IN_FLIGHT = 4;
 const text = sample(alphabet === 'utf8', size);
+// In a field, the string is inside a value the codec encodes, not the request's data itself.
+const inField = alphabet.endsWith('-field');
+const pattern = inField ? 'text-field' : 'text';
+const payload: string | { text: string } = inField ? { text } : text;
 const textBytes = Buffer.byteLength(text, 'utf8');
 
 /**
@@ -42,11 +47,11 @@ function sample(multibyte: boolean, bytes: number): string {
 type Call = () => Promise<number>;
 
 async function kable(): Promise<[Call, () => Promise<void>]> {
-  const { client, close } = await kableInProcess(JSON.parse(discoveryJson), 'text', {
+  const { client, close } = await kableInProcess(JSON.parse(discoveryJson), pattern, {
     // 4 x 8 MiB in flight is over the default 32 MiB queued toward one server (maxQueuedBytes): raised here.
     maxQueuedBytes: 64 * 1024 * 1024,
   });
-  return [() => firstValueFrom(client.send<number>('text', text)), close];
+  return [() => firstValueFrom(client.send<number>(pattern, payload)), close];
 }
 
 /**
@@ -58,8 +63,11 @@ function raw(): Promise<[Call, () => Promise<void>]> {
   const encoder = new Encoder();
   const decoder = new Decoder();
   return rawRequests(
-    (body) => (decoder.decode(body) as string).length,
-    () => encoder.encode(text),
+    (body) => {
+      const value = decoder.decode(body) as string | { text: string };
+      return typeof value === 'string' ? value.length : value.text.length;
+    },
+    () => encoder.encode(payload),
   );
 }
 
@@ -74,8 +82,9 @@ function codec(count: number): [number, number] {
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < count; i++) {
-    const value = decoder.decode(encoder.encodeSharedRef([1, i, 'text', text])) as unknown[];
-    if ((value[3] as string).length !== text.length) throw new Error('the codec lost characters');
+    const value = decoder.decode(encoder.encodeSharedRef([1, i, pattern, payload])) as unknown[];
+    const decoded = inField ? (value[3] as { text: string }).text : (value[3] as string);
+    if (decoded.length !== text.length) throw new Error('the codec lost characters');
   }
   const wall = (performance.now() - t0) / 1000;
   const used = process.cpuUsage(cpu);

@@ -18,6 +18,12 @@ export class BenchBytesController {
     return data.length;
   }
 
+  /** The same string as a field of an object: a string the codec meets inside a value (bench/strings.ts). */
+  @MessagePattern('text-field')
+  fieldLength(@Payload() data: { text: string }): number {
+    return data.text.length;
+  }
+
   /** `count` values of `size` bytes (0: the value is the small integer itself), as one stream. */
   @MessagePattern('stream')
   stream(@Payload() { count, size }: { count: number; size: number }): Observable<number | Uint8Array> {

@@ -1,5 +1,5 @@
-import { Encoder } from '@msgpack/msgpack';
 import type { Socket } from 'node:net';
+import { createFrameEncoder } from './frame-encoder.js';
 import { FrameType } from './frames.js';
 import { nextFrameOverhead, smallValueSize, writeNextHead, writeSmallValue } from './next-frame.js';
 
@@ -50,7 +50,7 @@ const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
  * corked (one writev), never joined.
  */
 export class FrameWriter {
-  private encoder = new Encoder({ ignoreUndefined: true });
+  private encoder = createFrameEncoder();
   private buffer = Buffer.allocUnsafe(CHUNK);
   private used = 0;
   /** Start of the bytes of `buffer` not yet listed in `full`. */
@@ -280,7 +280,7 @@ export class FrameWriter {
   }
 
   private releaseLargeEncoder(size: number): void {
-    if (size > KEEP_ENCODER_BELOW) this.encoder = new Encoder({ ignoreUndefined: true });
+    if (size > KEEP_ENCODER_BELOW) this.encoder = createFrameEncoder();
   }
 
   /** Room for `size` more bytes in `buffer` (a new buffer once the current one is full). */
