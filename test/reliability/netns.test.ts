@@ -200,8 +200,11 @@ describeOnLan('Kable on a real four-host LAN in network namespaces', () => {
     const frozen = servedBy(iids[2]);
     await Promise.all([grows(iids[0], 200), grows(iids[1], 200)]);
     expect(servedBy(iids[2])).toBe(frozen);
-    // Requests caught on the dead link time out (the only failures a silent partition can cause).
-    expect(Object.keys(traffic.errors).filter((code) => code !== 'KABLE_TIMEOUT')).toEqual([]);
+    // Requests caught on the dead link time out, or fail as lost once the host is evicted with its
+    // PINGs unanswered (the pool fails them then rather than at their timeout): the only failures a
+    // silent partition can cause. Under load the eviction can come first (seen once in a full run).
+    const linkFailure = (code: string) => code === 'KABLE_TIMEOUT' || code === 'KABLE_PEER_LOST';
+    expect(Object.keys(traffic.errors).filter((code) => !linkFailure(code))).toEqual([]);
     const errorsDuringPartition = Object.values(traffic.errors).reduce((a, b) => a + b, 0);
 
     lan.link(3, true);
@@ -211,7 +214,7 @@ describeOnLan('Kable on a real four-host LAN in network namespaces', () => {
     expect(
       Object.values(traffic.errors).reduce((a, b) => a + b, 0) - errorsDuringPartition,
     ).toBeLessThanOrEqual(4);
-    expect(Object.keys(traffic.errors).filter((code) => code !== 'KABLE_TIMEOUT')).toEqual([]);
+    expect(Object.keys(traffic.errors).filter((code) => !linkFailure(code))).toEqual([]);
     await stopAll();
   }, 60_000);
 
