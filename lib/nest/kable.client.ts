@@ -14,6 +14,7 @@ import { PatternCatalog } from './pattern-catalog.js';
 import { channelFor } from './secure-data-plane.js';
 import { fastPatternRoute } from './pattern-route.js';
 import { PatternRouter } from './pattern-router.js';
+import { RequestDeadlines } from './request-deadlines.js';
 import { validateClientOptions } from './validate-client-options.js';
 
 export type KableClientStatus = 'connected' | 'disconnected';
@@ -36,6 +37,8 @@ export class KableClientProxy extends ClientProxy {
   private readonly pool: PeerPool;
   private readonly catalog: PatternCatalog;
   private readonly router: PatternRouter;
+  /** Every request's `timeout`, on one timer. */
+  private readonly deadlines = new RequestDeadlines((error) => this.deadlineThrew(error));
   private connecting: Promise<void> | undefined;
   private joined = false;
   /** Stops this client's metrics (OpenTelemetry installed only). */
@@ -129,10 +132,27 @@ export class KableClientProxy extends ClientProxy {
     this.unobserve = undefined;
     this.router.dispose();
     this.node.off('peer:removed', this.onPeerRemoved);
+    // Fails the requests sent. Those still waiting for a node keep their deadline (and the one timer,
+    // until the last of them ends), as each kept its own timer before: the list never drops a request.
     this.pool.close();
     uncountClientStats(this.node, this.statsOfClient);
     if (this.ownsNode) await this.node.down();
     this._status$.next('disconnected' satisfies KableClientStatus);
+  }
+
+  /**
+   * Failing a request on its deadline threw (its subscriber is told through rxjs, which reports its own
+   * errors, so this would be Kable's fault): said as a warning, and the other due requests still fail.
+   */
+  private deadlineThrew(error: unknown): void {
+    try {
+      this.node.emit('warning', {
+        code: 'KABLE_LISTENER_ERROR',
+        message: `Failing a request at its timeout threw: ${String(error)}`,
+      });
+    } catch {
+      // A warning listener that throws has nobody left to tell.
+    }
   }
 
   /** Forwards the node's events: peer:added, peer:state, peer:removed, peer:updated, state, error, warning. */
@@ -194,6 +214,7 @@ export class KableClientProxy extends ClientProxy {
       const route = this.normalizePattern(pattern);
       const trace = telemetry.active?.outbound('request', route, packet.metadata);
       const request = new OutboundRequest(
+        this.deadlines,
         this.router,
         this.pool,
         this.settings,

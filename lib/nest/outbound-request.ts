@@ -4,6 +4,7 @@ import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import type { OutboundTrace } from '../telemetry/telemetry.js';
 import type { PatternRouter } from './pattern-router.js';
+import { DeadlineEntry, type RequestDeadlines } from './request-deadlines.js';
 
 export interface RequestSettings {
   pickTimeout: number;
@@ -25,9 +26,10 @@ function isRetryable(error: unknown): boolean {
 /**
  * One `send()`: wait for a node that serves the pattern, send, and retry on the next replica when the
  * request failed before it left (refused, unreachable). A failure after it left is final: the handler
- * may have run, and running it twice is worse than an error. Every wait is bounded by `timeout`.
+ * may have run, and running it twice is worse than an error. Every wait is bounded by `timeout`, kept in
+ * the client's one deadline list rather than a timer per request.
  */
-export class OutboundRequest {
+export class OutboundRequest extends DeadlineEntry {
   private attempts = 0;
   private finished = false;
   private cancelCurrent: (() => void) | undefined;
@@ -36,9 +38,9 @@ export class OutboundRequest {
   private waiting: AbortController | undefined;
   /** True while no node serves the pattern and the request waits for one (nothing is in flight). */
   private waitingForNode = false;
-  private readonly deadline: NodeJS.Timeout;
 
   constructor(
+    private readonly deadlines: RequestDeadlines,
     private readonly router: PatternRouter,
     private readonly pool: PeerPool,
     private readonly settings: RequestSettings,
@@ -49,7 +51,8 @@ export class OutboundRequest {
     /** Its span and metrics, when OpenTelemetry is installed. */
     private readonly trace?: OutboundTrace,
   ) {
-    this.deadline = setTimeout(() => this.onDeadline(), settings.timeout);
+    super();
+    deadlines.add(this, settings.timeout);
   }
 
   start(): void {
@@ -76,9 +79,10 @@ export class OutboundRequest {
 
   /**
    * The whole request's deadline. If it ends the wait for a node, the caller learns that nobody serves
-   * the pattern (KABLE_NO_NODE), not that a server was slow: nothing was in flight.
+   * the pattern (KABLE_NO_NODE), not that a server was slow: nothing was in flight. Called by the
+   * deadline list, which has already taken this request out.
    */
-  private onDeadline(): void {
+  onDeadline(): void {
     const { timeout } = this.settings;
     if (this.waitingForNode) {
       this.fail(this.router.unserved(`pattern "${this.pattern}"`, timeout, 'timeout'));
@@ -97,7 +101,7 @@ export class OutboundRequest {
     if (this.finished) return;
     this.finished = true;
     this.trace?.cancel();
-    clearTimeout(this.deadline);
+    this.deadlines.remove(this);
     this.waiting?.abort();
     this.cancelCurrent?.();
   }
@@ -120,7 +124,7 @@ export class OutboundRequest {
         this.trace?.end();
         if (this.finished) return;
         this.finished = true;
-        clearTimeout(this.deadline);
+        this.deadlines.remove(this);
         this.subscriber.complete();
       },
     });
@@ -147,7 +151,7 @@ export class OutboundRequest {
     if (this.finished) return;
     this.finished = true;
     this.trace?.end(error);
-    clearTimeout(this.deadline);
+    this.deadlines.remove(this);
     this.waiting?.abort();
     this.cancelCurrent?.();
     this.subscriber.error(error);

@@ -17,6 +17,12 @@ function waitingOf(client: KableClientProxy): number {
   return (client as unknown as { router: { waiting: number } }).router.waiting;
 }
 
+/** The client's one deadline list: requests listed, and whether its timer is set. */
+function deadlinesOf(client: KableClientProxy): { size: number; armed: boolean } {
+  const { size, armed } = (client as unknown as { deadlines: { size: number; armed: boolean } }).deadlines;
+  return { size, armed };
+}
+
 function statsOf(app: Parameters<typeof serverOf>[0]): Record<string, number> {
   return serverOf(app).node.stats();
 }
@@ -368,6 +374,34 @@ describe('limits and failures through the proxy', () => {
     }
     await waitUntil(() => ledger.events.length === before + 6, [ledger], ['changed'], 5000, 'six events');
     expect(ledger.events.length).toBe(before + 6);
+  });
+});
+
+describe('request deadlines, one timer per client', () => {
+  it('fails a silent request with KABLE_TIMEOUT while answered ones leave the list', async () => {
+    await cluster.service(MathModule, 'math');
+    const math = cluster.client({ target: 'math', timeout: 300 });
+    await math.whenServed('silent');
+    expect(deadlinesOf(math)).toEqual({ size: 0, armed: false });
+    const silent = firstValueFrom(math.send('silent', {}));
+    // lastValueFrom: its request completes before it is unsubscribed (firstValueFrom cancels first).
+    await Promise.all([1, 2, 3].map(() => lastValueFrom(math.send('who', {}))));
+    expect(deadlinesOf(math)).toEqual({ size: 1, armed: true });
+    await expect(silent).rejects.toMatchObject({
+      code: 'KABLE_TIMEOUT',
+      message: 'Request "silent" did not complete within 300 ms (option: timeout).',
+    });
+    expect(deadlinesOf(math)).toEqual({ size: 0, armed: false });
+  });
+
+  it('keeps no timer once requests have completed, failed or been cancelled', async () => {
+    await cluster.service(MathModule, 'math');
+    const math = cluster.client({ target: 'math' });
+    await math.whenServed('who');
+    await lastValueFrom(math.send('who', {}));
+    await expect(lastValueFrom(math.send('rpc-error', {}))).rejects.toBeDefined();
+    math.send('silent', {}).subscribe().unsubscribe();
+    expect(deadlinesOf(math)).toEqual({ size: 0, armed: false });
   });
 });
 
