@@ -4,6 +4,7 @@ import type { KableWarning } from '../node/errors.js';
 import { WarningLimiter } from '../node/warning-limiter.js';
 import { FrameDecoder, type DecodeFailure } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
+import { readRequestFrame, type RequestHandler } from './request-frame.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
@@ -298,6 +299,15 @@ class ServerConnection {
   private readonly writer = new FrameWriter();
   private readonly replies = new Map<number, Reply>();
   private readonly deliver = (value: unknown): void => this.onValue(value);
+  /** A request read by hand (request-frame.ts), the codec skipped. */
+  private readonly onRequest: RequestHandler = (id, pattern, data, metadata) => {
+    if (this.gone) return;
+    try {
+      this.startRequest(id, pattern, data, metadata);
+    } catch (error) {
+      this.handlerThrew(error);
+    }
+  };
   private caller: CallerIdentity | undefined;
   /** Largest frame the client accepts: from its hello; the default until then. */
   private callerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
@@ -310,7 +320,9 @@ class ServerConnection {
     readonly socket: net.Socket,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.decoder = new FrameDecoder(server.maxFrameSize);
+    this.decoder = new FrameDecoder(server.maxFrameSize, (bytes, start, end) =>
+      readRequestFrame(bytes, start, end, this.onRequest),
+    );
     socket.setNoDelay(true);
     this.writer.attach(socket);
     // First frame out: the largest frame this server accepts, so the client checks sizes before sending.
@@ -450,29 +462,9 @@ class ServerConnection {
     const handler = this.server.handler;
     try {
       switch (frame.type) {
-        case FrameType.REQUEST: {
-          this.server.counters.requests++;
-          if (this.replies.has(frame.id)) {
-            this.server.reject(this, 'duplicateRequestId', `request id ${frame.id} already in flight`);
-            return;
-          }
-          const reply = new Reply(this, frame.id, frame.pattern);
-          if (this.replies.size >= this.server.maxInFlightPerConnection) {
-            reply.refuse('too many requests in flight on this connection');
-            return;
-          }
-          this.replies.set(frame.id, reply);
-          this.server.requestStarted();
-          const request: InboundRequest = { id: frame.id, pattern: frame.pattern, data: frame.data };
-          if (frame.metadata !== undefined) request.metadata = frame.metadata;
-          if (this.caller !== undefined) request.caller = this.caller;
-          const cancel = handler.request(request, reply);
-          if (typeof cancel === 'function') {
-            if (reply.done) return;
-            reply.cancel = cancel;
-          }
+        case FrameType.REQUEST:
+          this.startRequest(frame.id, frame.pattern, frame.data, frame.metadata);
           return;
-        }
         case FrameType.EVENT:
           this.server.counters.events++;
           handler.event(frame.pattern, frame.data, frame.metadata, this.caller);
@@ -497,9 +489,38 @@ class ServerConnection {
           this.server.reject(this, 'unexpectedFrame', `a frame of type ${frame.type} sent to a server`);
       }
     } catch (error) {
-      // A throwing handler must not take the connection (or the process) down with it.
-      this.server.reject(this, 'handlerError', `the handler threw: ${String(error)}`);
+      this.handlerThrew(error);
     }
+  }
+
+  /** A REQUEST frame, whichever way it was read (the codec and parseFrame, or request-frame.ts). */
+  private startRequest(id: number, pattern: string, data: unknown, metadata: Metadata | undefined): void {
+    const handler = this.server.handler;
+    this.server.counters.requests++;
+    if (this.replies.has(id)) {
+      this.server.reject(this, 'duplicateRequestId', `request id ${id} already in flight`);
+      return;
+    }
+    const reply = new Reply(this, id, pattern);
+    if (this.replies.size >= this.server.maxInFlightPerConnection) {
+      reply.refuse('too many requests in flight on this connection');
+      return;
+    }
+    this.replies.set(id, reply);
+    this.server.requestStarted();
+    const request: InboundRequest = { id, pattern, data };
+    if (metadata !== undefined) request.metadata = metadata;
+    if (this.caller !== undefined) request.caller = this.caller;
+    const cancel = handler.request(request, reply);
+    if (typeof cancel === 'function') {
+      if (reply.done) return;
+      reply.cancel = cancel;
+    }
+  }
+
+  /** A throwing handler must not take the connection (or the process) down with it. */
+  private handlerThrew(error: unknown): void {
+    this.server.reject(this, 'handlerError', `the handler threw: ${String(error)}`);
   }
 
   private cancel(reply: Reply): void {

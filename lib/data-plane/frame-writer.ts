@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
 import { createFrameEncoder } from './frame-encoder.js';
-import { FrameType } from './frames.js';
-import { nextFrameOverhead, smallValueSize, writeNextHead, writeSmallValue } from './next-frame.js';
+import { FrameType, isId, type Metadata } from './frames.js';
+import { nextFrameOverhead, writeNextHead } from './next-frame.js';
+import { encodedPattern, requestHeadSize, writeRequestHead } from './request-frame.js';
+import { smallValueSize, writeSmallValue } from './small-values.js';
 
 const CHUNK = 64 * 1024;
 /** After encoding a frame larger than this, the encoder is replaced: it would keep its grown buffer. */
@@ -150,10 +152,7 @@ export class FrameWriter {
       this.buffer.set(body, this.used + 4);
       this.used += size;
     }
-    this.batchLength += size;
-    this.releaseLargeEncoder(size);
-    this.written();
-    return size;
+    return this.queued(size);
   }
 
   /**
@@ -168,8 +167,73 @@ export class FrameWriter {
   }
 
   /**
+   * Queues the REQUEST frame `[1, id, pattern, data]` (`[1, id, pattern, data, metadata]` with metadata)
+   * without its array being built: its head by hand (the pattern's bytes kept from earlier calls), small
+   * data by hand too (see small-values.ts), the rest by the encoder. Returns its size as `write` does.
+   */
+  writeRequest(
+    id: number,
+    pattern: string,
+    data: unknown,
+    metadata: Metadata | undefined,
+    limit = Infinity,
+  ): number {
+    // What write() sends in place or encodes natively (a large binary, a long string) goes its way.
+    if (
+      !isId(id) ||
+      typeof pattern !== 'string' ||
+      isLongString(pattern) ||
+      isLarge(data) ||
+      isLarge(metadata)
+    )
+      return this.write(
+        metadata === undefined
+          ? [FrameType.REQUEST, id, pattern, data]
+          : [FrameType.REQUEST, id, pattern, data, metadata],
+        limit,
+      );
+    const patternBytes = encodedPattern(pattern, this.encoder);
+    const headSize = requestHeadSize(id, patternBytes);
+    // Small data by hand; what follows it (data and metadata, or metadata) in one call to the encoder,
+    // which costs about as much as a small value per call: a pair is the array's header, then the two.
+    let smallSize = smallValueSize(data);
+    let encoded: Uint8Array | undefined;
+    if (smallSize < 0) {
+      smallSize = 0;
+      encoded =
+        metadata === undefined
+          ? this.encoder.encodeSharedRef(data)
+          : this.encoder.encodeSharedRef([data, metadata]).subarray(1);
+    } else if (metadata !== undefined) encoded = this.encoder.encodeSharedRef(metadata);
+    const encodedSize = encoded === undefined ? 0 : encoded.length;
+    const size = 4 + headSize + smallSize + encodedSize;
+    if (size > limit) {
+      this.releaseLargeEncoder(size);
+      return size;
+    }
+    // A large encoding ends the frame: listed as it is, not copied (as write does with one).
+    const part = encoded !== undefined && size > KEEP_ENCODER_BELOW;
+    this.reserve(4 + headSize + smallSize + (part ? 0 : encodedSize));
+    const buffer = this.buffer;
+    let at = buffer.writeUInt32BE(size - 4, this.used);
+    at = writeRequestHead(buffer, at, id, patternBytes, metadata !== undefined);
+    if (smallSize > 0) at = writeSmallValue(buffer, at, data as number | Uint8Array | number[]);
+    if (part) {
+      this.used = at;
+      this.appendPart(encoded!);
+      return this.queued(size);
+    }
+    if (encoded !== undefined) {
+      buffer.set(encoded, at);
+      at += encodedSize;
+    }
+    this.used = at;
+    return this.queued(size);
+  }
+
+  /**
    * A NEXT frame (a stream's value, a reply) written straight into the batch: its array, type and id by
-   * hand, and its value too when it is an integer or a binary (see next-frame.ts), else by the encoder.
+   * hand, and its value too when it is a small one (see small-values.ts), else by the encoder.
    * A large binary or a large encoding is listed as it is, not copied (as in write and writeAround).
    */
   private writeNext(id: number, value: unknown, last: boolean, limit: number): number {
@@ -258,6 +322,14 @@ export class FrameWriter {
       this.used += bytes.length;
     }
     this.batchLength += size;
+    this.written();
+    return size;
+  }
+
+  /** A frame of `size` bytes was put in the batch. */
+  private queued(size: number): number {
+    this.batchLength += size;
+    this.releaseLargeEncoder(size);
     this.written();
     return size;
   }
@@ -379,6 +451,11 @@ function isNextFrame(frame: unknown[]): boolean {
 /** A string long enough for Node's native encoder (see ENCODE_STRING_NATIVELY_FROM). */
 function isLongString(value: unknown): boolean {
   return typeof value === 'string' && value.length >= ENCODE_STRING_NATIVELY_FROM;
+}
+
+/** What write() would not copy whole as an element of a frame: a large binary or a long string. */
+function isLarge(value: unknown): boolean {
+  return isLongString(value) || (value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM);
 }
 
 /**

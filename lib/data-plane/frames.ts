@@ -45,15 +45,15 @@ export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
 /** Pattern strings longer than this are refused as malformed. */
 const MAX_PATTERN_LENGTH = 4096;
 
-function isId(value: unknown): value is number {
+export function isId(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff;
 }
 
-function isPattern(value: unknown): value is string {
+export function isPattern(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_PATTERN_LENGTH;
 }
 
-function isMetadata(value: unknown): value is Metadata | undefined | null {
+export function isMetadata(value: unknown): value is Metadata | undefined | null {
   return value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
 }
 

@@ -191,12 +191,7 @@ export class PeerConnection {
     this.pending.set(id, entry);
     this.unwritten.push(id);
     const limit = this.roomFor();
-    entry.size = this.writer.write(
-      metadata === undefined
-        ? [FrameType.REQUEST, id, pattern, data]
-        : [FrameType.REQUEST, id, pattern, data, metadata],
-      limit,
-    );
+    entry.size = this.writer.writeRequest(id, pattern, data, metadata, limit);
     if (entry.size > limit) {
       // Not queued (so not flushed either): it is still the last one listed.
       this.pending.delete(id);

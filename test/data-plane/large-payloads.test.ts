@@ -1,22 +1,17 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Encoder } from '@msgpack/msgpack';
-import { DataPlaneServer, type InboundRequest } from '../../lib/data-plane/data-plane-server.js';
+import type { InboundRequest } from '../../lib/data-plane/data-plane-server.js';
 import { FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
 import {
   ENCODE_STRING_NATIVELY_FROM,
   FrameWriter,
   SEND_IN_PLACE_FROM,
 } from '../../lib/data-plane/frame-writer.js';
-import { PeerConnection } from '../../lib/data-plane/peer-connection.js';
+import { dataPlanePairs } from '../support/data-plane-pair.js';
 import { recordingSocket } from '../support/recording-socket.js';
 
 const MiB = 1024 * 1024;
-const servers: DataPlaneServer[] = [];
-const connections: PeerConnection[] = [];
-afterEach(async () => {
-  for (const connection of connections.splice(0)) connection.close();
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+const connect = dataPlanePairs();
 
 function patterned(size: number): Buffer {
   const bytes = Buffer.allocUnsafe(size);
@@ -39,18 +34,10 @@ async function roundTrip(
   reply: unknown,
 ): Promise<{ seen: InboundRequest; answer: unknown }> {
   const seen: InboundRequest[] = [];
-  const server = new DataPlaneServer({
-    request(request, channel) {
-      seen.push(request);
-      channel.next(reply, true);
-    },
-    event: () => undefined,
-    describe: () => ({ messages: [], events: [] }),
+  const connection = await connect((request, channel) => {
+    seen.push(request);
+    channel.next(reply, true);
   });
-  servers.push(server);
-  const { port } = await server.listen('127.0.0.1', 0);
-  const connection = new PeerConnection('127.0.0.1', port, {});
-  connections.push(connection);
   const answer = await new Promise<unknown>((resolve, reject) => {
     connection.request('upload', payload, undefined, { next: resolve, error: reject, complete: () => {} });
   });

@@ -1,60 +1,23 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
 import { FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { FrameType, parseFrame } from '../../lib/data-plane/frames.js';
 import { readNextFrame } from '../../lib/data-plane/next-frame.js';
-import { PeerConnection } from '../../lib/data-plane/peer-connection.js';
+import {
+  codecBytes,
+  damage,
+  frameId as id,
+  frameValue as value,
+  inChunk,
+} from '../support/msgpack-arbitraries.js';
+import { dataPlanePairs } from '../support/data-plane-pair.js';
 import { recordingSocket } from '../support/recording-socket.js';
 
-const servers: DataPlaneServer[] = [];
-const connections: PeerConnection[] = [];
-afterEach(async () => {
-  for (const connection of connections.splice(0)) connection.close();
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
+const connect = dataPlanePairs();
 
 const tick = () => new Promise((resolve) => process.nextTick(resolve));
-
-/** What the codec itself writes for `frame`, length prefix included. */
-function codecBytes(frame: unknown[]): Buffer {
-  const body = new Encoder({ ignoreUndefined: true }).encode(frame);
-  const out = Buffer.alloc(body.length + 4);
-  out.writeUInt32BE(body.length, 0);
-  out.set(body, 4);
-  return out;
-}
-
-/** Each MessagePack integer width, at and around its bounds. */
-const bounds = [0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0xffffffff, 0x100000000];
-const id = fc.oneof(
-  fc.constantFrom(0, ...bounds.slice(0, -1)),
-  fc.integer({ min: 0, max: 0x7f }),
-  fc.integer({ min: 0x80, max: 0xffff }),
-  fc.integer({ min: 0x10000, max: 0xffffffff }),
-);
-const value = fc.oneof(
-  fc.constantFrom(
-    ...bounds,
-    ...[0x20, 0x21, 0x80, 0x81, 0x8000, 0x8001, 0x80000000, 0x80000001].map((n) => -n),
-  ),
-  fc.integer({ min: -0x80000000, max: 0xffffffff }),
-  fc.integer({ min: -40_000, max: 40_000 }),
-  fc.maxSafeInteger(),
-  fc.double(),
-  fc.constant(-0),
-  fc.string(),
-  fc.boolean(),
-  fc.constant(null),
-  fc.constant(undefined),
-  fc.uint8Array({ maxLength: 300 }),
-  // Each binary header width, and the in-place size for large ones (made once: cheap to draw).
-  fc.constantFrom(...[0, 255, 256, 65_535, 65_536, 70_000].map((size) => Buffer.alloc(size, size & 0xff))),
-  fc.dictionary(fc.string(), fc.oneof(fc.integer(), fc.string())),
-  fc.array(fc.integer()),
-);
 
 describe('NEXT frames (stream values and replies)', () => {
   it('are written byte for byte as the codec writes the same array', async () => {
@@ -85,23 +48,11 @@ describe('NEXT frames (stream values and replies)', () => {
       fc.tuple(id, value, value).map(([i, v, w]) => [FrameType.NEXT, i, v, w]),
       fc.tuple(id, value).map(([i, v]) => [FrameType.ERROR, i, v]),
     );
-    const damage = fc.oneof(
-      fc.constant((bytes: Buffer) => bytes),
-      fc.nat().map((n) => (bytes: Buffer) => bytes.subarray(0, n % (bytes.length + 1))),
-      fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })).map(([n, byte]) => (bytes: Buffer) => {
-        const copy = Buffer.from(bytes);
-        if (copy.length > 0) copy[n % copy.length] = byte;
-        return copy;
-      }),
-      fc.uint8Array({ minLength: 1, maxLength: 4 }).map((extra) => (bytes: Buffer) => {
-        return Buffer.concat([bytes, extra]);
-      }),
-    );
     fc.assert(
-      fc.property(frame, damage, fc.nat(8), (array, harm, pad) => {
-        // Somewhere inside a larger buffer, as in a received chunk.
+      fc.property(frame, damage, fc.nat(8), fc.nat(3), (array, harm, pad, after) => {
+        // Somewhere inside a larger buffer, as in a received chunk, or at its very end.
         const body = harm(Buffer.from(encoder.encode(array)));
-        const bytes = Buffer.concat([Buffer.alloc(pad, 0xc1), body, Buffer.alloc(3, 0xc1)]);
+        const bytes = inChunk(body, pad, after);
         let read: { id: number; value: unknown; last: boolean } | undefined;
         const took = readNextFrame(bytes, pad, pad + body.length, (i, v, last) => {
           read = { id: i, value: v, last };
@@ -113,6 +64,42 @@ describe('NEXT frames (stream values and replies)', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('an id cut short at the end of the received bytes is left to the codec, not read past the end', () => {
+    const took = (bytes: number[]) => readNextFrame(Buffer.from(bytes), 0, bytes.length, () => undefined);
+    // uint 32, 16 and 8 ids missing their last bytes: reading them would throw out of the socket's handler.
+    expect(took([0x93, 3, 0xce, 0, 0])).toBe(false);
+    expect(took([0x93, 3, 0xce, 0, 0, 0])).toBe(false);
+    expect(took([0x93, 3, 0xcd, 0, 0])).toBe(false);
+    expect(took([0x94, 3, 0xcd, 0xc3])).toBe(false);
+    // The id is whole but the value is missing: only the closing `true` follows it.
+    expect(took([0x94, 3, 0xce, 0, 0, 0, 1, 0xc3])).toBe(false);
+  });
+
+  it('a last byte of 0xc3 is taken as the closing `true` only when the codec reads it so', () => {
+    const read = (bytes: number[]) => {
+      let got: unknown[] | undefined;
+      const took = readNextFrame(Buffer.from(bytes), 0, bytes.length, (i, v, last) => {
+        got = [i, v, last];
+      });
+      return took ? got : false;
+    };
+    // [3, 1, <bin c3>]: the 0xc3 is the binary's byte, not a `true` (a three-element frame).
+    expect(read([0x93, 3, 1, 0xc4, 1, 0xc3])).toEqual([1, Buffer.from([0xc3]), false]);
+    // [3, 1, 1, <bin c3>]: four elements, the fourth is no `true`: parseFrame says not last.
+    expect(read([0x94, 3, 1, 1, 0xc4, 1, 0xc3])).toBe(false);
+    // A binary whose declared length swallows the closing byte: the codec finds the frame short.
+    expect(read([0x94, 3, 1, 0xc4, 2, 7, 0xc3])).toBe(false);
+    // An int list whose last item would be the closing byte.
+    expect(read([0x94, 3, 1, 0x92, 7, 0xc3])).toBe(false);
+    expect(read([0x94, 3, 1, 0x92, 7, 8, 0xc3])).toEqual([1, [7, 8], true]);
+    // [3, 1, 7, false]: four elements, not last.
+    expect(read([0x94, 3, 1, 7, 0xc2])).toBe(false);
+    // A string ending in a cut UTF-8 sequence: the codec completes it with the `true` after it ("À").
+    expect([false, [1, 'À', true]]).toContainEqual(read([0x94, 3, 1, 0xa1, 0xe0, 0xc3]));
+    expect(read([0x93, 3, 1, 0xc3])).toEqual([1, true, false]);
+    expect(read([0x94, 3, 1, 0xc3, 0xc3])).toEqual([1, true, true]);
   });
 
   it("a stream's small values written in one tick leave in one write per 16 KiB, not one per 32 values", async () => {
@@ -173,18 +160,10 @@ describe('NEXT frames (stream values and replies)', () => {
       Buffer.alloc(64 * 1024, 3),
       Buffer.alloc(100_000, 4),
     ];
-    const server = new DataPlaneServer({
-      request(_request, reply) {
-        for (const v of sent.slice(0, -1)) reply.next(v);
-        reply.next(sent.at(-1), true);
-      },
-      event: () => undefined,
-      describe: () => ({ messages: [], events: [] }),
+    const connection = await connect((_request, reply) => {
+      for (const v of sent.slice(0, -1)) reply.next(v);
+      reply.next(sent.at(-1), true);
     });
-    servers.push(server);
-    const { port } = await server.listen('127.0.0.1', 0);
-    const connection = new PeerConnection('127.0.0.1', port, {});
-    connections.push(connection);
     const received = await new Promise<unknown[]>((resolve, reject) => {
       const values: unknown[] = [];
       connection.request('download', null, undefined, {
