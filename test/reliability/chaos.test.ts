@@ -38,17 +38,14 @@ describe('chaos under load', () => {
 
     const total = 20_000;
     const concurrency = 20;
-    // Phases by request number: the SIGKILL of replica 0 when request 4,000 is sent, a fresh replica at
-    // 8,000, the SIGTERM of replica 1 at 12,000. A phase starts with the requests already in flight
-    // when its event happened (the `concurrency` sent before it).
+    // Phases: the SIGKILL of replica 0 when request 4,000 is sent, a fresh replica at 8,000, the SIGTERM of
+    // replica 1 at 12,000. A phase holds the requests sent from its event on and those still in flight
+    // when it happened: under load a slow lane's request can be many numbers older than the last 20 sent.
+    const inFlight = new Set<number>();
+    const phases: Array<{ name: string; from: number; inFlight: Set<number> }> = [];
+    const begin = (name: string, from: number) => phases.push({ name, from, inFlight: new Set(inFlight) });
     const phaseOf = (n: number) =>
-      n <= 4000 - concurrency
-        ? 'calm'
-        : n <= 8000 - concurrency
-          ? 'kill'
-          : n <= 12_000 - concurrency
-            ? 'restart'
-            : 'term';
+      phases.findLast((phase) => n >= phase.from || phase.inFlight.has(n))?.name ?? 'calm';
     const failures: Array<{ n: number; phase: string; code: string; to: string; ms: number }> = [];
     let ok = 0;
     let sent = 0;
@@ -56,9 +53,19 @@ describe('chaos under load', () => {
     const worker = async () => {
       while (sent < total) {
         const n = ++sent;
-        if (n === 4000) replicas[0].child.kill('SIGKILL');
-        if (n === 8000) events.push(start().ready.then((line) => ready.push(line as (typeof ready)[0])));
-        if (n === 12_000) replicas[1].child.kill('SIGTERM');
+        if (n === 4000) {
+          begin('kill', n);
+          replicas[0].child.kill('SIGKILL');
+        }
+        if (n === 8000) {
+          begin('restart', n);
+          events.push(start().ready.then((line) => ready.push(line as (typeof ready)[0])));
+        }
+        if (n === 12_000) {
+          begin('term', n);
+          replicas[1].child.kill('SIGTERM');
+        }
+        inFlight.add(n);
         const begun = performance.now();
         try {
           expect(ready.map((r) => r.iid)).toContain(await firstValueFrom(math.send<string>('who-later', {})));
@@ -68,6 +75,8 @@ describe('chaos under load', () => {
           const port = Number(/connection to [^ ]+:(\d+) /.exec(message ?? '')?.[1]);
           const to = ready.find((r) => r.port === port)?.iid ?? `unknown (${message})`;
           failures.push({ n, phase: phaseOf(n), code: code ?? 'NO_CODE', to, ms: performance.now() - begun });
+        } finally {
+          inFlight.delete(n);
         }
       }
     };
