@@ -231,7 +231,7 @@ export class KableClientProxy extends ClientProxy {
         trace,
       );
       request.start();
-      return () => request.cancel();
+      return request;
     });
     // Once joined, skip the connect step: a deferred promise per request costs a few microtask turns.
     if (this.joined && this.node.state.state !== 'DOWN') return request$;

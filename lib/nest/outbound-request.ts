@@ -1,4 +1,5 @@
-import type { Observer } from 'rxjs';
+import type { Observer, Unsubscribable } from 'rxjs';
+import type { ReplyObserver } from '../data-plane/peer-connection.js';
 import type { PeerPool } from '../data-plane/peer-pool.js';
 import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
@@ -29,7 +30,7 @@ function isRetryable(error: unknown): boolean {
  * may have run, and running it twice is worse than an error. Every wait is bounded by `timeout`, kept in
  * the client's one deadline list rather than a timer per request.
  */
-export class OutboundRequest extends DeadlineEntry {
+export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Unsubscribable {
   private attempts = 0;
   private finished = false;
   private cancelCurrent: (() => void) | undefined;
@@ -96,8 +97,11 @@ export class OutboundRequest extends DeadlineEntry {
     );
   }
 
-  /** The subscriber unsubscribed: stop waiting, and cancel on the server what was sent. */
-  cancel(): void {
+  /**
+   * The subscriber unsubscribed (the request is its Observable's teardown, so rxjs calls this): stop
+   * waiting, and cancel on the server what was sent.
+   */
+  unsubscribe(): void {
     if (this.finished) return;
     this.finished = true;
     this.trace?.cancel();
@@ -112,25 +116,30 @@ export class OutboundRequest extends DeadlineEntry {
     this.peer = peer;
     this.trace?.attempt(peer);
     const connection = this.pool.get(peer);
-    this.cancelCurrent = connection.request(this.pattern, this.data, this.metadata, {
-      next: (value) => {
-        if (this.finished) return;
-        this.trace?.value();
-        this.subscriber.next(value);
-      },
-      error: (error) => this.onError(error),
-      complete: () => {
-        // Also after a cancel: firstValueFrom unsubscribes on the last value, just before this.
-        this.trace?.end();
-        if (this.finished) return;
-        this.finished = true;
-        this.deadlines.remove(this);
-        this.subscriber.complete();
-      },
-    });
+    // The request is its own reply observer: no observer object and closures per attempt. A connection
+    // calls nothing after an error, so a retried request hears only from its current attempt.
+    this.cancelCurrent = connection.request(this.pattern, this.data, this.metadata, this);
   }
 
-  private onError(error: unknown): void {
+  /** A value from the server (ReplyObserver). */
+  next(value: unknown): void {
+    if (this.finished) return;
+    this.trace?.value();
+    this.subscriber.next(value);
+  }
+
+  /** The reply ended (ReplyObserver). */
+  complete(): void {
+    // Also after a cancel: firstValueFrom unsubscribes on the last value, just before this.
+    this.trace?.end();
+    if (this.finished) return;
+    this.finished = true;
+    this.deadlines.remove(this);
+    this.subscriber.complete();
+  }
+
+  /** The attempt failed (ReplyObserver): retried elsewhere when it certainly never reached a handler. */
+  error(error: unknown): void {
     if (this.finished) return;
     this.cancelCurrent = undefined;
     // A node that refused, could not be reached or dropped the connection is skipped until it advertises
