@@ -296,7 +296,8 @@ class Reply implements ReplyChannel {
 
 class ServerConnection {
   private readonly decoder: FrameDecoder;
-  private readonly writer = new FrameWriter();
+  /** Replies leave once per tick, not in slices (see CALLER_SLICE_FRAMES). */
+  private readonly writer = new FrameWriter(Infinity);
   private readonly replies = new Map<number, Reply>();
   private readonly deliver = (value: unknown): void => this.onValue(value);
   /** A request read by hand (request-frame.ts), the codec skipped. */

@@ -30,13 +30,19 @@ const STR16 = 0xda;
 const STR32 = 0xdb;
 const TRUE = 0xc3;
 /**
- * A burst is written in slices of this many frames rather than all at the end of the tick, so the peer
- * starts working on the first slice while this side still produces the rest (both cores busy).
+ * A caller's burst is written in slices of this many frames rather than all at the end of the tick, so
+ * the server starts working on the first slice while the caller still produces the rest (both cores
+ * busy). A server's writer does not slice (`sliceEvery: Infinity`): its replies answer what one read
+ * brought, already a slice of the caller's, and one write per tick is what the corked raw socket does;
+ * slicing there too cost more CPU per request on both sides and some throughput (the write syscall is
+ * about half of each side's busy time): 10 alternating pairs, 60,000 requests with 100 in flight, medians
+ * of server / client CPU 2.16 / 1.98 µs sliced against 2.00 / 1.78 once per tick, throughput 0.92 x.
  */
-const FLUSH_EVERY_FRAMES = 32;
+export const CALLER_SLICE_FRAMES = 32;
 /**
- * A stream's values (NEXT frames before the last) are sliced by bytes instead: a peer spends little on
- * each, so 32 small values would cost a write (a syscall) for a few hundred bytes.
+ * A stream's values (NEXT frames before the last) are sliced by bytes, on either side: a stream made in
+ * one tick starts leaving before it ends, and a peer spends so little on each value that slicing by
+ * frames would cost a write (a syscall) for a few hundred bytes.
  */
 const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
 
@@ -52,6 +58,12 @@ const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
  * corked (one writev), never joined.
  */
 export class FrameWriter {
+  /**
+   * @param sliceEvery frames after which a batch is written before the end of the tick (see
+   *   CALLER_SLICE_FRAMES); Infinity: once per tick.
+   */
+  constructor(private readonly sliceEvery = CALLER_SLICE_FRAMES) {}
+
   private encoder = createFrameEncoder();
   private buffer = Buffer.allocUnsafe(CHUNK);
   private used = 0;
@@ -335,7 +347,7 @@ export class FrameWriter {
   }
 
   private written(): void {
-    if (++this.pendingFrames >= FLUSH_EVERY_FRAMES) this.flush();
+    if (++this.pendingFrames >= this.sliceEvery) this.flush();
     else this.schedule();
   }
 
