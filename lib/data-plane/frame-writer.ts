@@ -208,6 +208,9 @@ export class FrameWriter {
     const headSize = requestHeadSize(id, patternBytes);
     // Small data by hand; what follows it (data and metadata, or metadata) in one call to the encoder,
     // which costs about as much as a small value per call: a pair is the array's header, then the two.
+    // Encoded outside the frame's array, a value may nest one level deeper than the codec's depth limit
+    // (100) allows inside it; such a value is written here where encoding the whole frame would throw
+    // (the NEXT writer does the same). Harmless: the reader has no such limit.
     let smallSize = smallValueSize(data);
     let encoded: Uint8Array | undefined;
     if (smallSize < 0) {
