@@ -191,13 +191,7 @@ export class FrameWriter {
     limit = Infinity,
   ): number {
     // What write() sends in place or encodes natively (a large binary, a long string) goes its way.
-    if (
-      !isId(id) ||
-      typeof pattern !== 'string' ||
-      isLongString(pattern) ||
-      isLarge(data) ||
-      isLarge(metadata)
-    )
+    if (!isId(id) || isLongString(pattern) || isLarge(data) || isLarge(metadata))
       return this.write(
         metadata === undefined
           ? [FrameType.REQUEST, id, pattern, data]
@@ -262,7 +256,7 @@ export class FrameWriter {
       return size;
     }
     let part: Uint8Array | undefined;
-    if (value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM) part = value;
+    if (isLargeBinary(value)) part = value;
     else if (encoded !== undefined && size > KEEP_ENCODER_BELOW) part = encoded;
     this.reserve(part === undefined ? size : 4 + overhead + 5);
     const buffer = this.buffer;
@@ -468,9 +462,14 @@ function isLongString(value: unknown): boolean {
   return typeof value === 'string' && value.length >= ENCODE_STRING_NATIVELY_FROM;
 }
 
+/** A binary sent in place rather than copied into the batch (see SEND_IN_PLACE_FROM). */
+function isLargeBinary(value: unknown): value is Uint8Array {
+  return value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM;
+}
+
 /** What write() would not copy whole as an element of a frame: a large binary or a long string. */
 function isLarge(value: unknown): boolean {
-  return isLongString(value) || (value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM);
+  return isLongString(value) || isLargeBinary(value);
 }
 
 /**
@@ -482,7 +481,7 @@ function largeElementAt(frame: unknown[]): number {
   let longestLength = ENCODE_STRING_NATIVELY_FROM - 1;
   for (let i = 1; i < frame.length; i++) {
     const value = frame[i];
-    if (value instanceof Uint8Array && value.byteLength >= SEND_IN_PLACE_FROM) return i;
+    if (isLargeBinary(value)) return i;
     if (typeof value === 'string' && value.length > longestLength) {
       longest = i;
       longestLength = value.length;

@@ -1,12 +1,12 @@
 import { FrameType } from './frames.js';
 import {
+  frameHeadSize,
+  mayReadOn,
   NOT_READ,
   readOneValue,
-  mayReadOn,
   readTwoValues,
   readUint,
-  uintSize,
-  writeUint,
+  writeFrameHead,
   type Cursor,
 } from './small-values.js';
 
@@ -25,14 +25,12 @@ const TRUE = 0xc3;
 
 /** Bytes of a NEXT frame's body around its value: array header, type, id, and `true` if last. */
 export function nextFrameOverhead(id: number, last: boolean): number {
-  return 2 + uintSize(id) + (last ? 1 : 0);
+  return frameHeadSize(id) + (last ? 1 : 0);
 }
 
 /** Writes a NEXT frame's array header, type and id at `at`; returns where the value goes. */
 export function writeNextHead(target: Buffer, at: number, id: number, last: boolean): number {
-  target[at++] = last ? FIXARRAY_4 : FIXARRAY_3;
-  target[at++] = FrameType.NEXT;
-  return writeUint(target, at, id);
+  return writeFrameHead(target, at, last ? 4 : 3, FrameType.NEXT, id);
 }
 
 export type NextHandler = (id: number, value: unknown, last: boolean) => void;

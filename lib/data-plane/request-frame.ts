@@ -1,12 +1,12 @@
 import type { Encoder } from '@msgpack/msgpack';
 import { FrameType, isMetadata, isPattern, type Metadata } from './frames.js';
 import {
+  frameHeadSize,
   NOT_READ,
   readOneValue,
   readTwoValues,
   readUint,
-  uintSize,
-  writeUint,
+  writeFrameHead,
   type Cursor,
 } from './small-values.js';
 
@@ -40,7 +40,7 @@ export function encodedPattern(pattern: string, encoder: Encoder): Uint8Array {
 
 /** Bytes of a REQUEST frame's body before its data: array header, type, id and pattern. */
 export function requestHeadSize(id: number, pattern: Uint8Array): number {
-  return 2 + uintSize(id) + pattern.length;
+  return frameHeadSize(id) + pattern.length;
 }
 
 /** Writes a REQUEST frame's array header, type, id and pattern at `at`; returns where the data goes. */
@@ -51,9 +51,7 @@ export function writeRequestHead(
   pattern: Uint8Array,
   withMetadata: boolean,
 ): number {
-  target[at++] = withMetadata ? FIXARRAY_5 : FIXARRAY_4;
-  target[at++] = FrameType.REQUEST;
-  at = writeUint(target, at, id);
+  at = writeFrameHead(target, at, withMetadata ? 5 : 4, FrameType.REQUEST, id);
   target.set(pattern, at);
   return at + pattern.length;
 }

@@ -45,6 +45,18 @@ export function writeUint(target: Buffer, at: number, value: number): number {
   return target.writeUInt32BE(value, at + 1);
 }
 
+/** Bytes of a hand-written frame's head: fixarray header, type (a positive fixint), id. */
+export function frameHeadSize(id: number): number {
+  return 2 + uintSize(id);
+}
+
+/** Writes a hand-written frame's head, an array of `length` elements (at most 15), its type and its id. */
+export function writeFrameHead(target: Buffer, at: number, length: number, type: number, id: number): number {
+  target[at] = FIXARRAY | length;
+  target[at + 1] = type;
+  return writeUint(target, at + 2, id);
+}
+
 /** Bytes of an integer as written by `writeInt`, or -1 when the codec must encode it. */
 function intSize(value: number): number {
   if (!Number.isInteger(value) || value < -0x80000000 || value > 0xffffffff || Object.is(value, -0))
