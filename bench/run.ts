@@ -13,7 +13,7 @@ import { compareStreams, streamTable } from './streams.js';
 import { PAYLOAD_NOTES, SMALL_REQUEST_NOTES, STREAM_NOTES, STRING_NOTES } from './report-notes.js';
 import { compareStrings, stringTable } from './strings.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
-import { stealMeter } from './support.js';
+import { median, stealMeter } from './support.js';
 import { compareTransports, KINDS } from './transport.js';
 
 const smoke = process.argv.includes('--smoke');
@@ -78,6 +78,12 @@ const lines = [
   `Each configuration is a fresh server and client process pair on loopback, ${repeats} runs interleaved,`,
   `${fmt(requests)} requests of \`sum\` over 8 numbers with 100 in flight, then sequential latency. Medians shown;`,
   'ratios are taken pair by pair within each run, then the median. This machine is noisy: read the ratios.',
+  transports.pinned
+    ? 'Each server ran on core 0 and its client on core 1 (`taskset`), as two hosts would have a core each; the'
+    : 'The pairs ran unpinned (BENCH_PIN=0, one core, or no `taskset`): the scheduler placed the processes.',
+  ...(transports.pinned
+    ? ['last rows below repeat Kable / raw corked with both pairs left to the scheduler (see the notes).']
+    : []),
   `While these ran, the hypervisor took ${Number.isNaN(stolen) ? 'an unknown share' : `${fmt(stolen * 100)}%`} of the CPU time for other guests (steal, /proc/stat).`,
   '',
   '| transport | throughput (req/s) | p50 (ms) | p99 (ms) | server CPU per request (µs) | client CPU per request (µs) |',
@@ -109,6 +115,15 @@ const lines = [
   `Kable / Moleculer TCP throughput: ${transports.perRun.throughputVsMoleculer.map((r) => fmt(r, 2)).join(', ')};`,
   `Kable / Nest NATS throughput: ${transports.perRun.throughputVsNats.map((r) => fmt(r, 2)).join(', ')}.`,
   '',
+  ...(transports.unpinned === undefined
+    ? []
+    : [
+        '| unpinned (one more pair of each per run, placed by the scheduler) | median | per run |',
+        '| --- | ---: | --- |',
+        `| Kable / raw corked, throughput | ${fmt(median(transports.unpinned.throughput), 2)} | ${transports.unpinned.throughput.map((r) => fmt(r, 2)).join(', ')} |`,
+        `| Kable / raw corked, sequential p50 | ${fmt(median(transports.unpinned.p50), 2)} | ${transports.unpinned.p50.map((r) => fmt(r, 2)).join(', ')} |`,
+        '',
+      ]),
   ...SMALL_REQUEST_NOTES,
   '',
   "Peers a user would pick instead (bench/peers/). `moleculer-tcp`: Moleculer 0.15.2's TCP transporter, a",

@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 
 export interface Child {
@@ -18,16 +19,35 @@ function profiling(): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
-/** Runs a TypeScript bench script in a fresh process (with the test loader and its network guard). */
+/**
+ * Whether a server / client pair can run on a core each (`taskset`, two cores or more). A pair of
+ * processes on loopback is two hosts in miniature: left to the scheduler on this 2-core VM, both sometimes
+ * shared one core for part of a run, and the same transport's throughput swung 200,000–400,000 req/s from
+ * one pair to the next. BENCH_PIN=0 runs unpinned.
+ */
+export function pinningAvailable(): boolean {
+  if (process.env.BENCH_PIN === '0' || availableParallelism() < 2) return false;
+  pinnable ??= spawnSync('taskset', ['-c', '1', process.execPath, '-e', '0']).status === 0;
+  return pinnable;
+}
+let pinnable: boolean | undefined;
+
+/**
+ * Runs a TypeScript bench script in a fresh process (with the test loader and its network guard), on
+ * `core` alone when one is given and pinning is available.
+ */
 export function run(
   file: string,
   args: string[],
   env?: Record<string, string>,
   nodeOptions: string[] = [],
+  core?: number,
 ): Child {
+  const argv = [...nodeOptions, ...profiling(), '--import', './scripts/register-ts.js', file, ...args];
+  const pinned = core !== undefined && pinningAvailable();
   const child = spawn(
-    process.execPath,
-    [...nodeOptions, ...profiling(), '--import', './scripts/register-ts.js', file, ...args],
+    pinned ? 'taskset' : process.execPath,
+    pinned ? ['-c', String(core), process.execPath, ...argv] : argv,
     {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: env === undefined ? process.env : { ...process.env, ...env },

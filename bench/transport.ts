@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { startNatsBroker } from './peers/nats-server.js';
-import { median, run } from './support.js';
+import { median, pinningAvailable, run } from './support.js';
 
 export type Kind = 'kable' | 'kable-tls' | 'nest-tcp' | 'raw' | 'raw-corked' | 'moleculer-tcp' | 'nest-nats';
 export const KINDS: Kind[] = [
@@ -33,17 +33,21 @@ export function loopbackDiscovery() {
   };
 }
 
-/** One configuration, as a fresh server and client process pair. */
+/**
+ * One configuration, as a fresh server and client process pair: the server on core 0 and the client on
+ * core 1 unless `pinned` is false or pinning is not available (see `pinningAvailable`).
+ */
 export async function measure(
   kind: Kind,
   requests: number,
   env?: Record<string, string>,
+  pinned = true,
 ): Promise<TransportFigures> {
   const discovery = JSON.stringify(loopbackDiscovery());
   // Nest's NATS transport needs a broker: a fresh one per pair, stopped even when the run fails.
   const broker = kind === 'nest-nats' ? await startNatsBroker() : undefined;
   try {
-    return await measurePair(kind, requests, discovery, String(broker?.port ?? 0), env);
+    return await measurePair(kind, requests, discovery, String(broker?.port ?? 0), env, pinned);
   } finally {
     await broker?.stop();
   }
@@ -54,16 +58,24 @@ async function measurePair(
   requests: number,
   discovery: string,
   natsPort: string,
-  env?: Record<string, string>,
+  env: Record<string, string> | undefined,
+  pinned: boolean,
 ): Promise<TransportFigures> {
-  const server = run('bench/servers/serve.ts', [kind, discovery, natsPort], env);
+  const [serverCore, clientCore] = pinned ? [0, 1] : [undefined, undefined];
+  const server = run('bench/servers/serve.ts', [kind, discovery, natsPort], env, [], serverCore);
   try {
     const { port } = await server.next('ready');
     const serverCpu = async () => {
       server.send('cpu');
       return Number((await server.next('cpu')).cpu);
     };
-    const client = run('bench/clients/measure.ts', [kind, String(port), discovery, String(requests)], env);
+    const client = run(
+      'bench/clients/measure.ts',
+      [kind, String(port), discovery, String(requests)],
+      env,
+      [],
+      clientCore,
+    );
     await client.next('warm');
     const before = await serverCpu();
     client.send('go');
@@ -116,20 +128,35 @@ const RATIOS: Record<Ratio, [Kind, Kind, Figure]> = {
 };
 
 export interface TransportRuns {
+  /** Whether each pair ran on a core per process (see `pinningAvailable`). */
+  pinned: boolean;
   medians: Record<Kind, TransportFigures>;
   /** Every ratio, one value per run. */
   perRun: Record<Ratio, number[]>;
   /** The median of each ratio's per-run values. */
   ratios: Record<Ratio, number>;
+  /**
+   * Kable / raw corked again with both pairs left to the scheduler, one pair of each per run: what the
+   * pinning changes, reported beside it. Absent when the pairs ran unpinned anyway.
+   */
+  unpinned?: { throughput: number[]; p50: number[] };
 }
 
 /** Every configuration `repeats` times, interleaved; ratios are taken pair by pair within a run. */
 export async function compareTransports(repeats: number, requests: number): Promise<TransportRuns> {
+  const pinned = pinningAvailable();
   const runs: Array<Record<Kind, TransportFigures>> = [];
+  const unpinned = { throughput: [] as number[], p50: [] as number[] };
   for (let i = 0; i < repeats; i++) {
     const figures = {} as Record<Kind, TransportFigures>;
     for (const kind of KINDS) figures[kind] = await measure(kind, requests);
     runs.push(figures);
+    if (pinned) {
+      const kable = await measure('kable', requests, undefined, false);
+      const corked = await measure('raw-corked', requests, undefined, false);
+      unpinned.throughput.push(kable.throughput / corked.throughput);
+      unpinned.p50.push(kable.p50 / corked.p50);
+    }
   }
   const medians = {} as Record<Kind, TransportFigures>;
   for (const kind of KINDS) {
@@ -146,5 +173,5 @@ export async function compareTransports(repeats: number, requests: number): Prom
     perRun[name] = runs.map((r) => r[top][figure] / r[bottom][figure]);
     ratios[name] = median(perRun[name]);
   }
-  return { medians, perRun, ratios };
+  return { pinned, medians, perRun, ratios, unpinned: pinned ? unpinned : undefined };
 }
