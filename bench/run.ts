@@ -46,6 +46,8 @@ if (process.argv.includes('--only=freeze')) {
 const steal = stealMeter();
 const transports = await compareTransports(repeats, requests);
 const stolen = steal();
+/** The pairs ran on a core per process: only then is an unpinned repeat measured beside them. */
+const pinned = transports.unpinned !== undefined;
 // Large binary payloads: 256 MiB moved per size and run (smoke: 8 MiB, just to see it work).
 const payloadRepeats = smoke ? 1 : 5;
 const payloadSteal = stealMeter();
@@ -78,10 +80,10 @@ const lines = [
   `Each configuration is a fresh server and client process pair on loopback, ${repeats} runs interleaved,`,
   `${fmt(requests)} requests of \`sum\` over 8 numbers with 100 in flight, then sequential latency. Medians shown;`,
   'ratios are taken pair by pair within each run, then the median. This machine is noisy: read the ratios.',
-  transports.pinned
+  pinned
     ? 'Each server ran on core 0 and its client on core 1 (`taskset`), as two hosts would have a core each; the'
     : 'The pairs ran unpinned (BENCH_PIN=0, one core, or no `taskset`): the scheduler placed the processes.',
-  ...(transports.pinned
+  ...(pinned
     ? ['last rows below repeat Kable / raw corked with both pairs left to the scheduler (see the notes).']
     : []),
   `While these ran, the hypervisor took ${Number.isNaN(stolen) ? 'an unknown share' : `${fmt(stolen * 100)}%`} of the CPU time for other guests (steal, /proc/stat).`,

@@ -19,6 +19,9 @@ function profiling(): string[] {
   return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
+/** Whether `taskset` works here: checked once. */
+let pinnable: boolean | undefined;
+
 /**
  * Whether a server / client pair can run on a core each (`taskset`, two cores or more). A pair of
  * processes on loopback is two hosts in miniature: left to the scheduler on this 2-core VM, both sometimes
@@ -30,7 +33,6 @@ export function pinningAvailable(): boolean {
   pinnable ??= spawnSync('taskset', ['-c', '1', process.execPath, '-e', '0']).status === 0;
   return pinnable;
 }
-let pinnable: boolean | undefined;
 
 /**
  * Runs a TypeScript bench script in a fresh process (with the test loader and its network guard), on

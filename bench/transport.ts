@@ -128,8 +128,6 @@ const RATIOS: Record<Ratio, [Kind, Kind, Figure]> = {
 };
 
 export interface TransportRuns {
-  /** Whether each pair ran on a core per process (see `pinningAvailable`). */
-  pinned: boolean;
   medians: Record<Kind, TransportFigures>;
   /** Every ratio, one value per run. */
   perRun: Record<Ratio, number[]>;
@@ -137,7 +135,7 @@ export interface TransportRuns {
   ratios: Record<Ratio, number>;
   /**
    * Kable / raw corked again with both pairs left to the scheduler, one pair of each per run: what the
-   * pinning changes, reported beside it. Absent when the pairs ran unpinned anyway.
+   * pinning changes, reported beside it. Absent when the pairs ran unpinned anyway (see `pinningAvailable`).
    */
   unpinned?: { throughput: number[]; p50: number[] };
 }
@@ -173,5 +171,5 @@ export async function compareTransports(repeats: number, requests: number): Prom
     perRun[name] = runs.map((r) => r[top][figure] / r[bottom][figure]);
     ratios[name] = median(perRun[name]);
   }
-  return { pinned, medians, perRun, ratios, unpinned: pinned ? unpinned : undefined };
+  return { medians, perRun, ratios, unpinned: pinned ? unpinned : undefined };
 }
