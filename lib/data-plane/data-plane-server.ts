@@ -5,6 +5,7 @@ import { WarningLimiter } from '../node/warning-limiter.js';
 import { FrameDecoder, type DecodeFailure } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
 import { readRequestFrame, type RequestHandler } from './request-frame.js';
+import { whatCannotBeEncoded } from './unencodable.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
@@ -34,6 +35,21 @@ export interface ReplyChannel {
   refuse(reason: string): void;
   /** True once answered, cancelled or disconnected. */
   readonly closed: boolean;
+  /**
+   * Set when the data plane ended the reply with an error of its own instead of what it was given (a
+   * reply over the caller's maxFrameSize, one MessagePack cannot encode, a stream cut by back-pressure):
+   * the error the caller got. Set before the handler is cancelled.
+   */
+  readonly replacedBy?: ReplacedReply;
+}
+
+/** An error reply the data plane sent in place of the handler's (see `ReplyChannel.replacedBy`). */
+export interface ReplacedReply {
+  status: 'error';
+  code: 'KABLE_PAYLOAD_TOO_LARGE' | 'KABLE_UNENCODABLE' | 'KABLE_BACKPRESSURE';
+  message: string;
+  size?: number;
+  limit?: number;
 }
 
 export interface DataPlaneHandler {
@@ -224,6 +240,11 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     if (this.inFlightCount === 0) this.emit('idle');
   }
 
+  /** @internal A warning, rate-limited per kind (and counted in stats as `dropped.<kind>`). */
+  warn(kind: string, message: string): void {
+    this.warnings.count(kind, message);
+  }
+
   /** @internal */
   reject(connection: ServerConnection, kind: string, reason: string): void {
     this.warnings.count(kind, `Closed a data-plane connection from ${connection.remote}: ${reason}.`);
@@ -256,6 +277,7 @@ function prefixed(counts: Record<string, number>): Record<string, number> {
 class Reply implements ReplyChannel {
   done = false;
   cancel: (() => void) | undefined;
+  replacedBy: ReplacedReply | undefined;
 
   constructor(
     private readonly connection: ServerConnection,
@@ -361,13 +383,49 @@ class ServerConnection {
    */
   reply(reply: Reply, frame: unknown[]): boolean {
     if (this.gone) return true;
-    return this.sent(reply, this.writer.write(frame, this.callerMaxFrameSize));
+    let size: number;
+    try {
+      size = this.writer.write(frame, this.callerMaxFrameSize);
+    } catch (error) {
+      return this.unencodable(reply, 'The error reply to', frame[2], error);
+    }
+    return this.sent(reply, size);
   }
 
   /** `reply` for a value (a NEXT frame), without building the frame's array: once per stream value. */
   replyValue(reply: Reply, value: unknown, last: boolean): boolean {
     if (this.gone) return true;
-    return this.sent(reply, this.writer.writeValue(reply.id, value, last, this.callerMaxFrameSize));
+    let size: number;
+    try {
+      size = this.writer.writeValue(reply.id, value, last, this.callerMaxFrameSize);
+    } catch (error) {
+      return this.unencodable(reply, last ? 'The reply to' : 'A value of the stream', value, error);
+    }
+    return this.sent(reply, size);
+  }
+
+  /**
+   * A reply value the codec threw on (a bigint, a circular object, too deep): the caller gets a
+   * KABLE_UNENCODABLE error instead, saying where in the value, and the handler is cancelled (a stream
+   * unsubscribed); the server warns (rate-limited) and serves on. Nothing of the value reached the batch
+   * (see FrameWriter.encodeFailed). Returns false, as `sent` does for a reply it replaced.
+   */
+  private unencodable(reply: Reply, what: string, value: unknown, cause: unknown): false {
+    this.writer.encodeFailed();
+    const message =
+      `${what} "${reply.pattern}" cannot be encoded as MessagePack ` +
+      `(${whatCannotBeEncoded(cause, [['', value]])}); it was not sent.`;
+    this.server.warn('unencodableReply', `${message} Caller: ${this.remote}.`);
+    this.replace(reply, { status: 'error', code: 'KABLE_UNENCODABLE', message });
+    return false;
+  }
+
+  /** Ends `reply` with the data plane's own error instead of what the handler gave, and cancels it. */
+  private replace(reply: Reply, error: ReplacedReply): void {
+    // Before the cancel: telemetry's cancel hook reads it, to record this error rather than a cancel.
+    reply.replacedBy = error;
+    this.write([FrameType.ERROR, reply.id, error]);
+    this.cancel(reply);
   }
 
   /** After a reply frame of `size` bytes was offered to the writer: true if it went, as `reply` says. */
@@ -377,20 +435,15 @@ class ServerConnection {
       return true;
     }
     this.server.counters.oversizedReplies++;
-    this.write([
-      FrameType.ERROR,
-      reply.id,
-      {
-        status: 'error',
-        code: 'KABLE_PAYLOAD_TOO_LARGE',
-        message:
-          `The reply to "${reply.pattern}" is ${size} bytes, over the ${this.callerMaxFrameSize}-byte limit ` +
-          `of its caller (maxFrameSize); it was not sent.`,
-        size,
-        limit: this.callerMaxFrameSize,
-      },
-    ]);
-    this.cancel(reply);
+    this.replace(reply, {
+      status: 'error',
+      code: 'KABLE_PAYLOAD_TOO_LARGE',
+      message:
+        `The reply to "${reply.pattern}" is ${size} bytes, over the ${this.callerMaxFrameSize}-byte limit ` +
+        `of its caller (maxFrameSize); it was not sent.`,
+      size,
+      limit: this.callerMaxFrameSize,
+    });
     return false;
   }
 
@@ -402,18 +455,13 @@ class ServerConnection {
   /** Ends a stream whose caller does not keep up, and unsubscribes its handler. */
   cutStream(reply: Reply): void {
     this.server.counters.cutStreams++;
-    this.write([
-      FrameType.ERROR,
-      reply.id,
-      {
-        status: 'error',
-        code: 'KABLE_BACKPRESSURE',
-        message:
-          `The stream "${reply.pattern}" was cut: ${this.backlog} reply bytes were waiting for the caller ` +
-          `(maxStreamBacklog ${this.server.maxStreamBacklog}); it does not read as fast as the stream emits.`,
-      },
-    ]);
-    this.cancel(reply);
+    this.replace(reply, {
+      status: 'error',
+      code: 'KABLE_BACKPRESSURE',
+      message:
+        `The stream "${reply.pattern}" was cut: ${this.backlog} reply bytes were waiting for the caller ` +
+        `(maxStreamBacklog ${this.server.maxStreamBacklog}); it does not read as fast as the stream emits.`,
+    });
   }
 
   /** Replies not yet handed to the socket. */

@@ -129,6 +129,15 @@ export class FrameWriter {
     return true;
   }
 
+  /**
+   * The codec threw on a frame (a value MessagePack cannot encode): nothing of that frame is in the batch,
+   * since every write encodes all of a frame before it puts any byte of it there. The encoder, which may
+   * hold a large partial encoding, is replaced.
+   */
+  encodeFailed(): void {
+    this.encoder = createFrameEncoder();
+  }
+
   /** One frame as bytes, outside the batch (for a frame that must go before what is queued). */
   encodeOne(frame: unknown[]): Buffer {
     const body = this.encoder.encode(frame);

@@ -5,6 +5,7 @@ import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
 import { readNextFrame } from './next-frame.js';
 import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
+import { unencodableError } from './unencodable.js';
 import { LIVENESS_DEFAULTS, PeerLiveness, type LivenessOptions } from './peer-liveness.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -78,6 +79,8 @@ export class PeerConnection {
   private unwritten: number[] = [];
   private readonly events: UnsentEvents;
   private nextId = 1;
+  /** Set once request ids wrapped around 2^32: from then on a new id may still be held by a request. */
+  private idsWrapped = false;
   private opened = false;
   /** Largest frame the server accepts, from its hello; nothing is sent before it is known. */
   private serverMaxFrameSize: number | undefined;
@@ -191,7 +194,17 @@ export class PeerConnection {
     this.pending.set(id, entry);
     this.unwritten.push(id);
     const limit = this.roomFor();
-    entry.size = this.writer.writeRequest(id, pattern, data, metadata, limit);
+    try {
+      entry.size = this.writer.writeRequest(id, pattern, data, metadata, limit);
+    } catch (error) {
+      // Data the codec cannot encode (a bigint, a circular object): nothing was queued, and nothing of
+      // the request may stay (a pending entry would count in inFlight and keep PINGs going forever).
+      this.pending.delete(id);
+      this.unwritten.pop();
+      this.writer.encodeFailed();
+      observer.error(unencodableError('Request', pattern, data, metadata, error));
+      return noop;
+    }
     if (entry.size > limit) {
       // Not queued (so not flushed either): it is still the last one listed.
       this.pending.delete(id);
@@ -213,10 +226,18 @@ export class PeerConnection {
     if (this.closed) return Promise.reject(this.unreachable(pattern, 'the connection is closed'));
     const slot = this.nextSlot();
     const limit = this.roomFor();
-    slot.size = this.writer.write(
-      metadata === undefined ? [FrameType.EVENT, pattern, data] : [FrameType.EVENT, pattern, data, metadata],
-      limit,
-    );
+    try {
+      slot.size = this.writer.write(
+        metadata === undefined
+          ? [FrameType.EVENT, pattern, data]
+          : [FrameType.EVENT, pattern, data, metadata],
+        limit,
+      );
+    } catch (error) {
+      // Nothing was queued (see FrameWriter.encodeFailed): the event fails alone, not retried.
+      this.writer.encodeFailed();
+      return Promise.reject(unencodableError('Event', pattern, data, metadata, error));
+    }
     if (slot.size > limit) return Promise.reject(this.refusal('Event', pattern, slot.size));
     this.ensureConnected();
     // Handed to the socket already (the write completed a slice of the batch).
@@ -281,8 +302,15 @@ export class PeerConnection {
   }
 
   private allocateId(): number {
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    let id = this.nextId;
+    // After a wrap, an id still pending (a long-lived stream) is skipped: the server takes a second
+    // request with a live id for a protocol error. Before the first wrap none can be: no lookup then.
+    // At most maxPending ids are pending, so the loop ends.
+    if (this.idsWrapped) while (this.pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+    if (id >= 0xffffffff) {
+      this.nextId = 1;
+      this.idsWrapped = true;
+    } else this.nextId = id + 1;
     return id;
   }
 

@@ -87,12 +87,14 @@ export class TracedReply implements ReplyChannel {
     if (this.inner.closed) return;
     this.values++;
     this.inner.next(value, last);
+    if (this.replaced()) return;
     if (last === true) this.finish(STATUS.OK);
   }
 
   error(error: unknown): void {
     if (this.inner.closed) return;
     this.inner.error(error);
+    if (this.replaced()) return;
     this.finish(error === NO_MESSAGE_HANDLER ? STATUS.NO_HANDLER : STATUS.HANDLER_ERROR, error);
   }
 
@@ -111,17 +113,29 @@ export class TracedReply implements ReplyChannel {
 
   /** The caller cancelled or its connection closed. Not a server error (as gRPC's CANCELLED). */
   cancelled(): void {
-    if (this.ended) return;
+    // The data plane cancels the handler after replacing its reply by an error: that error is the end.
+    if (this.ended || this.replaced()) return;
     this.span?.addEvent(EVENT.CANCELLED);
     this.finish(STATUS.CANCELLED);
   }
 
-  private finish(status: string, error?: unknown): void {
+  /**
+   * Ends the span with the data plane's own error if it replaced the reply (too large, unencodable, a
+   * stream cut by back-pressure): the caller got that error, not the value or a cancel. True if it did.
+   */
+  private replaced(): boolean {
+    const replacedBy = this.inner.replacedBy;
+    if (replacedBy === undefined) return false;
+    this.finish(replacedBy.code, replacedBy, true);
+    return true;
+  }
+
+  private finish(status: string, error?: unknown, replaced = false): void {
     if (this.ended) return;
     this.ended = true;
     // A pattern nobody serves is whatever a caller chose: keep it out of the metrics' attributes.
     const unknown = status === STATUS.NO_HANDLER;
-    const failed = status === STATUS.HANDLER_ERROR || unknown;
+    const failed = replaced || status === STATUS.HANDLER_ERROR || unknown;
     if (this.metered) {
       const { instruments } = this.otel;
       const pattern = this.request.pattern;
