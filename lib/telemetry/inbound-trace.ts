@@ -85,9 +85,10 @@ export class TracedReply implements ReplyChannel {
 
   next(value: unknown, last?: boolean): void {
     if (this.inner.closed) return;
-    this.values++;
     this.inner.next(value, last);
+    // Counted once sent: a value replaced by the data plane's error did not reach the caller.
     if (this.replaced()) return;
+    this.values++;
     if (last === true) this.finish(STATUS.OK);
   }
 

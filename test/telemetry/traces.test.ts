@@ -4,13 +4,17 @@ import { NestFactory } from '@nestjs/core';
 import type { MicroserviceOptions } from '@nestjs/microservices';
 import { SpanKind, SpanStatusCode, context, propagation, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import net from 'node:net';
 import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
+import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
+import { FrameType } from '../../lib/data-plane/frames.js';
 import { MemoryBus } from '../../lib/discovery/memory.transport.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
 import { telemetry } from '../../lib/telemetry/telemetry.js';
 import { waitUntil } from '../support/events.js';
 import { MathLedger, MathModule } from '../nest/fixtures/math.module.js';
+import { UnencodableLedger, UnencodableModule } from '../nest/fixtures/unencodable.module.js';
 import { TracedModule } from './fixtures/traced.module.js';
 import { installOtel, type Otel } from './support/otel.js';
 
@@ -35,13 +39,18 @@ describe('OpenTelemetry traces', () => {
     otel.spans.reset();
   });
 
-  async function service(module: unknown, id: string): Promise<KableServer> {
+  async function service(
+    module: unknown,
+    id: string,
+    options: Partial<ConstructorParameters<typeof KableServer>[0]> = {},
+  ): Promise<KableServer> {
     const server = new KableServer({
       id,
       replica: true,
       host: '127.0.0.1',
       port: 0,
       discovery: discovery(bus),
+      ...options,
     });
     const app = await NestFactory.createMicroservice<MicroserviceOptions>(module as never, {
       strategy: server,
@@ -296,6 +305,63 @@ describe('OpenTelemetry traces', () => {
       'messaging.system': 'kable',
       'messaging.destination.name': 'noted',
       'kable.node.id': 'traced',
+    });
+  });
+
+  describe('a reply the data plane replaced by an error of its own', () => {
+    /** The SERVER span ended with `code` as an error: what the caller got, not OK or CANCELLED. */
+    function expectFailedWith(inbound: ReadableSpan, code: string): void {
+      expect(inbound.status.code).toBe(SpanStatusCode.ERROR);
+      expect(inbound.status.message).toMatch(/cannot be encoded|over the .*-byte limit|was cut/);
+      expect(inbound.attributes['rpc.response.status_code']).toBe(code);
+      expect(inbound.attributes['error.type']).toBe(code);
+      expect(inbound.events.map((e) => e.name)).not.toContain('kable.cancelled');
+    }
+
+    it("records KABLE_PAYLOAD_TOO_LARGE for a reply over the caller's maxFrameSize", async () => {
+      await service(UnencodableModule, 'rows');
+      const proxy = client({ target: 'rows', maxFrameSize: 2048 });
+      await proxy.whenServed('echo');
+      await expect(firstValueFrom(proxy.send('echo', 'x'.repeat(1500).repeat(2)))).rejects.toMatchObject({
+        code: 'KABLE_PAYLOAD_TOO_LARGE',
+      });
+      expectFailedWith(await serverSpan('echo'), 'KABLE_PAYLOAD_TOO_LARGE');
+    });
+
+    it('records KABLE_UNENCODABLE for a reply MessagePack cannot encode, direct or through hooks', async () => {
+      const server = await service(UnencodableModule, 'rows');
+      const proxy = client({ target: 'rows' });
+      await proxy.whenServed('bigint.async');
+      await expect(firstValueFrom(proxy.send('bigint.async', {}))).rejects.toMatchObject({
+        code: 'KABLE_UNENCODABLE',
+      });
+      expectFailedWith(await serverSpan('bigint.async'), 'KABLE_UNENCODABLE');
+      server.setOnProcessingStartHook((_transport, _context, done) => void done());
+      await expect(lastValueFrom(proxy.send('stream', {}))).rejects.toMatchObject({
+        code: 'KABLE_UNENCODABLE',
+      });
+      const stream = await serverSpan('stream');
+      expectFailedWith(stream, 'KABLE_UNENCODABLE');
+      expect(stream.attributes['kable.response.values']).toBe(1); // the unencodable one was not sent
+    });
+
+    it('records KABLE_BACKPRESSURE for a stream cut because its caller stopped reading', async () => {
+      const server = await service(UnencodableModule, 'rows', {
+        writeHighWaterMark: 64 * 1024,
+        maxStreamBacklog: 64 * 1024,
+      });
+      const ledger = apps[0].get(UnencodableLedger);
+      // A caller that sends the request and never reads: the stream's values pile up until it is cut.
+      const socket = net.connect(server.node.port, '127.0.0.1');
+      socket.pause();
+      await new Promise((resolve) => socket.once('connect', resolve));
+      try {
+        socket.write(new FrameWriter().encodeOne([FrameType.REQUEST, 1, 'flood', null]));
+        await waitUntil(() => ledger.unsubscribed === 1, [ledger], ['changed'], 10_000, 'the stream cut');
+        expectFailedWith(await serverSpan('flood'), 'KABLE_BACKPRESSURE');
+      } finally {
+        socket.destroy();
+      }
     });
   });
 });
