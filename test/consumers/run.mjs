@@ -115,9 +115,22 @@ async function serveAndCall(app) {
       throw new Error(
         `${app}: both replicas should serve; served by ${JSON.stringify(result.servedBy)}, replicas ${iids}`,
       );
+    // A handler returning a bigint: a clear error for the caller, and both replicas serve on.
+    for (const error of result.unencodable)
+      if (error?.code !== 'KABLE_UNENCODABLE' || !/\(id: BigInt\)/.test(error.message ?? ''))
+        throw new Error(
+          `${app}: a bigint reply should fail with KABLE_UNENCODABLE, got ${JSON.stringify(error)}`,
+        );
+    if (JSON.stringify(result.servedAfter) !== JSON.stringify(result.servedBy))
+      throw new Error(`${app}: after the bigint replies, served by ${JSON.stringify(result.servedAfter)}`);
+    for (const replica of replicas)
+      if (replica.child.exitCode !== null) throw new Error(`${app}: a replica exited\n${replica.stderr()}`);
     const event = await Promise.any(replicas.map((r) => r.next('event', 10_000)));
     if (event.event.from !== 'caller') throw new Error(`${app}: unexpected event ${JSON.stringify(event)}`);
-    console.log(`${app}: ${result.requests} requests served by both replicas, event delivered`);
+    console.log(
+      `${app}: ${result.requests} requests served by both replicas, bigint replies failed with ` +
+        `KABLE_UNENCODABLE and both replicas served on, event delivered`,
+    );
   } finally {
     await stop(running);
   }

@@ -13,6 +13,16 @@ export class MathController {
     return { sum: numbers.reduce((a, b) => a + b, 0), iid: context.getServingNode().iid };
   }
 
+  /**
+   * What a new user writes without thinking: a row with a bigint column (as Prisma returns one), which
+   * MessagePack cannot encode. The caller must get a clear error and this replica must serve on.
+   */
+  @MessagePattern('row')
+  async row() {
+    await Promise.resolve();
+    return { id: 1n, name: 'row' };
+  }
+
   @EventPattern('noted')
   noted(@Payload() note: { from: string }) {
     received.emit('noted', note);
