@@ -23,7 +23,11 @@ export function replyDirectly(result: unknown, reply: ReplyChannel): () => void 
     else reply.next(value, true);
   };
   if (result instanceof Promise) {
-    result.then(settle, (error: unknown) => replyError(reply, error));
+    // A throw from settle (a subscribe that throws, say) would otherwise be an unhandled rejection,
+    // which ends the process: it is the handler's failure, answered as one.
+    result
+      .then(settle, (error: unknown) => replyError(reply, error))
+      .catch((error: unknown) => replyError(reply, error));
   } else settle(result);
   return () => {
     cancelled = true;
