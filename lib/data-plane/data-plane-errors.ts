@@ -19,6 +19,7 @@ export class KableDataPlaneError extends KableError {
       | 'KABLE_TIMEOUT'
       | 'KABLE_PAYLOAD_TOO_LARGE',
     message: string,
+    /** True when the request certainly never reached a handler: another replica may take it. */
     readonly retryable: boolean,
     options?: { cause?: unknown },
   ) {
