@@ -4,7 +4,7 @@ import type { OverloadOptions } from './overload-monitor.js';
 /** How adverts travel: see DiscoveryOptions.mode. */
 export type DiscoveryMode = 'broadcast' | 'multicast' | 'unicast' | 'redis';
 
-/** How adverts travel. Defaults are listed in the README's options table. */
+/** How adverts travel. Defaults and bounds: docs/configuration.md. */
 export interface DiscoveryOptions {
   /** 'broadcast' (default), 'multicast', 'unicast' or 'redis'. Ignored when `transport` is given. */
   mode?: DiscoveryMode;
