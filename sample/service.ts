@@ -36,7 +36,9 @@ if (role === 'gateway') {
   const web = await NestFactory.create(GatewayModule, { logger: [...logger] });
   if (tracing !== undefined) web.useGlobalInterceptors(new tracing.HttpSpanInterceptor());
   web.enableShutdownHooks();
-  await web.listen(0, '127.0.0.1');
+  // In a container (examples/) the gateway's HTTP port is given, as host:port; here any free one on loopback.
+  const [httpHost, httpPort] = (process.env.KABLE_SAMPLE_HTTP ?? '127.0.0.1:0').split(/:(?=\d+$)/);
+  await web.listen(Number(httpPort), httpHost);
   app = web;
   counters = web.get(GatewayCounters);
   const client = web.get<{ unwrap(): { iid: string }; connect(): Promise<void> }>('CLUSTER');

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ClusterWatcher } from '../lib/watch/cluster-watcher.js';
 import { renderTable } from '../lib/watch/render-table.js';
-import { sampleDiscovery } from './sample-options.js';
+import { sampleDiscovery, serviceArguments } from './sample-options.js';
 import { renderTraceTree } from './trace-tree.js';
 import type { PrintedSpan } from './tracing.js';
 
@@ -51,7 +51,7 @@ const t0 = performance.now();
 
 function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
   const name = role === 'gateway' ? 'gateway' : `${role}#${++counts[role]}`;
-  const child = spawn(process.execPath, ['--import', './scripts/register-ts.js', 'sample/service.ts', role], {
+  const child = spawn(process.execPath, ['--import', './scripts/register-ts.js', ...serviceArguments(role)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env,

@@ -22,6 +22,7 @@ export class KableDataPlaneError extends KableError {
       | 'KABLE_PAYLOAD_TOO_LARGE'
       | 'KABLE_UNENCODABLE',
     message: string,
+    /** True when the request certainly never reached a handler: another replica may take it. */
     readonly retryable: boolean,
     options?: { cause?: unknown },
   ) {

@@ -5,6 +5,7 @@ import type { DiscoveryHandlers, DiscoveryTransport } from '../node/discovery-tr
 import { advertFromArray, advertToArray, decodeValue, encodeValue } from './advert-codec.js';
 import { SEAL_OVERHEAD } from './advert-seal.js';
 
+/** Options of `new MemoryBus(options)`. */
 export interface MemoryBusOptions {
   /** Share of deliveries dropped, 0 to 1 (default 0), drawn per receiver like real UDP loss. */
   loss?: number;
@@ -43,18 +44,26 @@ export interface MemoryBusEvents {
   delivery: [advert: Advert, from: AdvertSource, to: AdvertSource, dropped: boolean];
 }
 
+/** An in-process stand-in for the network (see MemoryBusEvents): for tests and simulations. */
 export class MemoryBus extends EventEmitter<MemoryBusEvents> {
+  /** Share of deliveries dropped, 0 to 1; may be changed while running. */
   loss: number;
+  /** Milliseconds each delivery is delayed; may be changed while running. */
   delay: number;
+  /** Drops the deliveries it returns false for; may be changed while running. */
   filter: MemoryBusOptions['filter'];
+  /** Whether adverts go through the UDP codec. */
   codec: boolean;
+  /** Each receiver's modelled socket buffer, bytes (undefined: unbounded). */
   receiveBuffer: number | undefined;
   private readonly random: () => number;
   private readonly members = new Set<MemoryTransport>();
   private queue: Array<{ advert: Advert; from: MemoryTransport; size: number }> = [];
   private scheduled = false;
   private nextAddress = 1;
+  /** Deliveries made. */
   delivered = 0;
+  /** Deliveries dropped (loss or filter). */
   dropped = 0;
   /** Deliveries dropped because the receiver's buffer was full (see receiveBuffer). */
   overruns = 0;
@@ -69,6 +78,7 @@ export class MemoryBus extends EventEmitter<MemoryBusEvents> {
     this.receiveBuffer = options.receiveBuffer;
   }
 
+  /** A new transport on this bus, to give a node as `discovery.transport`. */
   transport(): DiscoveryTransport {
     return new MemoryTransport(this, { address: 'memory', port: this.nextAddress++ });
   }

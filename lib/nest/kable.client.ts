@@ -17,6 +17,7 @@ import { PatternRouter } from './pattern-router.js';
 import { RequestDeadlines } from './request-deadlines.js';
 import { validateClientOptions } from './validate-client-options.js';
 
+/** The client's status events: connected once its node has joined, disconnected once it left. */
 export type KableClientStatus = 'connected' | 'disconnected';
 
 type Listener = (...args: any[]) => void;
@@ -31,6 +32,7 @@ const DESCRIBE_TIMEOUT = 5000;
  * ClientsModule.register([{ name: 'MATH', customClass: KableClientProxy, options: { target: 'math' } }])
  */
 export class KableClientProxy extends ClientProxy {
+  /** The node this client routes with (its own, or the shared one given as `node`). */
   readonly node: KableNode;
   private readonly ownsNode: boolean;
   private readonly settings: RequestSettings;

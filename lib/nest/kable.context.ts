@@ -11,10 +11,15 @@ export interface KableCaller {
   iid?: string;
 }
 
+/** The node that serves a request, as `KableContext.getServingNode()` gives it. */
 export interface KableServingNode {
+  /** Service id. */
   id: string;
+  /** Instance id. */
   iid: string;
+  /** Data-plane address. */
   host: string;
+  /** Data-plane port. */
   port: number;
 }
 
@@ -32,6 +37,7 @@ export class KableContext extends BaseRpcContext<KableContextArgs> {
     brand(this, 'KableContext');
   }
 
+  /** The pattern of the request, as a route string (`{"cmd":"sum"}` for an object pattern). */
   getPattern(): string {
     return this.args[0];
   }
@@ -41,10 +47,12 @@ export class KableContext extends BaseRpcContext<KableContextArgs> {
     return this.args[1];
   }
 
+  /** Who called: the calling node's id and instance id. */
   getCaller(): KableCaller {
     return this.args[2];
   }
 
+  /** The node serving this request. */
   getServingNode(): KableServingNode {
     return this.args[3];
   }

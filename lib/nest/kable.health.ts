@@ -3,20 +3,27 @@ import type { KableNode } from '../node/kable-node.js';
 import type { KableClientProxy } from './kable.client.js';
 import { KABLE_NODE } from './kable.constants.js';
 
+/** What KableHealthIndicator reports under its key. */
 export interface KableHealthDetails {
+  /** 'up' when the node is RUNNING and every pattern asked about has a RUNNING server. */
   status: 'up' | 'down';
+  /** The node's state. */
   state: string;
+  /** The reason of the node's state, if any. */
   reason?: string;
+  /** How many other nodes this node knows. */
   peers: number;
   /** For each pattern asked about: how many RUNNING nodes serve it now. */
   patterns?: Record<string, number>;
 }
 
+/** Options of `KableHealthIndicator.check()`. */
 export interface KableHealthOptions {
   /** The node to report on (default: KableModule's shared node). */
   node?: KableNode;
   /** Report, for these message patterns, whether a RUNNING node serves them (through this client). */
   client?: KableClientProxy;
+  /** Message patterns that must each have a RUNNING server (with `client`). */
   patterns?: unknown[];
 }
 
@@ -29,6 +36,7 @@ export interface KableHealthOptions {
 export class KableHealthIndicator {
   constructor(@Optional() @Inject(KABLE_NODE) private readonly shared?: KableNode) {}
 
+  /** Reports on the node under `key`, in terminus' format: `{ [key]: { status, state, peers, patterns } }`. */
   check(key = 'kable', options: KableHealthOptions = {}): Record<string, KableHealthDetails> {
     const node = options.node ?? options.client?.unwrap<KableNode>() ?? this.shared;
     if (node === undefined) {

@@ -13,6 +13,7 @@ import { KableNode } from '../node/kable-node.js';
 import type { KableOptions } from '../node/options.js';
 import { KABLE_NODE } from './kable.constants.js';
 
+/** Options of `KableModule.forRoot()`: the node options, its id, and when it joins. */
 export interface KableModuleOptions extends KableOptions {
   /** Service id of the process's node. */
   id: string;
@@ -20,8 +21,11 @@ export interface KableModuleOptions extends KableOptions {
   joinOnBootstrap?: boolean;
 }
 
+/** Options of `KableModule.forRootAsync()`: a factory of KableModuleOptions. */
 export interface KableModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /** Returns the module options; gets the providers listed in `inject`. */
   useFactory: (...args: any[]) => KableModuleOptions | Promise<KableModuleOptions>;
+  /** Providers passed to `useFactory`. */
   inject?: FactoryProvider['inject'];
 }
 
@@ -52,6 +56,7 @@ export class KableModule implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(KABLE_MODULE_OPTIONS) private readonly options: KableModuleOptions,
   ) {}
 
+  /** Provides the process's one node (as KableNode and KABLE_NODE), made from these options. */
   static forRoot(options: KableModuleOptions): DynamicModule {
     return KableModule.withProviders([
       { provide: KABLE_MODULE_OPTIONS, useValue: options },
@@ -59,6 +64,7 @@ export class KableModule implements OnApplicationBootstrap, OnApplicationShutdow
     ]);
   }
 
+  /** As forRoot(), with options from a factory (configuration, secrets). */
   static forRootAsync(options: KableModuleAsyncOptions): DynamicModule {
     return {
       ...KableModule.withProviders([
@@ -78,10 +84,12 @@ export class KableModule implements OnApplicationBootstrap, OnApplicationShutdow
     };
   }
 
+  /** Joins the cluster (unless `joinOnBootstrap: false`). */
   async onApplicationBootstrap(): Promise<void> {
     if (this.options.joinOnBootstrap !== false) await this.node.join(true);
   }
 
+  /** Leaves the cluster, announcing DOWN. */
   async onApplicationShutdown(): Promise<void> {
     await this.node.down('application shutdown');
   }

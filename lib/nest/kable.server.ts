@@ -26,6 +26,7 @@ import {
 } from './kable.options.js';
 import { patternDigest, type PatternCatalogEntry } from './pattern-digest.js';
 
+/** The server's status events: connected once it serves, disconnected once closed. */
 export type KableServerStatus = 'connected' | 'disconnected';
 
 type Listener = (...args: any[]) => void;
@@ -41,6 +42,7 @@ export class KableServer
   implements CustomTransportStrategy
 {
   override readonly transportId = KABLE_TRANSPORT;
+  /** The node this server announces itself with (its own, or the shared one given as `node`). */
   readonly node: KableNode;
   private readonly ownsNode: boolean;
   private readonly dataPlane: DataPlaneServer;

@@ -1,6 +1,7 @@
 import type { Advert, AdvertSource } from './advert.js';
 import type { KableWarning } from './errors.js';
 
+/** What a transport calls back into its node with. */
 export interface DiscoveryHandlers {
   /** A decoded, authenticated advert from another node (a transport may pass the node's own; the node drops those). */
   advert(advert: Advert, source: AdvertSource): void;
@@ -36,6 +37,7 @@ export interface DiscoveryTransport {
   readonly knowsCluster?: boolean;
   /** Sends and resolves once the datagram left (used for the last `unregister`). */
   flush?(advert: Advert): Promise<void>;
+  /** Stops delivering and releases the socket or connection. */
   stop(): Promise<void>;
   /** Counters of what was dropped and why, merged into node.stats(). */
   stats(): Record<string, number>;

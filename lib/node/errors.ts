@@ -8,6 +8,7 @@ export class KableError extends Error {
   }
 
   constructor(
+    /** Stable code to switch on, such as KABLE_TIMEOUT or KABLE_NO_NODE. */
     readonly code: string,
     message: string,
     options?: { cause?: unknown },
@@ -24,7 +25,9 @@ export class KableStateError extends KableError {
   }
 
   constructor(
+    /** The state the node was in. */
     readonly from: NodeState,
+    /** The state it was asked to move to. */
     readonly to: NodeState,
   ) {
     super('KABLE_STATE', `Cannot move a node from ${from} to ${to}.`);
@@ -39,7 +42,9 @@ export class KablePickTimeoutError extends KableError {
   }
 
   constructor(
+    /** The service id that was waited for. */
     readonly serviceId: string,
+    /** How long pick() waited, milliseconds. */
     readonly timeout: number,
   ) {
     super('KABLE_PICK_TIMEOUT', `No RUNNING node "${serviceId}" appeared within ${timeout} ms.`);
@@ -61,7 +66,10 @@ export class KableOptionsError extends KableError {
 
 /** A non-fatal condition worth telling the user about (dropped datagrams, refused connections). */
 export interface KableWarning {
+  /** Stable code of the condition, such as `garbage` or `KABLE_LISTENER_ERROR`. */
   code: string;
+  /** What happened and what to do about it. */
   message: string;
+  /** How many times it happened since the last warning of this code (warnings are rate-limited). */
   count?: number;
 }

@@ -35,18 +35,25 @@ import {
 } from './validate-options.js';
 import { brand } from './brand.js';
 
+/** Events of a node: `node.on(name, listener)`; listeners get the arguments listed. */
 export interface KableNodeEvents {
+  /** A node was heard from for the first time (or again after it was removed). */
   'peer:added': [peer: PeerRecord];
+  /** A peer's state changed. */
   'peer:state': [peer: PeerRecord, previous: NodeState];
+  /** A peer left the registry, and why. */
   'peer:removed': [peer: PeerRecord, reason: RemovalReason];
   /** A peer's address or pattern digest changed without a state change. */
   'peer:updated': [peer: PeerRecord];
   /** This node's own state changed. */
   state: [status: NodeStatus, previous: NodeStatus];
+  /** A cluster-level problem, such as DUPLICATE_NODE_ID; listener errors are caught. */
   error: [error: KableError];
+  /** Something was dropped or refused (rate-limited per code). */
   warning: [warning: KableWarning];
 }
 
+/** Options of `node.pick(id, options)`. */
 export interface PickOptions {
   /** Aborts the wait; the promise rejects with the signal's reason (an AbortError by default). */
   signal?: AbortSignal;
@@ -70,14 +77,21 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     brand(this, 'KableNode');
   }
 
+  /** Service id; replicas share it. */
   readonly id: string;
+  /** Unique instance id of this node, new at every construction. */
   readonly iid = randomUUID();
+  /** Whether other nodes may share `id`. */
   readonly replica: boolean;
+  /** This machine's host name, advertised for people reading tables. */
   readonly hostname = hostname();
+  /** This process id, advertised for people reading tables. */
   readonly pid = process.pid;
   /** Random safe integer (< 2^48); with iid, orders nodes the same way on every peer. */
   readonly index = randomInt(0, 2 ** 48 - 1);
+  /** Nodes only see nodes of their own namespace. */
   readonly namespace: string;
+  /** Free-form data carried in every advert. */
   readonly meta: Record<string, unknown> | undefined;
 
   private currentHost: string;
@@ -158,26 +172,32 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     );
   }
 
+  /** Data-plane address advertised to peers. */
   get host(): string {
     return this.currentHost;
   }
 
+  /** Data-plane port advertised to peers (0 until a server listens). */
   get port(): number {
     return this.currentPort;
   }
 
+  /** Milliseconds since the epoch when the node last came UP. */
   get startedAt(): number {
     return this.startedAtMs;
   }
 
+  /** This node's state, reason and since when. */
   get state(): NodeStatus {
     return this.machine.current;
   }
 
+  /** Milliseconds between periodic adverts, as resolved from the options. */
   get advertiseInterval(): number {
     return this.options.advertiseInterval;
   }
 
+  /** Milliseconds of silence after which a peer is removed, as resolved from the options. */
   get nodeTimeout(): number {
     return this.options.nodeTimeout;
   }
@@ -264,14 +284,17 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     );
   }
 
+  /** Goes RUNNING: back in every rotation. Throws KableStateError from a state that cannot. */
   start(reason?: string): void {
     this.change('RUNNING', reason);
   }
 
+  /** Goes STOPPED: out of every rotation until start(), still a member of the cluster. */
   stop(reason?: string): void {
     this.change('STOPPED', reason);
   }
 
+  /** Goes DOING_SOMETHING: busy, skipped by every balancer until start(). */
   doing(reason?: string): void {
     this.change('DOING_SOMETHING', reason);
   }
@@ -343,6 +366,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.announceChange();
   }
 
+  /** Digest of the patterns this node serves, as advertised. */
   get patterns(): string {
     return this.patternDigest;
   }
@@ -387,6 +411,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     return this.registry.all().filter((peer) => !peer.self);
   }
 
+  /** The node with this instance id, if this node knows it. */
   peer(iid: string): PeerRecord | undefined {
     return this.registry.get(iid);
   }
@@ -401,6 +426,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     this.statsSources.set(name, source);
   }
 
+  /** This node's counters: discovery, dropped datagrams by kind, and its servers' and clients' (prefixed). */
   stats(): Record<string, number> {
     const extra: Record<string, number> = {};
     for (const [name, source] of this.statsSources) {

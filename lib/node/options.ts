@@ -1,9 +1,10 @@
 import type { DiscoveryTransport } from './discovery-transport.js';
 import type { OverloadOptions } from './overload-monitor.js';
 
+/** How adverts travel: see DiscoveryOptions.mode. */
 export type DiscoveryMode = 'broadcast' | 'multicast' | 'unicast' | 'redis';
 
-/** How adverts travel. Defaults are listed in the README's options table. */
+/** How adverts travel. Defaults and bounds: docs/configuration.md. */
 export interface DiscoveryOptions {
   /** 'broadcast' (default), 'multicast', 'unicast' or 'redis'. Ignored when `transport` is given. */
   mode?: DiscoveryMode;
@@ -29,6 +30,7 @@ export interface DiscoveryOptions {
   transport?: DiscoveryTransport;
 }
 
+/** Options of a node: `kable(id, options)`, and the node part of KableServer, KableClientProxy and KableModule options. */
 export interface KableOptions {
   /** Several nodes may share an id only if they are replicas (default false). */
   replica?: boolean;
@@ -44,6 +46,7 @@ export interface KableOptions {
   key?: string;
   /** Key rotation: seal with the first, accept any. Excludes `key`. */
   keys?: string[];
+  /** How the node finds its peers (default: broadcast on UDP port 5000). */
   discovery?: DiscoveryOptions;
   /** Default bound of pick()'s wait, milliseconds (default 300000: five minutes, as in kable). */
   pickTimeout?: number;
@@ -56,12 +59,20 @@ export interface KableOptions {
   busy?: OverloadOptions;
 }
 
+/** Defaults of the node options (see docs/configuration.md). */
 export const DEFAULTS = {
+  /** Milliseconds between periodic adverts. */
   advertiseInterval: 3000,
+  /** nodeTimeout as a multiple of advertiseInterval. */
   nodeTimeoutFactor: 3.5,
+  /** State updates sent per second before they are coalesced. */
   maxUpdatesPerSecond: 20,
+  /** A bare node's pick() wait, milliseconds. */
   pickTimeout: 5 * 60 * 1000,
+  /** pick() calls that may wait at once. */
   maxPickWaiters: 10_000,
+  /** The namespace of nodes that give none. */
   namespace: 'default',
+  /** UDP port of broadcast, multicast and unicast discovery. */
   discoveryPort: 5000,
 } as const;

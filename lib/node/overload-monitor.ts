@@ -2,6 +2,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { busyStateOf } from './busy-state.js';
 import type { NodeControls } from './node-controls.js';
 
+/** Overload detection of the `busy` node option. */
 export interface OverloadOptions {
   /** Event-loop delay (p99 over one check, milliseconds) above which the node turns DOING_SOMETHING. Required. */
   maxEventLoopDelayMs: number;
@@ -12,6 +13,7 @@ export interface OverloadOptions {
    * `recoverChecks` checks in a row (defaults 0.5 and 2), so it does not flap at the threshold.
    */
   recoverRatio?: number;
+  /** Checks in a row under the recovery ratio before the node is RUNNING again (default 2). */
   recoverChecks?: number;
 }
 

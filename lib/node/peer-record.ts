@@ -3,20 +3,35 @@ import type { NodeState } from './states.js';
 
 /** What a node knows of one node of its cluster (itself included). Owned by the registry: read, don't write. */
 export interface PeerRecord {
+  /** Service id; replicas share it. */
   readonly id: string;
+  /** Unique instance id of the node (one per start). */
   readonly iid: string;
+  /** Whether several nodes may share `id`. */
   readonly replica: boolean;
+  /** Data-plane address where the node serves requests. */
   host: string;
+  /** Data-plane port, with `host`. */
   port: number;
+  /** The node's machine host name. */
   hostname: string;
+  /** The node's process id. */
   pid: number;
+  /** Random index that, with `iid`, orders nodes identically on every peer. */
   readonly index: number;
+  /** Milliseconds since the epoch when the node came UP. */
   startedAt: number;
+  /** The node's state as last advertised. */
   state: NodeState;
+  /** Why the node is in its state, if it said. */
   reason?: string;
+  /** When the node entered `state`, milliseconds since the epoch (its clock). */
   since: number;
+  /** Sequence number of the last advert taken in. */
   seq: number;
+  /** Digest of the patterns the node handles; '' when it serves none. */
   patterns: string;
+  /** The node's free-form `meta` option. */
   meta?: Record<string, unknown>;
   /** When the last advert of this peer arrived (local clock, milliseconds). */
   lastSeen: number;

@@ -18,6 +18,7 @@ export type RegistryChange =
   | { kind: 'ignored' }
   | { kind: 'stale' };
 
+/** Why a peer left a registry: it unregistered, was seen DOWN, went silent for nodeTimeout, or lost to an earlier started node with its id. */
 export type RemovalReason = 'unregister' | 'down' | 'timeout' | 'duplicate';
 
 /**

@@ -2,6 +2,7 @@ import { KableOptionsError } from './errors.js';
 import type { KableNode } from './kable-node.js';
 import { milliseconds } from './validate-options.js';
 
+/** Options of `sentinel(id, options)`, besides the node options. */
 export interface SentinelOptions {
   /** Answers whether the watched resource (a database, a queue, an API) is usable. Throwing counts as no. */
   probe: () => boolean | Promise<boolean>;
@@ -23,6 +24,7 @@ export class KableSentinel {
   private readonly probeTimeout: number;
 
   constructor(
+    /** The node whose state follows the probe. */
     readonly node: KableNode,
     private readonly options: SentinelOptions,
   ) {
@@ -43,6 +45,7 @@ export class KableSentinel {
     this.timer.unref();
   }
 
+  /** Stops probing and takes the node DOWN. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;

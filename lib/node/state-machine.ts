@@ -3,8 +3,11 @@ import { canTransition, type NodeState } from './states.js';
 
 /** Where a node is now, why, and since when (milliseconds since the epoch). */
 export interface NodeStatus {
+  /** The current state. */
   readonly state: NodeState;
+  /** Why, as given to stop(), doing() or start(). */
   readonly reason?: string;
+  /** When the node entered the state, milliseconds since the epoch. */
   readonly since: number;
 }
 

@@ -2,7 +2,7 @@ import { Controller, Get, HttpException, Inject, Injectable, Module, Query } fro
 import { ClientsModule, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../../lib/index.js';
-import { sampleNodeOptions } from '../sample-options.js';
+import { sampleClientOptions } from '../sample-options.js';
 
 @Injectable()
 export class Counters {
@@ -52,7 +52,11 @@ export class GatewayController {
 @Module({
   imports: [
     ClientsModule.register([
-      { name: 'CLUSTER', customClass: KableClientProxy, options: { ...sampleNodeOptions(), id: 'gateway' } },
+      {
+        name: 'CLUSTER',
+        customClass: KableClientProxy,
+        options: { ...sampleClientOptions(), id: 'gateway' },
+      },
     ]),
   ],
   controllers: [GatewayController],

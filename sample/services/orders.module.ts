@@ -8,7 +8,7 @@ import {
 } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../../lib/index.js';
-import { sampleNodeOptions } from '../sample-options.js';
+import { sampleClientOptions } from '../sample-options.js';
 
 @Injectable()
 export class Counters {
@@ -47,7 +47,7 @@ export class OrdersController {
       {
         name: 'MATH',
         customClass: KableClientProxy,
-        options: { ...sampleNodeOptions(), id: 'orders-client', target: 'math' },
+        options: { ...sampleClientOptions(), id: 'orders-client', target: 'math' },
       },
     ]),
   ],
