@@ -36,6 +36,25 @@ describe("a full queue toward the client's only replica", () => {
     expect(stats['client.roomWaits']).toBeGreaterThanOrEqual(20);
     expect(stats['client.waitingForRoom']).toBe(0);
   });
+
+  it('leaves no trace when unsubscribed while it waits for room: never sent, the next one goes', async () => {
+    const app = await cluster.service(MathModule, 'math');
+    const ledger = app.get(MathLedger);
+    const client = cluster.client({ target: 'math', maxQueuedBytes: 1024 * KiB });
+    await client.whenServed('who');
+    const blob = Buffer.alloc(600 * KiB, 7);
+    // In one tick: the first fits the 1 MiB queue, the other two wait; the second is given up.
+    const first = firstValueFrom(client.send<string>('who', { blob }));
+    const given = client.send<string>('who', { blob }).subscribe({ error: () => undefined });
+    const third = firstValueFrom(client.send<string>('who', { blob }));
+    expect(client.node.stats()['client.waitingForRoom']).toBe(2);
+    given.unsubscribe();
+    expect(client.node.stats()['client.waitingForRoom']).toBe(1);
+    await Promise.all([first, third]);
+    expect(ledger.served).toBe(2);
+    expect(serverOf(app).node.stats()['dataPlane.cancelled']).toBe(0);
+    expect(client.node.stats()).toMatchObject({ 'client.pending': 0, 'client.waitingForRoom': 0 });
+  });
 });
 
 describe('a request its first replica refuses at once', () => {
@@ -68,6 +87,47 @@ describe('a request its first replica refuses at once', () => {
     // And A, which refused for this caller's own back-pressure, stays in the rotation.
     expect(avoidedBy(client)).toEqual([]);
     a.ledger.release('h');
+    held.unsubscribe();
+  });
+});
+
+describe('a replica that refused a request', () => {
+  it('is skipped for avoidFor (the client nodeTimeout), then serves again with no advert changing', async () => {
+    // One request in flight per connection at most: a second one is answered KABLE_REFUSED.
+    const app = await cluster.service(MathModule, 'math', { maxInFlightPerConnection: 1 });
+    const ledger = app.get(MathLedger);
+    const client = cluster.client({
+      target: 'math',
+      discovery: { ...cluster.discovery(), nodeTimeout: 600 },
+    });
+    await client.whenServed('who');
+    const held = client.send<string>('hold', 'h').subscribe({ error: () => undefined });
+    await waitUntil(
+      () => ledger.gates.has('h'),
+      [ledger],
+      ['changed'],
+      5000,
+      'the replica to hold a request',
+    );
+    const router = (client as unknown as { router: { avoid(iid: string, forMs: number): void } }).router;
+    const avoid = router.avoid.bind(router);
+    const avoided = new Promise<number>((resolve) => {
+      router.avoid = (iid, forMs) => {
+        avoid(iid, forMs);
+        resolve(forMs);
+      };
+    });
+    const who = firstValueFrom(client.send<string>('who', {}));
+    // Refused, so skipped: the retry waits for a node while the replica is avoided.
+    expect(await avoided).toBe(600);
+    const refusedAt = performance.now();
+    expect(avoidedBy(client)).toEqual([serverOf(app).node.iid]);
+    ledger.release('h');
+    // The router's one timer ends the avoidance and wakes the waiting request: served, nothing avoided.
+    expect(await who).toBe(serverOf(app).node.iid);
+    expect(performance.now() - refusedAt).toBeGreaterThanOrEqual(580);
+    expect(avoidedBy(client)).toEqual([]);
+    expect(client.nodesFor('who')).toHaveLength(1);
     held.unsubscribe();
   });
 });
