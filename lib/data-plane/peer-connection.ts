@@ -152,6 +152,11 @@ export class PeerConnection {
     return this.pending.size + this.roomWaiters.length;
   }
 
+  /** Requests waiting for room in the queue. */
+  get waitingForRoom(): number {
+    return this.roomWaiters.length;
+  }
+
   /**
    * False while requests wait for room or the queue is at its cap: a caller with another replica sends
    * there instead. True does not promise that a large request fits.

@@ -76,6 +76,11 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     return this.connections.get(iid)?.hasRoom ?? true;
   }
 
+  /** Requests waiting for room in the queue toward this peer (0 without a connection). */
+  waitingForRoom(iid: string): number {
+    return this.connections.get(iid)?.waitingForRoom ?? 0;
+  }
+
   /** False while the peer does not answer its PINGs. */
   isResponsive(iid: string): boolean {
     return !this.unresponsive.has(iid);

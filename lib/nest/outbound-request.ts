@@ -117,9 +117,9 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     let connection = this.pool.get(peer);
     if (!connection.hasRoom) {
       // Its queue is full (requests wait there for room): another replica with room takes the request,
-      // else it waits for room here, in turn. A full queue is the normal state of a bulk upload, not a
-      // sign that the replica is bad: it is not avoided.
-      const other = this.withRoom(peer);
+      // else it waits for room, in turn, where fewest wait. A full queue is the normal state of a bulk
+      // upload, not a sign that the replica is bad: it is not avoided.
+      const other = this.elsewhere(peer);
       if (other !== undefined) {
         this.peer = peer = other;
         connection = this.pool.get(other);
@@ -134,14 +134,26 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     if (this.attempts === attempt && !this.finished) this.cancelCurrent = cancel;
   }
 
-  /** The next replica in the rotation whose queue has room, if any but `full` serves the pattern. */
-  private withRoom(full: PeerRecord): PeerRecord | undefined {
+  /**
+   * Where to send instead of `full`, whose queue is full: the next replica in the rotation with room;
+   * else the one where fewest requests wait for room, if fewer than at `full` (a replica that stopped
+   * reading keeps its line, one that reads shortens it); else none.
+   */
+  private elsewhere(full: PeerRecord): PeerRecord | undefined {
     const count = this.router.candidates(this.pattern, 'messages').length;
+    let shortest: PeerRecord | undefined;
+    let fewest = this.pool.waitingForRoom(full.iid);
     for (let i = 1; i < count; i++) {
       const other = this.router.next(this.pattern);
-      if (other !== undefined && other !== full && this.pool.hasRoom(other.iid)) return other;
+      if (other === undefined || other === full) continue;
+      if (this.pool.hasRoom(other.iid)) return other;
+      const waiting = this.pool.waitingForRoom(other.iid);
+      if (waiting < fewest) {
+        fewest = waiting;
+        shortest = other;
+      }
     }
-    return undefined;
+    return shortest;
   }
 
   /** A value from the server (ReplyObserver). */
