@@ -28,7 +28,8 @@ export interface PeerConnectionOptions {
    * Bytes queued for this peer and not yet sent (default 32 MiB). A request that does not fit waits for
    * room, in order (see PeerConnection.request); an event that does not fit fails at once with
    * KABLE_BACKPRESSURE (retryable: nothing was sent). A request or event larger than this whole cap
-   * fails at once with KABLE_PAYLOAD_TOO_LARGE. Encoded bytes per peer never exceed it.
+   * fails at once with KABLE_PAYLOAD_TOO_LARGE. Encoded requests and events per peer stay within it
+   * (control frames, a few bytes each, are let through); what waits is not encoded.
    */
   maxQueuedBytes?: number;
   /** Milliseconds an event may wait to be handed to the socket before it fails with KABLE_TIMEOUT (default 30000). */
@@ -86,8 +87,9 @@ export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
  *
  * Limits: each side tells the other the largest frame it accepts in its hello; frames are sent only
  * once the server's is known, and one over it fails alone (KABLE_PAYLOAD_TOO_LARGE) instead of
- * breaking the connection. Unsent bytes are capped (maxQueuedBytes), and a request or event taken
- * back before it was sent (cancelled, timed out) leaves the queue without a trace on the wire.
+ * breaking the connection. Unsent bytes are capped (maxQueuedBytes: a request that does not fit waits
+ * for room, in order, unencoded), and a request or event taken back before it was sent (cancelled,
+ * timed out) leaves the queue without a trace on the wire.
  */
 export class PeerConnection {
   private socket: net.Socket | undefined;
@@ -309,7 +311,18 @@ export class PeerConnection {
       this.pending.set(id, entry);
       this.unwritten.push(id);
       const limit = this.roomFor();
-      entry.size = this.writer.writeRequest(id, waiter.pattern, waiter.data, waiter.metadata, limit);
+      try {
+        entry.size = this.writer.writeRequest(id, waiter.pattern, waiter.data, waiter.metadata, limit);
+      } catch (error) {
+        // Data the codec cannot encode: encoded only now (it waited behind others), from a socket
+        // callback, so it fails this request alone instead of escaping into the event loop. The codec
+        // throws before anything is written to the batch.
+        this.pending.delete(id);
+        this.unwritten.pop();
+        waiters.shift();
+        waiter.observer.error(error);
+        continue;
+      }
       if (entry.size > limit) {
         this.pending.delete(id);
         this.unwritten.pop();

@@ -98,6 +98,27 @@ describe('a request that does not fit the queue', () => {
     expect(connection.holding).toMatchObject({ pending: 0, waitingForRoom: 0 });
   });
 
+  it('whose data cannot be encoded fails alone when its turn comes; those behind it go on', async () => {
+    const { port, arrived } = await start();
+    const connection = connect(port, { maxQueuedBytes: 1 * MiB });
+    const first = send(connection, 0, 600 * KiB);
+    const second = send(connection, 1, 600 * KiB);
+    // Waits behind the second, so it is encoded only when room comes: from a socket callback.
+    const unencodable = new Promise((resolve, reject) => {
+      connection.request('tagged', { id: 1n }, undefined, {
+        next: resolve,
+        error: reject,
+        complete: () => undefined,
+      });
+    });
+    const last = send(connection, 3, 10);
+    expect(connection.holding.waitingForRoom).toBe(3);
+    await expect(unencodable).rejects.toThrow(/bigint|BigInt/);
+    expect(await Promise.all([first.reply, second.reply, last.reply])).toEqual([0, 1, 3]);
+    expect(arrived).toEqual([0, 1, 3]);
+    expect(connection.holding).toMatchObject({ pending: 0, waitingForRoom: 0 });
+  });
+
   it('fails at once, with its size and the cap, when it is larger than the whole queue', () => {
     const connection = connect(1, { maxQueuedBytes: 1 * MiB });
     let failure: any;
