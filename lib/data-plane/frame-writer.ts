@@ -86,6 +86,12 @@ export class FrameWriter {
   batch = 0;
   /** Called after each write with nothing left queued: lets the owner settle "written" promises. */
   onFlush: (() => void) | undefined;
+  /**
+   * Called when a write has left the socket for the kernel (its write callback): the socket's buffer
+   * shrank, so an owner capping queued bytes may queue more. Once per write, not per frame.
+   */
+  onSent: (() => void) | undefined;
+  private readonly sent = (): void => this.onSent?.();
 
   /** Bytes encoded but not yet handed to the socket. */
   get queuedBytes(): number {
@@ -400,19 +406,22 @@ export class FrameWriter {
     this.pendingFrames = 0;
     this.pendingValueBytes = 0;
     let ok = true;
+    const sent = this.onSent === undefined ? undefined : this.sent;
     if (this.removed.length > 0) {
       const data = this.withoutRemoved();
       this.full = [];
       if (this.buffer.length > CHUNK) this.buffer = Buffer.allocUnsafe(CHUNK);
-      if (data.length > 0) ok = socket.write(data);
+      if (data.length > 0) ok = socket.write(data, sent);
     } else if (this.full.length === 0) {
       // The socket keeps what it is given until sent: hand it a copy and reuse the buffer.
-      ok = socket.write(Buffer.from(this.buffer.subarray(0, this.used)));
+      ok = socket.write(Buffer.from(this.buffer.subarray(0, this.used)), sent);
     } else {
       if (this.used > this.sealed) this.full.push(this.buffer.subarray(this.sealed, this.used));
       // Corked, the parts leave in one writev: no copy of a large part to join them.
       socket.cork();
-      for (const part of this.full) ok = socket.write(part) && ok;
+      const last = this.full.length - 1;
+      for (let i = 0; i < last; i++) ok = socket.write(this.full[i]) && ok;
+      ok = socket.write(this.full[last], sent) && ok;
       socket.uncork();
       this.full = [];
       // The socket holds views of the buffer until sent: go on in the rest of it (a new one per write

@@ -26,9 +26,11 @@ export interface PeerConnectionOptions {
   /** Largest frame accepted from the server, bytes (default 16 MiB); told to the server in the hello. */
   maxFrameSize?: number;
   /**
-   * Bytes queued for this peer and not yet sent (default 32 MiB). Past it, requests and events fail at
-   * once with KABLE_BACKPRESSURE (retryable: nothing was sent); one frame is always let through into an
-   * empty queue, so memory per peer is bounded by this plus one frame.
+   * Bytes queued for this peer and not yet sent (default 32 MiB). A request that does not fit waits for
+   * room, in order (see PeerConnection.request); an event that does not fit fails at once with
+   * KABLE_BACKPRESSURE (retryable: nothing was sent). A request or event larger than this whole cap
+   * fails at once with KABLE_PAYLOAD_TOO_LARGE. Encoded requests and events per peer stay within it
+   * (control frames, a few bytes each, are let through); what waits is not encoded.
    */
   maxQueuedBytes?: number;
   /** Milliseconds an event may wait to be handed to the socket before it fails with KABLE_TIMEOUT (default 30000). */
@@ -37,7 +39,10 @@ export interface PeerConnectionOptions {
   connectTimeout?: number;
   /** Sent first, so the server knows which node calls. */
   hello?: CallerIdentity;
-  /** Most requests pending on this connection, queued or in flight (default 10000); more fail at once. */
+  /**
+   * Most requests pending on this connection, queued, in flight or waiting for room (default 10000);
+   * more fail at once with KABLE_BACKPRESSURE.
+   */
   maxPending?: number;
   /** Opens the socket (TLS plugs in here). Default: plain TCP. */
   connect?: (host: string, port: number) => net.Socket;
@@ -59,6 +64,21 @@ interface Pending extends QueuedFrame {
   describe?: (lists: PatternLists) => void;
 }
 
+/**
+ * A request waiting for room in the queue toward the peer. It is not encoded while it waits (it holds
+ * only what its caller passed), so what waits costs no memory of its own beyond this record.
+ */
+interface RoomWaiter {
+  pattern: string;
+  data: unknown;
+  metadata: Metadata | undefined;
+  observer: ReplyObserver;
+  /** Its encoded size once tried (0 before): not tried again until that much room is free. */
+  size: number;
+  /** Its request id once it left the wait and was queued (0 while waiting). */
+  id: number;
+}
+
 export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 
 /**
@@ -68,8 +88,9 @@ export const DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024;
  *
  * Limits: each side tells the other the largest frame it accepts in its hello; frames are sent only
  * once the server's is known, and one over it fails alone (KABLE_PAYLOAD_TOO_LARGE) instead of
- * breaking the connection. Unsent bytes are capped (maxQueuedBytes), and a request or event taken
- * back before it was sent (cancelled, timed out) leaves the queue without a trace on the wire.
+ * breaking the connection. Unsent bytes are capped (maxQueuedBytes: a request that does not fit waits
+ * for room, in order, unencoded), and a request or event taken back before it was sent (cancelled,
+ * timed out) leaves the queue without a trace on the wire.
  */
 export class PeerConnection {
   private socket: net.Socket | undefined;
@@ -77,6 +98,10 @@ export class PeerConnection {
   private readonly decoder: FrameDecoder;
   private readonly pending = new Map<number, Pending>();
   private unwritten: number[] = [];
+  /** Requests waiting for room in the queue, first come first served. */
+  private readonly roomWaiters: RoomWaiter[] = [];
+  /** Requests that had to wait for room, since the connection was made. */
+  private roomWaits = 0;
   private readonly events: UnsentEvents;
   private nextId = 1;
   /** Set once request ids wrapped around 2^32: from then on a new id may still be held by a request. */
@@ -106,7 +131,7 @@ export class PeerConnection {
     this.maxPending = options.maxPending ?? 10_000;
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.events = new UnsentEvents(options.eventTimeout ?? 30_000, (event) => {
-      this.writer.remove(event.batch, event.start, event.size);
+      if (this.writer.remove(event.batch, event.start, event.size)) queueMicrotask(this.admitWaiting);
       return new KableDataPlaneError(
         'KABLE_TIMEOUT',
         `Event "${event.pattern}" not sent: ${this.label} took no data for ${options.eventTimeout ?? 30_000} ms (option: timeout); it was dropped unsent.`,
@@ -114,6 +139,7 @@ export class PeerConnection {
       );
     });
     this.writer.onFlush = () => this.markWritten();
+    this.writer.onSent = this.admitWaiting;
     if (options.liveness !== false) {
       this.liveness = new PeerLiveness(options.liveness ?? LIVENESS_DEFAULTS, {
         outstanding: () => this.pending.size,
@@ -126,9 +152,22 @@ export class PeerConnection {
     }
   }
 
-  /** Requests sent or queued and not yet answered: what the balancer weighs. */
+  /** Requests sent, queued or waiting for room, and not yet answered: what the balancer weighs. */
   get inFlight(): number {
-    return this.pending.size;
+    return this.pending.size + this.roomWaiters.length;
+  }
+
+  /** Requests waiting for room in the queue. */
+  get waitingForRoom(): number {
+    return this.roomWaiters.length;
+  }
+
+  /**
+   * False while requests wait for room or the queue is at its cap: a caller with another replica sends
+   * there instead. True does not promise that a large request fits.
+   */
+  get hasRoom(): boolean {
+    return this.roomWaiters.length === 0 && this.queuedBytes < this.maxQueuedBytes;
   }
 
   /** False while the peer does not answer its PINGs (see peer-liveness.ts). */
@@ -146,11 +185,19 @@ export class PeerConnection {
   }
 
   /** What this connection holds now: requests awaiting an answer, bytes of a partial frame, emits waiting. */
-  get holding(): { pending: number; bufferedBytes: number; emitsWaiting: number } {
+  get holding(): {
+    pending: number;
+    bufferedBytes: number;
+    emitsWaiting: number;
+    waitingForRoom: number;
+    roomWaits: number;
+  } {
     return {
       pending: this.pending.size,
       bufferedBytes: this.decoder.pendingBytes,
       emitsWaiting: this.events.size,
+      waitingForRoom: this.roomWaiters.length,
+      roomWaits: this.roomWaits,
     };
   }
 
@@ -159,7 +206,16 @@ export class PeerConnection {
     return { in: this.socket?.bytesRead ?? 0, out: this.socket?.bytesWritten ?? 0 };
   }
 
-  /** Sends a request; returns a function that cancels it (the observer is not called after). */
+  /**
+   * Sends a request; returns a function that cancels it (the observer is not called after).
+   *
+   * A request that does not fit in the queue (maxQueuedBytes) waits for room, behind any request already
+   * waiting: no timer, no retry; it is queued as soon as the socket has taken enough of what is ahead
+   * of it. Cancelling it while it waits (the caller's timeout or unsubscribe) takes it out without a
+   * trace: it was never encoded into the queue. Only one larger than the whole cap, or than the
+   * server's maxFrameSize, fails at once (KABLE_PAYLOAD_TOO_LARGE); past maxPending requests pending or
+   * waiting, KABLE_BACKPRESSURE.
+   */
   request(
     pattern: string,
     data: unknown,
@@ -170,16 +226,18 @@ export class PeerConnection {
       observer.error(this.unreachable(pattern, 'the connection is closed'));
       return noop;
     }
-    if (this.pending.size >= this.maxPending) {
+    if (this.pending.size + this.roomWaiters.length >= this.maxPending) {
       observer.error(
         new KableDataPlaneError(
           'KABLE_BACKPRESSURE',
-          `Request "${pattern}" refused: ${this.maxPending} requests already pending to ${this.label}.`,
+          `Request "${pattern}" refused: ${this.maxPending} requests already pending to ${this.label} (${this.roomWaiters.length} of them waiting for room in its queue; option: maxPending).`,
           true,
         ),
       );
       return noop;
     }
+    // In turn: never ahead of the requests already waiting for room.
+    if (this.roomWaiters.length > 0) return this.waitForRoom(pattern, data, metadata, observer, 0);
     const id = this.allocateId();
     // Written out rather than spread from nextSlot(): one object per request, not two (hot path).
     const writer = this.writer;
@@ -209,13 +267,98 @@ export class PeerConnection {
       // Not queued (so not flushed either): it is still the last one listed.
       this.pending.delete(id);
       this.unwritten.pop();
-      observer.error(this.refusal('Request', pattern, entry.size));
+      const oversize = this.oversize('Request', pattern, entry.size);
+      if (oversize === undefined) return this.waitForRoom(pattern, data, metadata, observer, entry.size);
+      observer.error(oversize);
       return noop;
     }
     this.ensureConnected();
     if (this.opened) this.liveness?.waiting();
     return () => this.cancel(id);
   }
+
+  /** Lists a request that does not fit yet; returns what cancels it, waiting or queued by then. */
+  private waitForRoom(
+    pattern: string,
+    data: unknown,
+    metadata: Metadata | undefined,
+    observer: ReplyObserver,
+    size: number,
+  ): () => void {
+    const waiter: RoomWaiter = { pattern, data, metadata, observer, size, id: 0 };
+    this.roomWaiters.push(waiter);
+    this.roomWaits++;
+    // What it waits behind must get going (the first request may not fit a queue still connecting).
+    this.ensureConnected();
+    return () => this.leaveWaiting(waiter);
+  }
+
+  /** A waiting request was cancelled: out of the list (it was never queued), or cancelled if sent since. */
+  private leaveWaiting(waiter: RoomWaiter): void {
+    if (waiter.id !== 0) return this.cancel(waiter.id);
+    const at = this.roomWaiters.indexOf(waiter);
+    if (at < 0) return;
+    this.roomWaiters.splice(at, 1);
+    // The first one left: the next may fit already.
+    if (at === 0) this.admitWaiting();
+  }
+
+  /**
+   * Queues the waiting requests, in order, while they fit. Called whenever room may have grown: a write
+   * left the socket, a queued frame was taken back, the server's limit became known.
+   */
+  private readonly admitWaiting = (): void => {
+    const waiters = this.roomWaiters;
+    while (waiters.length > 0 && !this.closed) {
+      const waiter = waiters[0];
+      if (waiter.size > this.maxQueuedBytes - this.queuedBytes) return;
+      const id = this.allocateId();
+      const entry: Pending = {
+        observer: waiter.observer,
+        pattern: waiter.pattern,
+        written: false,
+        batch: this.writer.batch,
+        start: this.writer.batchOffset,
+        size: 0,
+      };
+      this.pending.set(id, entry);
+      this.unwritten.push(id);
+      const limit = this.roomFor();
+      try {
+        entry.size = this.writer.writeRequest(id, waiter.pattern, waiter.data, waiter.metadata, limit);
+      } catch (error) {
+        // Data the codec cannot encode: encoded only now (it waited behind others), from a socket
+        // callback, so it fails this request alone instead of escaping into the event loop. The codec
+        // throws before anything is written to the batch.
+        this.pending.delete(id);
+        this.unwritten.pop();
+        this.writer.encodeFailed();
+        waiters.shift();
+        waiter.observer.error(
+          unencodableError('Request', waiter.pattern, waiter.data, waiter.metadata, error),
+        );
+        continue;
+      }
+      if (entry.size > limit) {
+        this.pending.delete(id);
+        this.unwritten.pop();
+        // Its size may have changed (the caller's data did), or the server's limit is known now.
+        const oversize = this.oversize('Request', waiter.pattern, entry.size);
+        if (oversize === undefined) {
+          waiter.size = entry.size;
+          return;
+        }
+        waiters.shift();
+        waiter.observer.error(oversize);
+        continue;
+      }
+      waiters.shift();
+      waiter.id = id;
+      waiter.data = undefined;
+      waiter.metadata = undefined;
+      if (this.opened) this.liveness?.waiting();
+    }
+  };
 
   /**
    * Sends an event; resolves once handed to the socket. Rejects, the event unsent, with a retryable
@@ -225,7 +368,8 @@ export class PeerConnection {
   sendEvent(pattern: string, data: unknown, metadata?: Metadata): Promise<void> {
     if (this.closed) return Promise.reject(this.unreachable(pattern, 'the connection is closed'));
     const slot = this.nextSlot();
-    const limit = this.roomFor();
+    // Events do not wait for room (their caller tries another replica); nor do they pass requests that do.
+    const limit = this.roomWaiters.length > 0 ? 0 : this.roomFor();
     try {
       slot.size = this.writer.write(
         metadata === undefined
@@ -238,7 +382,8 @@ export class PeerConnection {
       this.writer.encodeFailed();
       return Promise.reject(unencodableError('Event', pattern, data, metadata, error));
     }
-    if (slot.size > limit) return Promise.reject(this.refusal('Event', pattern, slot.size));
+    if (slot.size > limit)
+      return Promise.reject(this.oversize('Event', pattern, slot.size) ?? this.backpressure(pattern));
     this.ensureConnected();
     // Handed to the socket already (the write completed a slice of the batch).
     if (this.writer.batch !== slot.batch) return Promise.resolve();
@@ -292,8 +437,11 @@ export class PeerConnection {
    * probe finds it unresponsive (they fail then). Without the probe, or when it is unresponsive: now.
    */
   retire(departed: string): void {
-    if (this.pending.size > 0 && this.liveness?.responsive === true) this.retiring = departed;
-    else this.close(departed);
+    if (this.pending.size > 0 && this.liveness?.responsive === true) {
+      this.retiring = departed;
+      // Never sent: better sent to another replica at once than to one that left.
+      this.failWaiting(departed);
+    } else this.close(departed);
   }
 
   /** Closes the connection; `departed` says how the peer left (for the errors of requests it held). */
@@ -322,7 +470,7 @@ export class PeerConnection {
       // Never sent: taken back from the queue, and the server never hears of it.
       if (pending.written || !this.writer.remove(pending.batch, pending.start, pending.size)) {
         this.writer.write([FrameType.CANCEL, id]);
-      }
+      } else if (this.roomWaiters.length > 0) this.admitWaiting();
     }
     this.closeIfRetired();
   }
@@ -338,19 +486,38 @@ export class PeerConnection {
 
   /** Largest frame that may be queued now: the server's limit, and what is left of maxQueuedBytes. */
   private roomFor(): number {
-    const queued = this.queuedBytes;
-    const room = queued === 0 ? Infinity : this.maxQueuedBytes - queued;
-    return Math.min(room, this.serverMaxFrameSize ?? Infinity);
+    return Math.min(this.maxQueuedBytes - this.queuedBytes, this.serverMaxFrameSize ?? Infinity);
   }
 
-  private refusal(what: 'Request' | 'Event', pattern: string, size: number): KableDataPlaneError {
+  /** Why a frame of `size` bytes can never be queued here (undefined if it can, once there is room). */
+  private oversize(
+    what: 'Request' | 'Event',
+    pattern: string,
+    size: number,
+  ): KableDataPlaneError | undefined {
     const limit = this.serverMaxFrameSize ?? Infinity;
     if (size > limit) return this.tooLarge(what, pattern, size, limit);
+    if (size <= this.maxQueuedBytes) return undefined;
+    return new KableDataPlaneError(
+      'KABLE_PAYLOAD_TOO_LARGE',
+      `${what} "${pattern}" not sent: it is ${size} bytes encoded, over the whole queue toward ${this.label} (maxQueuedBytes ${this.maxQueuedBytes}); raise maxQueuedBytes to send it.`,
+      false,
+    );
+  }
+
+  private backpressure(pattern: string): KableDataPlaneError {
+    const waiting = this.roomWaiters.length;
     return new KableDataPlaneError(
       'KABLE_BACKPRESSURE',
-      `${what} "${pattern}" refused: ${this.queuedBytes} bytes already queued to ${this.label} (maxQueuedBytes ${this.maxQueuedBytes}); it does not read fast enough.`,
+      `Event "${pattern}" refused: ${this.queuedBytes} bytes already queued to ${this.label} (maxQueuedBytes ${this.maxQueuedBytes})${waiting > 0 ? ` and ${waiting} requests waiting for room` : ''}; it does not read fast enough.`,
       true,
     );
+  }
+
+  /** Fails every request waiting for room as unreachable (never sent: retryable). */
+  private failWaiting(reason: string, cause?: unknown): void {
+    const waiters = this.roomWaiters.splice(0);
+    for (const waiter of waiters) waiter.observer.error(this.unreachable(waiter.pattern, reason, cause));
   }
 
   private tooLarge(what: string, pattern: string, size: number, limit: number): KableDataPlaneError {
@@ -445,6 +612,7 @@ export class PeerConnection {
       return this.tooLarge('Event', event.pattern, event.size, limit);
     });
     this.startSending();
+    this.admitWaiting();
   }
 
   private markWritten(): void {
@@ -541,6 +709,7 @@ export class PeerConnection {
           : this.unreachable(entry.pattern, reason, error);
       entry.observer?.error(failure);
     }
+    this.failWaiting(reason, error);
     this.events.failAll((pattern) => this.unreachable(pattern, reason, error));
     this.options.onStatus?.('closed');
   }

@@ -26,6 +26,8 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private dropped = 0;
   private lapses = 0;
   private pingsOfDropped = 0;
+  /** Requests that waited for room on connections already replaced or dropped. */
+  private roomWaitsOfClosed = 0;
 
   constructor(private readonly options: PeerConnectionOptions = {}) {
     super();
@@ -67,6 +69,16 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
   /** Requests to this peer not answered yet (0 without a connection). */
   inFlight(iid: string): number {
     return this.connections.get(iid)?.inFlight ?? 0;
+  }
+
+  /** Whether a request to this peer would be queued now rather than wait for room (true without a connection). */
+  hasRoom(iid: string): boolean {
+    return this.connections.get(iid)?.hasRoom ?? true;
+  }
+
+  /** Requests waiting for room in the queue toward this peer (0 without a connection). */
+  waitingForRoom(iid: string): number {
+    return this.connections.get(iid)?.waitingForRoom ?? 0;
   }
 
   /** False while the peer does not answer its PINGs. */
@@ -120,7 +132,8 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
 
   stats(): Record<string, number> {
     let pings = this.pingsOfDropped;
-    const held = { pending: 0, bufferedBytes: 0, emitsWaiting: 0 };
+    const held = { pending: 0, bufferedBytes: 0, emitsWaiting: 0, waitingForRoom: 0 };
+    let roomWaits = this.roomWaitsOfClosed;
     let bytesIn = this.closedBytes.in;
     let bytesOut = this.closedBytes.out;
     for (const connection of this.connections.values()) {
@@ -129,6 +142,8 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       held.pending += holding.pending;
       held.bufferedBytes += holding.bufferedBytes;
       held.emitsWaiting += holding.emitsWaiting;
+      held.waitingForRoom += holding.waitingForRoom;
+      roomWaits += holding.roomWaits;
       bytesIn += connection.bytes.in;
       bytesOut += connection.bytes.out;
     }
@@ -140,6 +155,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       unresponsiveLapses: this.lapses,
       pingsSent: pings,
       ...held,
+      roomWaits,
       bytesIn,
       bytesOut,
     };
@@ -156,6 +172,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     const { in: read, out: written } = connection.bytes;
     this.closedBytes.in += read;
     this.closedBytes.out += written;
+    this.roomWaitsOfClosed += connection.holding.roomWaits;
   }
 
   private setResponsive(iid: string, responsive: boolean): void {

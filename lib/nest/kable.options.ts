@@ -64,11 +64,17 @@ export interface KableClientOptions extends KableOptions {
    */
   maxFrameSize?: number;
   /**
-   * Bytes queued for one server and not yet sent (default 32 MiB); past it requests fail at once with
-   * KABLE_BACKPRESSURE and are retried on another replica.
+   * Bytes queued for one server and not yet sent (default 32 MiB). A request that does not fit goes to
+   * another replica with room if one serves it, else waits for room in order, within its `timeout`
+   * (never encoded while it waits, never on a timer; the replica is not avoided for it). An event that
+   * does not fit fails at once with KABLE_BACKPRESSURE and is retried on another replica. A request or
+   * event larger than this whole cap fails at once with KABLE_PAYLOAD_TOO_LARGE.
    */
   maxQueuedBytes?: number;
-  /** Most requests pending on one connection, queued or in flight (default 10000); more fail at once. */
+  /**
+   * Most requests pending on one connection, queued, in flight or waiting for room (default 10000); more
+   * fail at once with KABLE_BACKPRESSURE and are retried on another replica.
+   */
   maxPending?: number;
   /** Use this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;

@@ -112,13 +112,48 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
 
   private sendTo(peer: PeerRecord): void {
     if (this.finished) return;
-    this.attempts++;
+    const attempt = ++this.attempts;
     this.peer = peer;
+    let connection = this.pool.get(peer);
+    if (!connection.hasRoom) {
+      // Its queue is full (requests wait there for room): another replica with room takes the request,
+      // else it waits for room, in turn, where fewest wait. A full queue is the normal state of a bulk
+      // upload, not a sign that the replica is bad: it is not avoided.
+      const other = this.elsewhere(peer);
+      if (other !== undefined) {
+        this.peer = peer = other;
+        connection = this.pool.get(other);
+      }
+    }
     this.trace?.attempt(peer);
-    const connection = this.pool.get(peer);
     // The request is its own reply observer: no observer object and closures per attempt. A connection
     // calls nothing after an error, so a retried request hears only from its current attempt.
-    this.cancelCurrent = connection.request(this.pattern, this.data, this.metadata, this);
+    const cancel = connection.request(this.pattern, this.data, this.metadata, this);
+    // A connection that refuses at once has already called error(), which may have sent the request to
+    // the next replica and kept that attempt's cancel: this attempt's (a no-op) must not replace it.
+    if (this.attempts === attempt && !this.finished) this.cancelCurrent = cancel;
+  }
+
+  /**
+   * Where to send instead of `full`, whose queue is full: the next replica in the rotation with room;
+   * else the one where fewest requests wait for room, if fewer than at `full` (a replica that stopped
+   * reading keeps its line, one that reads shortens it); else none.
+   */
+  private elsewhere(full: PeerRecord): PeerRecord | undefined {
+    const count = this.router.candidates(this.pattern, 'messages').length;
+    let shortest: PeerRecord | undefined;
+    let fewest = this.pool.waitingForRoom(full.iid);
+    for (let i = 1; i < count; i++) {
+      const other = this.router.next(this.pattern);
+      if (other === undefined || other === full) continue;
+      if (this.pool.hasRoom(other.iid)) return other;
+      const waiting = this.pool.waitingForRoom(other.iid);
+      if (waiting < fewest) {
+        fewest = waiting;
+        shortest = other;
+      }
+    }
+    return shortest;
   }
 
   /** A value from the server (ReplyObserver). */
@@ -143,8 +178,15 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     if (this.finished) return;
     this.cancelCurrent = undefined;
     // A node that refused, could not be reached or dropped the connection is skipped until it advertises
-    // again: sending it the next request would most likely fail the same way.
-    if (this.peer !== undefined && (isRetryable(error) || codeOf(error) === 'KABLE_PEER_LOST')) {
+    // again: sending it the next request would most likely fail the same way. Not one whose queue on
+    // this side is at its cap (KABLE_BACKPRESSURE: maxPending): that is this caller's own load, and the
+    // retry below goes to the next replica anyway.
+    const code = codeOf(error);
+    if (
+      this.peer !== undefined &&
+      code !== 'KABLE_BACKPRESSURE' &&
+      (isRetryable(error) || code === 'KABLE_PEER_LOST')
+    ) {
       this.router.avoid(this.peer.iid, this.settings.avoidFor);
     }
     if (isRetryable(error) && this.attempts <= this.settings.retries) {

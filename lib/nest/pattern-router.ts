@@ -32,13 +32,23 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   private readonly eventRoutes = new Map<string, Route>();
   private readonly balancers = new Map<string, RoundRobin<PeerRecord>>();
   private readonly waiters = new Set<Waiter>();
-  /** Nodes that just refused or could not be reached, skipped until they advertise again or time out. */
+  /**
+   * Nodes that just refused or could not be reached, skipped until they advertise again or the
+   * `performance.now()` time kept here. Expiry is checked when routes are read, so an entry never outlives
+   * its time whatever the timer does; the timer only wakes requests waiting for a node.
+   */
   private readonly avoided = new Map<string, number>();
+  /** Earliest expiry in `avoided` (Infinity when empty); may be earlier than it, never later. */
+  private avoidedUntil = Infinity;
+  /** One timer for every avoidance: set for the earliest expiry. */
+  private avoidTimer: NodeJS.Timeout | undefined;
+  private avoidTimerDue = Infinity;
   private avoidVersion = 0;
   private attached = false;
   /** Nodes that do not answer this caller's PINGs: skipped like a node that is not RUNNING. */
   private readonly unresponsive = new Set<string>();
   private readonly onPeerNews = (peer: PeerRecord): void => {
+    // The earliest expiry may now be gone: the timer then finds nothing due and waits for the next one.
     if (this.avoided.delete(peer.iid)) this.avoidVersion++;
     this.onChange();
   };
@@ -68,6 +78,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     this.node.on('peer:state', this.onPeerNews);
     this.node.on('peer:updated', this.onPeerNews);
     this.catalog.on('changed', this.onChange);
+    this.armAvoidTimer();
   }
 
   dispose(): void {
@@ -77,6 +88,9 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     this.node.off('peer:state', this.onPeerNews);
     this.node.off('peer:updated', this.onPeerNews);
     this.catalog.off('changed', this.onChange);
+    clearTimeout(this.avoidTimer);
+    this.avoidTimer = undefined;
+    this.avoidTimerDue = Infinity;
     for (const waiter of [...this.waiters]) waiter.check();
   }
 
@@ -86,17 +100,54 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
    */
   avoid(iid: string, forMs: number): void {
     if (this.avoided.size >= 10_000) this.avoided.clear();
-    this.avoided.set(iid, Date.now() + forMs);
+    const until = performance.now() + forMs;
+    this.avoided.set(iid, until);
     this.avoidVersion++;
-    const timer = setTimeout(() => {
-      if ((this.avoided.get(iid) ?? Infinity) <= Date.now()) {
-        this.avoided.delete(iid);
-        this.avoidVersion++;
-        this.onChange();
-      }
-    }, forMs);
-    timer.unref();
+    if (until < this.avoidedUntil) this.avoidedUntil = until;
+    this.armAvoidTimer();
   }
+
+  /** Instance ids of the nodes skipped now because they refused or could not be reached. */
+  avoidedNodes(): string[] {
+    this.expireAvoided();
+    return [...this.avoided.keys()];
+  }
+
+  /** Drops the avoidances whose time has come (compared on read, so a timer firing early loses nothing). */
+  private expireAvoided(): void {
+    const now = performance.now();
+    if (now < this.avoidedUntil) return;
+    let earliest = Infinity;
+    let expired = false;
+    for (const [iid, until] of this.avoided) {
+      if (until > now) earliest = Math.min(earliest, until);
+      else expired = this.avoided.delete(iid);
+    }
+    this.avoidedUntil = earliest;
+    if (expired) this.avoidVersion++;
+  }
+
+  /** Sets the one timer for the earliest expiry, if none is set for it or sooner. */
+  private armAvoidTimer(): void {
+    if (!this.attached || this.avoidedUntil >= this.avoidTimerDue) return;
+    clearTimeout(this.avoidTimer);
+    const due = this.avoidedUntil;
+    this.avoidTimerDue = due;
+    // Node's timers may fire up to a millisecond early: the callback then finds nothing due and sets
+    // the timer again for what is left (at least 1 ms), rather than leaving the entry behind.
+    this.avoidTimer = setTimeout(this.onAvoidTimer, Math.max(1, Math.ceil(due - performance.now())));
+    this.avoidTimer.unref();
+  }
+
+  private readonly onAvoidTimer = (): void => {
+    this.avoidTimer = undefined;
+    this.avoidTimerDue = Infinity;
+    const version = this.avoidVersion;
+    this.expireAvoided();
+    this.armAvoidTimer();
+    // Routes are recomputed on their next read; requests waiting for a node look again now.
+    if (this.avoidVersion !== version) this.onChange();
+  };
 
   /** Skips a node while it does not answer (false), until it does again (true). */
   setResponsive(iid: string, responsive: boolean): void {
@@ -148,9 +199,12 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     if (this.target === undefined) return undefined;
     const route = this.route(pattern, 'messages');
     if (route.candidates.length > 0 || route.pending) return undefined;
+    // route() above expired the avoidances due: what is left in `avoided` is skipped now.
     const nodes = this.node
       .running(this.target)
-      .filter((peer) => peer.patterns !== '' && !this.unresponsive.has(peer.iid));
+      .filter(
+        (peer) => peer.patterns !== '' && !this.unresponsive.has(peer.iid) && !this.avoided.has(peer.iid),
+      );
     return nodes.length === 0 ? undefined : route.balancer.select(nodes);
   }
 
@@ -215,6 +269,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   }
 
   private route(pattern: string, kind: PatternKind): Route {
+    if (this.avoided.size > 0) this.expireAvoided();
     const routes = kind === 'messages' ? this.messageRoutes : this.eventRoutes;
     let route = routes.get(pattern);
     if (

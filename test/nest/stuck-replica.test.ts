@@ -11,7 +11,8 @@ import { MathModule } from './fixtures/math.module.js';
 
 // Two real replicas: one in this process, one in its own, frozen with SIGSTOP, so that it takes bytes
 // into the kernel's buffers and then reads nothing more. Requests toward it pile up in the client up to
-// maxQueuedBytes, then fail fast as KABLE_BACKPRESSURE (never written) and are retried on the other.
+// maxQueuedBytes; the next one waits there for room (until its timeout), and the rest go to the other,
+// whose queue has room.
 const SERVICE = 'test/nest/fixtures/run-service.ts';
 const KiB = 1024;
 
@@ -74,5 +75,7 @@ describe('a replica that stops reading', () => {
     // Without a cap nothing toward it fails fast: the healthy one served 93 on c857e13, 67 timed out.
     expect(served).toBeGreaterThanOrEqual(115);
     expect(served + codes.length).toBe(160);
+    // Whatever waited for room toward the frozen replica timed out and left no trace.
+    expect(client.node.stats()['client.waitingForRoom']).toBe(0);
   });
 });
