@@ -1,8 +1,9 @@
 // `npm run bench` takes long; this runs only the large-payload and stream rows, and Kable against the raw
 // socket corked per tick (small requests): node --import ./scripts/register-ts.js bench/payloads-only.ts [repeats]
-// With --only=strings after the repeats, only the large-string rows.
+// With --only=strings after the repeats, only the large-string rows; with --only=payloads, only the binary
+// payload rows and the head-of-line row.
 import { loadavg } from 'node:os';
-import { comparePayloads, payloadTable } from './payloads.js';
+import { comparePayloads, headOfLine, headOfLineTable, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
 import { compareStrings, stringTable } from './strings.js';
 import { median, stealMeter } from './support.js';
@@ -24,6 +25,21 @@ if (process.argv.includes('--only=strings')) {
   );
   process.exit(0);
 }
+if (process.argv.includes('--only=payloads')) {
+  const payloads = await comparePayloads(repeats, 256 * 1024 * 1024);
+  const blocking = await headOfLine(2000);
+  const stolen = steal();
+  process.stdout.write(
+    [
+      ...payloadTable(payloads, repeats),
+      '',
+      ...headOfLineTable(blocking),
+      '',
+      `Load average (1 min) before / after: ${before.toFixed(1)} / ${loadavg()[0].toFixed(1)}; steal ${(stolen * 100).toFixed(0)}%.`,
+    ].join('\n') + '\n',
+  );
+  process.exit(0);
+}
 const small: Array<{ throughput: number; p50: number }> = [];
 for (let i = 0; i < repeats; i++) {
   const kable = await measure('kable', 30_000);
@@ -34,6 +50,7 @@ for (let i = 0; i < repeats; i++) {
   );
 }
 const payloads = await comparePayloads(repeats, 256 * 1024 * 1024);
+const blocking = await headOfLine(2000);
 const strings = await compareStrings(repeats, 64 * 1024 * 1024);
 const streams = await compareStreams(repeats, false);
 const stolen = steal();
@@ -44,6 +61,8 @@ process.stdout.write(
     `sequential p50 ${fmt(median(small.map((r) => r.p50)))} (per run ${small.map((r) => fmt(r.p50)).join(', ')}).`,
     '',
     ...payloadTable(payloads, repeats),
+    '',
+    ...headOfLineTable(blocking),
     '',
     ...stringTable(strings, repeats),
     '',

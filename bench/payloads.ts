@@ -1,9 +1,14 @@
-import { median, run } from './support.js';
+import { median, run, type Child } from './support.js';
 import { loopbackDiscovery } from './transport.js';
 
 /** Payload sizes measured: a large message, a file chunk, a file. */
 export const PAYLOAD_SIZES = [64 * 1024, 1024 * 1024, 8 * 1024 * 1024];
 const IN_FLIGHT = 4;
+/** Where the two ends run: one process, or the server in a process of its own (the usual deployment). */
+export type PayloadLayout = 'one' | 'two';
+export const PAYLOAD_LAYOUTS: PayloadLayout[] = ['one', 'two'];
+/** The concurrency row: many callers of one size at once (lanes of one client). */
+const MANY_CALLERS = { size: 1024 * 1024, inFlight: 16 };
 
 export interface PayloadFigures {
   bytesPerSecond: number;
@@ -15,6 +20,8 @@ export interface PayloadFigures {
 
 export interface PayloadRow {
   size: number;
+  layout: PayloadLayout;
+  inFlight: number;
   kable: PayloadFigures;
   raw: PayloadFigures;
   /** Kable / raw bytes per second, one value per run. */
@@ -22,17 +29,25 @@ export interface PayloadRow {
   ratio: number;
 }
 
-async function measure(kind: 'kable' | 'raw', size: number, bytes: number): Promise<PayloadFigures> {
+async function measure(
+  kind: 'kable' | 'raw',
+  size: number,
+  bytes: number,
+  layout: PayloadLayout,
+  lanes: number,
+): Promise<PayloadFigures> {
   const requests = Math.max(8, Math.round(bytes / size));
+  // In the two-process layout the caller runs on core 1 and starts its server on core 0.
   const child = run(
     'bench/clients/payload.ts',
-    [kind, String(size), String(requests), JSON.stringify(loopbackDiscovery())],
+    [kind, String(size), String(requests), JSON.stringify(loopbackDiscovery()), layout, String(lanes)],
     undefined,
     ['--expose-gc'],
+    layout === 'two' ? 1 : undefined,
   );
   try {
     const { result } = (await child.next('result')) as { result: Record<string, number> };
-    const inFlight = size * IN_FLIGHT;
+    const inFlight = size * lanes;
     return {
       bytesPerSecond: result.bytesPerSecond,
       peakArrayBuffersPerPayload: result.peakArrayBuffers / inFlight,
@@ -44,16 +59,23 @@ async function measure(kind: 'kable' | 'raw', size: number, bytes: number): Prom
 }
 
 /**
- * Large binary payloads (one Buffer per request, the handler returns its length, 4 in flight), Kable and a
- * raw length-prefixed socket, each in a fresh process holding both ends; `bytes` moved per run and size.
+ * Large binary payloads (one Buffer per request, the handler returns its length, 4 in flight), Kable with
+ * its default options and a raw length-prefixed socket, in fresh processes, in both layouts; then 16
+ * callers of 1 MiB at once, two processes. `bytes` moved per run and row.
  */
 export async function comparePayloads(repeats: number, bytes: number): Promise<PayloadRow[]> {
   const rows: PayloadRow[] = [];
-  for (const size of PAYLOAD_SIZES) {
+  const configurations = [
+    ...PAYLOAD_LAYOUTS.flatMap((layout) =>
+      PAYLOAD_SIZES.map((size) => ({ layout, size, inFlight: IN_FLIGHT })),
+    ),
+    { layout: 'two' as const, ...MANY_CALLERS },
+  ];
+  for (const { layout, size, inFlight } of configurations) {
     const runs: Array<{ kable: PayloadFigures; raw: PayloadFigures }> = [];
     for (let i = 0; i < repeats; i++) {
-      const kable = await measure('kable', size, bytes);
-      const raw = await measure('raw', size, bytes);
+      const kable = await measure('kable', size, bytes, layout, inFlight);
+      const raw = await measure('raw', size, bytes, layout, inFlight);
       runs.push({ kable, raw });
     }
     const medians = (pick: (r: (typeof runs)[number]) => PayloadFigures): PayloadFigures => ({
@@ -64,6 +86,8 @@ export async function comparePayloads(repeats: number, bytes: number): Promise<P
     const perRun = runs.map((r) => r.kable.bytesPerSecond / r.raw.bytesPerSecond);
     rows.push({
       size,
+      layout,
+      inFlight,
       kable: medians((r) => r.kable),
       raw: medians((r) => r.raw),
       perRun,
@@ -77,18 +101,62 @@ const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const sizeName = (size: number) => (size >= 1024 * 1024 ? `${size / 1024 / 1024} MiB` : `${size / 1024} KiB`);
 
+const layoutName = (layout: PayloadLayout) => (layout === 'one' ? 'one process' : 'two processes');
+
 export function payloadTable(rows: PayloadRow[], repeats: number): string[] {
   return [
-    `Large binary payloads: one \`Buffer\` per request, the handler returns its length, ${IN_FLIGHT} in flight, server`,
-    `and client in one fresh process; the reference is a raw length-prefixed socket in the same layout`,
-    `(bench/clients/payload.ts). ${repeats} runs interleaved, medians; memory is the peak above idle per payload in`,
-    'flight (live ArrayBuffer bytes after a forced GC at each reply, in a phase of its own).',
+    `Large binary payloads: one \`Buffer\` per request, the handler returns its length, every Kable option at its`,
+    `default. "one process": server and client in one fresh process; "two processes": the server in a process of`,
+    `its own (core 0) and the caller in another (core 1). The reference is a raw length-prefixed socket in the same`,
+    `layout (bench/clients/payload.ts). ${repeats} runs interleaved, medians; memory is the caller process's peak above`,
+    'idle per payload in flight (live ArrayBuffer bytes after a forced GC at each reply, in a phase of its own; in',
+    'the one-process layout it holds both ends).',
     '',
-    '| payload | Kable (MB/s) | raw socket (MB/s) | Kable / raw (target ≥ 0.8) | per run | Kable peak memory / payload in flight (target ≤ 3) | raw |',
-    '| --- | ---: | ---: | ---: | --- | ---: | ---: |',
+    '| payload | layout | in flight | Kable (MB/s) | raw socket (MB/s) | Kable / raw (target ≥ 0.8) | per run | Kable peak memory / payload in flight (target ≤ 3) | raw |',
+    '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${sizeName(r.size)} | ${fmt(r.kable.bytesPerSecond / 1e6)} | ${fmt(r.raw.bytesPerSecond / 1e6)} | ${fmt(r.ratio, 2)} | ${r.perRun.map((v) => fmt(v, 2)).join(', ')} | ${fmt(r.kable.peakArrayBuffersPerPayload, 1)} | ${fmt(r.raw.peakArrayBuffersPerPayload, 1)} |`,
+        `| ${sizeName(r.size)} | ${layoutName(r.layout)} | ${r.inFlight} | ${fmt(r.kable.bytesPerSecond / 1e6)} | ${fmt(r.raw.bytesPerSecond / 1e6)} | ${fmt(r.ratio, 2)} | ${r.perRun.map((v) => fmt(v, 2)).join(', ')} | ${fmt(r.kable.peakArrayBuffersPerPayload, 1)} | ${fmt(r.raw.peakArrayBuffersPerPayload, 1)} |`,
     ),
+  ];
+}
+
+export interface HeadOfLineFigures {
+  alone: { p50: number; p99: number };
+  loaded: { p50: number; p99: number };
+  uploads: number;
+  uploadBytesPerSecond: number;
+}
+
+/**
+ * Small requests (16 bytes, sequential) on the connection of a client that uploads 8 MiB per request back
+ * to back, against the same small requests alone; default options, the server in a process of its own.
+ */
+export async function headOfLine(smallRequests: number): Promise<HeadOfLineFigures> {
+  const child: Child = run(
+    'bench/clients/head-of-line.ts',
+    [JSON.stringify(loopbackDiscovery()), String(smallRequests), String(8 * 1024 * 1024)],
+    undefined,
+    [],
+    1,
+  );
+  try {
+    return ((await child.next('result')) as { result: HeadOfLineFigures }).result;
+  } finally {
+    await child.stop();
+  }
+}
+
+export function headOfLineTable(figures: HeadOfLineFigures): string[] {
+  return [
+    'Small requests sharing a connection with 8 MiB uploads (head-of-line blocking): one client, one lane',
+    'uploading 8 MiB per request back to back while another sends 16-byte requests one after the other; the',
+    'same small requests alone first. Default options, server and caller in processes of their own',
+    '(bench/clients/head-of-line.ts).',
+    '',
+    '| small requests | p50 (ms) | p99 (ms) (target with uploads ≤ 20) |',
+    '| --- | ---: | ---: |',
+    `| alone | ${fmt(figures.alone.p50, 3)} | ${fmt(figures.alone.p99, 3)} |`,
+    `| with 8 MiB uploads (${fmt(figures.uploads)} uploads, ${fmt(figures.uploadBytesPerSecond / 1e6)} MB/s) | ${fmt(figures.loaded.p50, 3)} | ${fmt(figures.loaded.p99, 3)} |`,
   ];
 }

@@ -8,7 +8,7 @@ import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
 import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
-import { comparePayloads, payloadTable } from './payloads.js';
+import { comparePayloads, headOfLine, headOfLineTable, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
 import { PAYLOAD_NOTES, SMALL_REQUEST_NOTES, STREAM_NOTES, STRING_NOTES } from './report-notes.js';
 import { compareStrings, stringTable } from './strings.js';
@@ -52,6 +52,8 @@ const pinned = transports.unpinned !== undefined;
 const payloadRepeats = smoke ? 1 : 5;
 const payloadSteal = stealMeter();
 const payloads = await comparePayloads(payloadRepeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
+// 2,000 small requests alone, then 2,000 more beside 8 MiB uploads (smoke: 200).
+const blocking = await headOfLine(smoke ? 200 : 2000);
 // Large strings: 64 MiB of UTF-8 per shape and run (smoke: 8 MiB).
 const strings = await compareStrings(payloadRepeats, smoke ? 8 * 1024 * 1024 : 64 * 1024 * 1024, smoke);
 const streamRepeats = smoke ? 1 : 5;
@@ -143,6 +145,8 @@ const lines = [
   ...payloadTable(payloads, payloadRepeats),
   '',
   ...PAYLOAD_NOTES,
+  '',
+  ...headOfLineTable(blocking),
   '',
   ...stringTable(strings, payloadRepeats),
   '',

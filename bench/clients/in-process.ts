@@ -38,6 +38,25 @@ export async function kableInProcess(
   };
 }
 
+/**
+ * A Kable client of the `bytes` service only (its server runs elsewhere, bench/servers/bytes-server.ts);
+ * resolves once it sees `pattern` served.
+ */
+export async function kableClient(
+  discovery: unknown,
+  pattern: string,
+  clientOptions: Partial<KableClientOptions> = {},
+): Promise<{ client: KableClientProxy; close: () => Promise<void> }> {
+  const client = new KableClientProxy({
+    host: '127.0.0.1',
+    target: 'bytes',
+    discovery: discovery as never,
+    ...clientOptions,
+  });
+  await client.whenServed(pattern, { timeout: 10_000 });
+  return { client, close: () => client.close() };
+}
+
 /** Length-prefixed frames out of a byte stream: chunks are kept until a frame is whole, then joined once. */
 export function frameReader(onFrame: (frame: Buffer) => void): (chunk: Buffer) => void {
   let chunks: Buffer[] = [];
@@ -59,15 +78,11 @@ export function frameReader(onFrame: (frame: Buffer) => void): (chunk: Buffer) =
 }
 
 /**
- * The raw reference of the payload and string rows, both ends in this process: frames of [u32 length]
- * [u32 id][body] on a bare socket, answered with [u32 id][u32 answer(body)]. The receiver keeps chunks
- * until a frame is whole and joins them once; the sender writes the header and `body()` as two chunks,
- * corked until the next tick. Returns the call and a close.
+ * The raw reference of the payload and string rows: frames of [u32 length][u32 id][body] on a bare socket,
+ * answered with [u32 id][u32 answer(body)]. The receiver keeps chunks until a frame is whole and joins them
+ * once. Resolves with the port and a close.
  */
-export async function rawRequests(
-  answer: (body: Buffer) => number,
-  body: () => Uint8Array,
-): Promise<[() => Promise<number>, () => Promise<void>]> {
+export async function rawServer(answer: (body: Buffer) => number): Promise<[number, () => void]> {
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
     const reader = frameReader((frame) => {
@@ -80,7 +95,18 @@ export async function rawRequests(
     socket.on('error', () => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  return [(server.address() as net.AddressInfo).port, () => server.close()];
+}
+
+/**
+ * The caller's half of the raw reference: writes the header and `body()` as two chunks, corked until the
+ * next tick. Returns the call and a close.
+ */
+export async function rawClient(
+  port: number,
+  body: () => Uint8Array,
+): Promise<[() => Promise<number>, () => Promise<void>]> {
+  const socket = net.connect(port, '127.0.0.1');
   socket.setNoDelay(true);
   await new Promise((resolve) => socket.once('connect', resolve));
   const waiting = new Map<number, (length: number) => void>();
@@ -113,7 +139,22 @@ export async function rawRequests(
     call,
     async () => {
       socket.destroy();
-      server.close();
+    },
+  ];
+}
+
+/** Both halves of the raw reference in this process. */
+export async function rawRequests(
+  answer: (body: Buffer) => number,
+  body: () => Uint8Array,
+): Promise<[() => Promise<number>, () => Promise<void>]> {
+  const [port, closeServer] = await rawServer(answer);
+  const [call, closeClient] = await rawClient(port, body);
+  return [
+    call,
+    async () => {
+      await closeClient();
+      closeServer();
     },
   ];
 }

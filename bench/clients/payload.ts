@@ -1,36 +1,61 @@
-// One large-payload run, server and client in this one process:
-// node --expose-gc --import ./scripts/register-ts.js bench/clients/payload.ts <kable|raw> <bytes> <requests> [discovery JSON]
-// Each request carries one Buffer of <bytes>; the handler answers its length; 4 requests in flight.
-// Prints {"result":{"bytesPerSecond":..,"peakArrayBuffers":..,"peakRss":..}} (peaks above the idle baseline).
+// One large-payload run:
+// node --expose-gc --import ./scripts/register-ts.js bench/clients/payload.ts <kable|raw> <bytes> <requests> <discovery JSON> [one|two] [in flight]
+// Each request carries one Buffer of <bytes>; the handler answers its length; 4 requests in flight unless
+// told. Layout "one": server and client in this one process; "two": the server in a child process of its own
+// (bench/servers/bytes-server.ts, on core 0 when pinning is available), the usual deployment. Every Kable
+// option is its default: a user's bulk upload runs with them.
+// Prints {"result":{"bytesPerSecond":..,"peakArrayBuffers":..,"peakRss":..}} (peaks above the idle baseline,
+// this process only: both ends in layout "one", the caller's in layout "two").
 import 'reflect-metadata';
 import { firstValueFrom } from 'rxjs';
-import { kableInProcess, rawRequests } from './in-process.js';
+import { run, type Child } from '../support.js';
+import { kableClient, kableInProcess, rawClient, rawRequests } from './in-process.js';
 
-const [kind, sizeText, requestsText, discoveryJson] = process.argv.slice(2);
+const [kind, sizeText, requestsText, discoveryJson, layout = 'one', inFlightText = '4'] =
+  process.argv.slice(2);
 const size = Number(sizeText);
 const requests = Number(requestsText);
-const IN_FLIGHT = 4;
+const IN_FLIGHT = Number(inFlightText);
 const payload = Buffer.alloc(size, 1);
+const discovery = JSON.parse(discoveryJson) as unknown;
 
 type Call = () => Promise<number>;
 
+/** The server in a child process of its own; resolves with its port once it listens. */
+async function serverChild(): Promise<[Child, number]> {
+  const child = run('bench/servers/bytes-server.ts', [kind, discoveryJson], undefined, [], 0);
+  const { port } = (await child.next('ready')) as { port: number };
+  return [child, port];
+}
+
 async function kable(): Promise<[Call, () => Promise<void>]> {
-  const { client, close } = await kableInProcess(JSON.parse(discoveryJson), 'bytes', {
-    // 4 x 8 MiB in flight is over the default 32 MiB queued toward one server (maxQueuedBytes): raised here.
-    maxQueuedBytes: 64 * 1024 * 1024,
-  });
+  if (layout === 'two') {
+    const [server] = await serverChild();
+    const { client, close } = await kableClient(discovery, 'bytes');
+    return [
+      () => firstValueFrom(client.send<number>('bytes', payload)),
+      async () => (await close(), await server.stop()),
+    ];
+  }
+  const { client, close } = await kableInProcess(discovery, 'bytes');
   return [() => firstValueFrom(client.send<number>('bytes', payload)), close];
 }
 
 /**
  * The reference: the payload on a bare socket as [u32 length][u32 id][bytes], answered with its length
- * (rawRequests: no copy of the payload on either side beyond the receiver's one join).
+ * (no copy of the payload on either side beyond the receiver's one join).
  */
-const raw = () =>
-  rawRequests(
+async function raw(): Promise<[Call, () => Promise<void>]> {
+  if (layout === 'two') {
+    const [server, port] = await serverChild();
+    const [call, close] = await rawClient(port, () => payload);
+    return [call, async () => (await close(), await server.stop())];
+  }
+  return rawRequests(
     (bytes) => bytes.length,
     () => payload,
   );
+}
 
 const [call, close] = await (kind === 'raw' ? raw() : kable());
 for (let i = 0; i < 8; i++) await call();
