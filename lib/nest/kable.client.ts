@@ -1,7 +1,7 @@
 import type { ReadPacket, WritePacket } from '@nestjs/microservices';
 import { ClientProxy } from '@nestjs/microservices';
 import { Observable, Subject, connectable, defer, mergeMap, type Observer } from 'rxjs';
-import { PeerPool } from '../data-plane/peer-pool.js';
+import { PeerLanes } from '../data-plane/peer-lanes.js';
 import { kable } from '../kable.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
@@ -36,7 +36,7 @@ export class KableClientProxy extends ClientProxy {
   readonly node: KableNode;
   private readonly ownsNode: boolean;
   private readonly settings: RequestSettings;
-  private readonly pool: PeerPool;
+  private readonly pool: PeerLanes;
   private readonly catalog: PatternCatalog;
   private readonly router: PatternRouter;
   /** Every request's `timeout`, on one timer. */
@@ -64,15 +64,18 @@ export class KableClientProxy extends ClientProxy {
       this.node = kable(options.id ?? CLIENT_DEFAULTS.id, { replica: true, ...nodeOptions });
       this.ownsNode = true;
     }
-    this.pool = new PeerPool({
-      hello: { iid: this.node.iid, id: this.node.id },
-      connect: channelFor(this.node, options.tls).connect,
-      eventTimeout: resolved.timeout,
-      ...(resolved.maxFrameSize === undefined ? {} : { maxFrameSize: resolved.maxFrameSize }),
-      ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
-      ...(resolved.maxPending === undefined ? {} : { maxPending: resolved.maxPending }),
-      liveness: resolved.liveness,
-    });
+    this.pool = new PeerLanes(
+      {
+        hello: { iid: this.node.iid, id: this.node.id },
+        connect: channelFor(this.node, options.tls).connect,
+        eventTimeout: resolved.timeout,
+        ...(resolved.maxFrameSize === undefined ? {} : { maxFrameSize: resolved.maxFrameSize }),
+        ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
+        ...(resolved.maxPending === undefined ? {} : { maxPending: resolved.maxPending }),
+        liveness: resolved.liveness,
+      },
+      resolved.bulkThreshold,
+    );
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
     this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters, (peer) =>
       this.pool.inFlight(peer.iid),
@@ -317,7 +320,7 @@ export class KableClientProxy extends ClientProxy {
     for (let attempt = 0; ; attempt++) {
       trace?.attempt(peer);
       try {
-        await this.pool.get(peer).sendEvent(pattern, data, metadata);
+        await this.pool.get(peer, this.pool.isBulk(data)).sendEvent(pattern, data, metadata);
         return;
       } catch (error) {
         const retryable = (error as { retryable?: boolean }).retryable === true;

@@ -76,6 +76,15 @@ export interface KableClientOptions extends KableOptions {
    * fail at once with KABLE_BACKPRESSURE and are retried on another replica.
    */
   maxPending?: number;
+  /**
+   * Requests and events whose data is a binary (`Buffer`, `Uint8Array`) of at least this many bytes, or
+   * a string of at least this many characters, go over a second connection to the same server (default
+   * 262144, 256 KiB; at least 1024; `false`: one connection for everything). A frame leaves its
+   * connection whole, so a small request queued behind an 8 MiB upload would wait for all of it; in a
+   * lane of their own, bulk uploads leave small requests' latency alone. Only the data's top level is
+   * looked at, and replies travel on their request's connection.
+   */
+  bulkThreshold?: number | false;
   /** Use this existing node (KableModule's shared node) instead of creating one. */
   node?: KableNode;
   /** Mutual TLS on the data plane, as for KableServer (default: TLS-PSK with a `key`, else plain TCP). */
@@ -128,6 +137,7 @@ const CLIENT_KEYS = new Set<string>([
   'maxFrameSize',
   'maxQueuedBytes',
   'maxPending',
+  'bulkThreshold',
   'node',
   'tls',
   'liveness',

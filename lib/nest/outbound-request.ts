@@ -1,6 +1,6 @@
 import type { Observer, Unsubscribable } from 'rxjs';
 import type { ReplyObserver } from '../data-plane/peer-connection.js';
-import type { PeerPool } from '../data-plane/peer-pool.js';
+import type { PeerLanes } from '../data-plane/peer-lanes.js';
 import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import type { OutboundTrace } from '../telemetry/telemetry.js';
@@ -39,11 +39,13 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private waiting: AbortController | undefined;
   /** True while no node serves the pattern and the request waits for one (nothing is in flight). */
   private waitingForNode = false;
+  /** Its data is a large binary or string: it travels in the peer's bulk lane (see peer-lanes.ts). */
+  private readonly bulk: boolean;
 
   constructor(
     private readonly deadlines: RequestDeadlines,
     private readonly router: PatternRouter,
-    private readonly pool: PeerPool,
+    private readonly pool: PeerLanes,
     private readonly settings: RequestSettings,
     private readonly pattern: string,
     private readonly data: unknown,
@@ -53,6 +55,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     private readonly trace?: OutboundTrace,
   ) {
     super();
+    this.bulk = pool.isBulk(data);
     deadlines.add(this, settings.timeout);
   }
 
@@ -114,7 +117,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     if (this.finished) return;
     const attempt = ++this.attempts;
     this.peer = peer;
-    let connection = this.pool.get(peer);
+    let connection = this.pool.get(peer, this.bulk);
     if (!connection.hasRoom) {
       // Its queue is full (requests wait there for room): another replica with room takes the request,
       // else it waits for room, in turn, where fewest wait. A full queue is the normal state of a bulk
@@ -122,7 +125,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
       const other = this.elsewhere(peer);
       if (other !== undefined) {
         this.peer = peer = other;
-        connection = this.pool.get(other);
+        connection = this.pool.get(other, this.bulk);
       }
     }
     this.trace?.attempt(peer);
@@ -142,12 +145,12 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private elsewhere(full: PeerRecord): PeerRecord | undefined {
     const count = this.router.candidates(this.pattern, 'messages').length;
     let shortest: PeerRecord | undefined;
-    let fewest = this.pool.waitingForRoom(full.iid);
+    let fewest = this.pool.waitingForRoom(full.iid, this.bulk);
     for (let i = 1; i < count; i++) {
       const other = this.router.next(this.pattern);
       if (other === undefined || other === full) continue;
-      if (this.pool.hasRoom(other.iid)) return other;
-      const waiting = this.pool.waitingForRoom(other.iid);
+      if (this.pool.hasRoom(other.iid, this.bulk)) return other;
+      const waiting = this.pool.waitingForRoom(other.iid, this.bulk);
       if (waiting < fewest) {
         fewest = waiting;
         shortest = other;

@@ -1,3 +1,4 @@
+import { DEFAULT_BULK_THRESHOLD } from '../data-plane/peer-lanes.js';
 import { LIVENESS_DEFAULTS, type LivenessOptions } from '../data-plane/peer-liveness.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
@@ -13,6 +14,7 @@ export interface ResolvedClientSettings {
   maxFrameSize: number | undefined;
   maxQueuedBytes: number | undefined;
   maxPending: number | undefined;
+  bulkThreshold: number | false;
   liveness: LivenessOptions | false;
 }
 
@@ -93,6 +95,10 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     maxFrameSize: bytes('maxFrameSize', options.maxFrameSize),
     maxQueuedBytes: bytes('maxQueuedBytes', options.maxQueuedBytes),
     maxPending: options.maxPending,
+    bulkThreshold:
+      options.bulkThreshold === false
+        ? false
+        : (bytes('bulkThreshold', options.bulkThreshold) ?? DEFAULT_BULK_THRESHOLD),
     liveness: livenessOf(options.liveness),
   };
 }

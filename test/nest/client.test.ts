@@ -314,8 +314,9 @@ describe('limits and failures through the proxy', () => {
     // the test waits until the clients saw their connections to it close (a write racing the close is
     // lost: events are at most once).
     const closed = [proxy, strict].map((client) => {
-      const pool = (client as unknown as { pool: { connections: Map<string, { socket?: EventEmitter }> } })
-        .pool;
+      const pool = (
+        client as unknown as { pool: { main: { connections: Map<string, { socket?: EventEmitter }> } } }
+      ).pool.main;
       const socket = pool.connections.get(serverOf(apps[0]).node.iid)?.socket;
       return socket === undefined ? Promise.resolve() : once(socket, 'close');
     });
@@ -355,7 +356,9 @@ describe('limits and failures through the proxy', () => {
       .map((peer) => peer.iid);
     const byIid = new Map<string, (typeof apps)[number]>(apps.map((app) => [serverOf(app).node.iid, app]));
     const [gone1, gone2, alive] = order.map((iid) => byIid.get(iid)!);
-    const pool = (proxy as unknown as { pool: { connections: Map<string, { socket?: EventEmitter }> } }).pool;
+    const pool = (
+      proxy as unknown as { pool: { main: { connections: Map<string, { socket?: EventEmitter }> } } }
+    ).pool.main;
     // 'close' only: a reset socket also emits 'error', which would reject once().
     const closed = [gone1, gone2].map((app) => {
       const socket = pool.connections.get(serverOf(app).node.iid)?.socket;

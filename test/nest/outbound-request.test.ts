@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { Observer } from 'rxjs';
-import type { PeerPool } from '../../lib/data-plane/peer-pool.js';
+import type { PeerLanes } from '../../lib/data-plane/peer-lanes.js';
 import type { PeerRecord } from '../../lib/node/peer-record.js';
 import { OutboundRequest } from '../../lib/nest/outbound-request.js';
 import type { PatternRouter } from '../../lib/nest/pattern-router.js';
@@ -42,7 +42,8 @@ function replicas(shape: Record<string, { hasRoom: boolean; waitingForRoom: numb
     },
     hasRoom: (iid: string) => connections.get(iid)!.hasRoom,
     waitingForRoom: (iid: string) => connections.get(iid)!.waitingForRoom,
-  } as unknown as PeerPool;
+    isBulk: () => false,
+  } as unknown as PeerLanes;
   return { router, pool, connections };
 }
 

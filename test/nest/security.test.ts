@@ -69,7 +69,9 @@ describe('data-plane security', () => {
     await math.whenServed({ cmd: 'sum' });
     expect(await firstValueFrom(math.send({ cmd: 'sum' }, [1, 2, 3]))).toBe(6);
     // What the README promises: the connection that carried it is TLS 1.3.
-    const pool = (math as unknown as { pool: { connections: Map<string, { socket?: tls.TLSSocket }> } }).pool;
+    const pool = (
+      math as unknown as { pool: { main: { connections: Map<string, { socket?: tls.TLSSocket }> } } }
+    ).pool.main;
     const sockets = [...pool.connections.values()].map((connection) => connection.socket);
     expect(sockets).toHaveLength(1);
     expect(sockets[0]?.encrypted).toBe(true);

@@ -3,7 +3,7 @@ import type { INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { MicroserviceOptions } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
-import type { PeerPool } from '../../lib/data-plane/peer-pool.js';
+import type { PeerLanes } from '../../lib/data-plane/peer-lanes.js';
 import { MemoryBus } from '../../lib/discovery/memory.transport.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
@@ -15,7 +15,7 @@ import { loopbackDiscovery } from '../support/loopback-discovery.js';
 import { ReplicaProcesses } from '../support/replica-processes.js';
 
 type Src = { source: { port: number } };
-const poolOf = (client: KableClientProxy) => (client as unknown as { pool: PeerPool }).pool;
+const poolOf = (client: KableClientProxy) => (client as unknown as { pool: PeerLanes }).pool;
 
 describe('peers that leave: their connections and the requests on them', () => {
   const processes = new ReplicaProcesses();
