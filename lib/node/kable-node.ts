@@ -240,7 +240,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     else this.askEveryone();
     this.advertTimer = setInterval(() => this.send('advertisement'), this.options.advertiseInterval);
     this.advertTimer.unref();
-    this.stalls.start(Date.now());
+    this.stalls.start();
     this.sweepTimer = setInterval(() => this.sweep(), this.sweepEvery);
     this.sweepTimer.unref();
     this.overload?.start();
