@@ -414,6 +414,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       joinRequests: this.joins.requests,
       joinAnswers: this.joins.answers,
       joinRequestsCoalesced: this.joins.coalesced,
+      joinAnswersOverBudget: this.joins.overBudget,
       joinAnswersFailed: this.joins.failed,
       ownStalls: this.stalls.count,
       peers: this.registry.size,
