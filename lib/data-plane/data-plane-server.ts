@@ -87,6 +87,21 @@ export interface DataPlaneServerOptions {
  * Past this many unsent bytes a socket's write() says "wait for drain" (Node's default for sockets is
  * 16 KiB): a mark at least this high guarantees that a paused connection gets a 'drain' to resume on.
  */
+/**
+ * While a caller's frame is arriving, the server sends it an unasked PONG at most this often (ms): the
+ * smallest `liveness.probeAfter` a caller accepts, so no caller finds a server that reads its upload
+ * silent. At most 100 frames of 7 bytes a second per connection reading a partial frame.
+ *
+ * Why the reader tells, rather than the caller judging its own writes or its PING jumping the queue: a
+ * PING cannot overtake a frame already started (frames are not interleaved) nor the bytes already in the
+ * socket and the kernels; and what the caller can see of its bytes leaving is coarse: Linux wakes a
+ * writer when a third of the send buffer (up to 4 MiB) is free, so at 7 MB/s over loopback the bytes
+ * handed to the kernel moved in steps up to 314 ms apart, and at a few MB/s a step takes longer than the
+ * whole liveness window. The server, reading, sees every chunk as it arrives, and its event loop running
+ * is what liveness asks about. A frozen server reads nothing and sends nothing: still found unresponsive.
+ */
+export const READING_NOTICE_EVERY = 10;
+
 export const MIN_WRITE_HIGH_WATER_MARK = 64 * 1024;
 
 export interface DataPlaneServerEvents {
@@ -336,6 +351,8 @@ class ServerConnection {
   private callerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   private gone = false;
   private paused = false;
+  /** When the caller was last told that a frame of its is being read (see noticeReading). */
+  private noticedAt = -Infinity;
   readonly remote: string;
 
   constructor(
@@ -489,6 +506,21 @@ class ServerConnection {
 
   private onData(chunk: Buffer): void {
     this.afterDecode(this.decoder.push(chunk, this.deliver));
+    if (this.decoder.pendingBytes > 0 && !this.paused && !this.gone) this.noticeReading();
+  }
+
+  /**
+   * This server is reading a frame that has not all arrived (a large upload, perhaps over a slow link):
+   * tell the caller with a PONG, at most every READING_NOTICE_EVERY ms. A caller's PING waits behind its
+   * own upload (frames are never interleaved, and the socket and both kernels hold what went before),
+   * so it is answered only once the whole upload is read; meanwhile this PONG is what proves the event
+   * loop runs: the caller's liveness takes any arrival as its answer (see peer-liveness.ts).
+   */
+  private noticeReading(): void {
+    const now = performance.now();
+    if (now - this.noticedAt < READING_NOTICE_EVERY) return;
+    this.noticedAt = now;
+    this.write([FrameType.PONG, 0]);
   }
 
   private afterDecode(failure: DecodeFailure | undefined): void {

@@ -570,6 +570,10 @@ export class PeerConnection {
    * nothing. With liveness on, each of these waits is as long as a
    * PING may go unanswered (750 ms by default), not the whole connect timeout: the requests waiting here
    * were never written, so they fail as unreachable and go to another replica at once.
+   *
+   * As in peer-liveness.ts, the verdict waits for the event loop to poll its sockets once more
+   * (setImmediate): a caller whose own loop was blocked past the window runs its overdue timers before
+   * it reads, and must read the answer already in its kernel buffer before blaming the server.
    */
   private awaitServer(what: 'hello' | 'TLS handshake'): void {
     const liveness = this.options.liveness ?? LIVENESS_DEFAULTS;
@@ -577,13 +581,14 @@ export class PeerConnection {
     const window = liveness.probeAfter + liveness.answerWithin;
     clearTimeout(this.connectTimer);
     const socket = this.socket!;
-    this.connectTimer = setTimeout(
-      () =>
-        socket.destroy(
-          new Error(`no ${what} from the server within ${window} ms of connecting (option: liveness)`),
-        ),
-      window,
-    );
+    const verdict = (): void => {
+      const waiting = what === 'hello' ? this.serverMaxFrameSize === undefined : !this.opened;
+      if (!waiting || this.closed) return;
+      socket.destroy(
+        new Error(`no ${what} from the server within ${window} ms of connecting (option: liveness)`),
+      );
+    };
+    this.connectTimer = setTimeout(() => setImmediate(verdict), window);
     this.connectTimer.unref();
   }
 

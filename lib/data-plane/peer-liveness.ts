@@ -32,6 +32,9 @@ export interface LivenessHooks {
  *
  * The verdict is taken after the event loop has polled its sockets once more (setImmediate), so a caller
  * that was itself stalled reads the answers already waiting in its kernel before it judges anyone.
+ *
+ * A PING queued behind this caller's own large upload is answered only once the upload is read; the
+ * server reading it sends unasked PONGs meanwhile (READING_NOTICE_EVERY in data-plane-server.ts).
  */
 export class PeerLiveness {
   responsive = true;

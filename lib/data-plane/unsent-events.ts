@@ -32,7 +32,7 @@ export class UnsentEvents {
 
   add(frame: QueuedFrame, pattern: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ ...frame, pattern, deadline: Date.now() + this.timeoutMs, resolve, reject });
+      this.waiting.push({ ...frame, pattern, deadline: performance.now() + this.timeoutMs, resolve, reject });
       if (this.timer === undefined) this.arm(this.timeoutMs);
     });
   }
@@ -68,7 +68,8 @@ export class UnsentEvents {
 
   private onTimer(): void {
     this.timer = undefined;
-    const now = Date.now();
+    // Monotonic, as the timer is: a wall clock set back must not keep an event past its timeout.
+    const now = performance.now();
     while (this.waiting.length > 0 && this.waiting[0].deadline <= now) {
       const event = this.waiting.shift()!;
       event.reject(this.expire(event));
@@ -77,7 +78,8 @@ export class UnsentEvents {
   }
 
   private arm(delay: number): void {
-    this.timer = setTimeout(() => this.onTimer(), delay);
+    // Timers may fire up to a millisecond early: never less than one, and re-armed until due.
+    this.timer = setTimeout(() => this.onTimer(), Math.max(1, Math.ceil(delay)));
     this.timer.unref();
   }
 

@@ -40,6 +40,24 @@ export interface UdpTransportOptions {
   nodeTimeout: number;
 }
 
+/**
+ * unicast: a join relayed less than this long ago (ms) is passed on to an address heard from for the
+ * first time after it, up to LATE_RELAYS_PER_JOIN times: nodes started together each join before the
+ * others are on their seed's send list, and still meet at once.
+ */
+const RECENT_JOIN_MS = 1000;
+const LATE_RELAYS_PER_JOIN = 8;
+/** Joins kept for late relays: each costs at most LATE_RELAYS_PER_JOIN datagrams, all within JoinRelay's budgets. */
+const MAX_RECENT_JOINS = 16;
+
+interface RecentJoin {
+  body: unknown;
+  /** The joiner's "host:port". */
+  joiner: string;
+  at: number;
+  left: number;
+}
+
 /** How often host-name seeds are resolved again. */
 const RESOLVE_EVERY_MS = 30_000;
 
@@ -79,6 +97,7 @@ export class UdpTransport implements DiscoveryTransport {
     gossipSent: 0,
     gossipReceived: 0,
     answersSent: 0,
+    introductionsSent: 0,
     relaysSent: 0,
     relaysReceived: 0,
   };
@@ -88,6 +107,10 @@ export class UdpTransport implements DiscoveryTransport {
   private warnings: WarningLimiter;
   private readonly unicast: UnicastPeers | undefined;
   private gossipTimer: NodeJS.Timeout | undefined;
+  /** unicast: the last advert sent, without its probe list (see introduce). */
+  private latest: Advert | undefined;
+  /** unicast: joins this node relayed lately, passed on to addresses it hears from next (see introduce). */
+  private recentJoins: RecentJoin[] = [];
   private resolveTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: UdpTransportOptions) {
@@ -141,6 +164,9 @@ export class UdpTransport implements DiscoveryTransport {
   }
 
   send(advert: Advert): void {
+    // What introduce() sends: this node as it stands, asking nothing (no join, no probe).
+    if (this.unicast !== undefined)
+      this.latest = advert.probe === undefined ? advert : { ...advert, probe: undefined };
     const socket = this.socket;
     if (socket === undefined) return;
     const datagram = this.encode(advert);
@@ -148,6 +174,32 @@ export class UdpTransport implements DiscoveryTransport {
       this.counters.datagramsSent++;
       socket.send(datagram, target.port, target.host, (error) =>
         this.sendFailed(error, target.host, target.port),
+      );
+    }
+  }
+
+  /**
+   * unicast: an address heard from for the first time gets this node's latest advert at once. So a
+   * newcomer, answered after its join request, answers back, and that puts it on its answerers' send
+   * lists within a round trip (a join request's own source is not trusted: see check()); a forged source
+   * never answers back.
+   */
+  private introduce(to: dgram.RemoteInfo): void {
+    const socket = this.socket;
+    if (socket === undefined || this.latest === undefined || this.options.listenOnly === true) return;
+    this.counters.introductionsSent++;
+    socket.send(this.encode(this.latest), to.port, to.address, (error) =>
+      this.sendFailed(error, to.address, to.port),
+    );
+    const now = performance.now();
+    const address = `${to.address}:${to.port}`;
+    this.recentJoins = this.recentJoins.filter((join) => now - join.at < RECENT_JOIN_MS && join.left > 0);
+    for (const join of this.recentJoins) {
+      if (join.joiner === address) continue;
+      join.left--;
+      this.counters.relaysSent++;
+      socket.send(this.envelope(join.body, null, join.joiner), to.port, to.address, (error) =>
+        this.sendFailed(error, to.address, to.port),
       );
     }
   }
@@ -273,7 +325,7 @@ export class UdpTransport implements DiscoveryTransport {
     if (stale !== undefined) return stale;
     this.counters.gossipReceived++;
     // Only unicast nodes keep send lists; others ignore gossip but still count it as valid.
-    this.unicast?.heard(from.address, from.port);
+    if (this.unicast?.heard(from.address, from.port) === true) this.introduce(from);
     this.unicast?.told(addresses);
     return undefined;
   }
@@ -328,12 +380,19 @@ export class UdpTransport implements DiscoveryTransport {
       return 'badShape';
     const stale = this.replay.check(boot, seq as number, timestamp as number);
     if (stale !== undefined) return stale;
-    this.unicast?.heard(from.address, from.port);
+    // Without a key a join request's source may be forged (and a relayed one names any address): it is
+    // answered, within JoinAnswers' budgets, but joins the send list (adverts, gossip) only once a
+    // datagram of its own that is not a join comes from it: a real newcomer answers its answers (see
+    // introduce). A relay comes from the node that relayed it: that one is heard.
+    if (
+      (relayedFrom !== undefined || !asksEveryone(advert.probe)) &&
+      this.unicast?.heard(from.address, from.port) === true
+    )
+      this.introduce(from);
     if (relayedFrom !== undefined) {
       this.counters.relaysReceived++;
-      // Only unicast nodes answer a relay; the joiner's address is then worth sending to.
+      // Only unicast nodes answer a relay.
       if (this.unicast === undefined) return undefined;
-      this.unicast.told([relayedFrom]);
       this.handlers?.advert(advert, { address: relayedFrom.host, port: relayedFrom.port });
       return undefined;
     }
@@ -352,11 +411,18 @@ export class UdpTransport implements DiscoveryTransport {
   /** unicast: passes a join request on to every address this node knows but the joiner's (JoinRelay). */
   private relayJoin(body: unknown, from: dgram.RemoteInfo): void {
     const socket = this.socket;
+    if (
+      socket === undefined ||
+      this.unicast === undefined ||
+      !this.relay.shouldRelay({ host: from.address, port: from.port })
+    )
+      return;
     const joiner = `${from.address}:${from.port}`;
-    if (socket === undefined || this.unicast === undefined || !this.relay.shouldRelay(joiner)) return;
     const datagram = this.envelope(body, null, joiner);
     // The joiner's advert was checked to fit with room for eight probed peers; a join names one.
     if (datagram.length > MAX_DATAGRAM) return;
+    if (this.recentJoins.length >= MAX_RECENT_JOINS) this.recentJoins.shift();
+    this.recentJoins.push({ body, joiner, at: performance.now(), left: LATE_RELAYS_PER_JOIN });
     for (const target of this.unicast.targets()) {
       if (target.host === from.address && target.port === from.port) continue;
       this.counters.relaysSent++;

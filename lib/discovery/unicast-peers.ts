@@ -55,17 +55,22 @@ export class UnicastPeers {
     this.resolvedSeeds = dedupe(resolved);
   }
 
-  /** A valid datagram came from this address: it answers. */
-  heard(host: string, port: number, now = Date.now()): void {
+  /**
+   * A valid datagram came from this address: it answers. Returns true when it had not been heard
+   * before (it may have had no advert from this node yet).
+   */
+  heard(host: string, port: number, now = Date.now()): boolean {
     const key = `${host}:${port}`;
-    if (this.selfAddresses.has(key)) return;
+    if (this.selfAddresses.has(key)) return false;
     const known = this.learned.get(key);
     if (known !== undefined) {
       known.lastHeard = now;
       known.answered = true;
-    } else if (this.learned.size < MAX_UNICAST_PEERS) {
-      this.learned.set(key, { host, port, lastHeard: now, answered: true });
+      return false;
     }
+    if (this.learned.size >= MAX_UNICAST_PEERS) return false;
+    this.learned.set(key, { host, port, lastHeard: now, answered: true });
+    return true;
   }
 
   /** Gossip named these addresses: try them (they expire unless they answer). */

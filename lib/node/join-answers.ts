@@ -1,4 +1,5 @@
 import type { AdvertSource } from './advert.js';
+import { RateBudget, RateBudgets } from './rate-budget.js';
 
 /**
  * The probe entry that names every node. A joining node's first advertisement carries it (a probe list
@@ -34,12 +35,27 @@ export function joinWindow(knownNodes: number, advertiseInterval: number): numbe
   return Math.min(knownNodes * WINDOW_PER_PEER_MS, advertiseInterval / 2);
 }
 
+/**
+ * Join answers sent to one address (whatever its ports) in a burst; then 1000 / gap a second (four with
+ * the defaults). Keyed by address, not address:port: a forged request names any port it likes.
+ */
+export const JOIN_ANSWER_BURST_PER_ADDRESS = 4;
+/**
+ * Join answers one node sends a second, to all addresses together (a burst of as many): requests
+ * forged from many addresses cost each node at most this many datagrams a second. Over it, requests
+ * are dropped (counted in joinAnswersOverBudget); a real newcomer asks again (JOIN_RETRIES_MS) and
+ * hears periodic adverts anyway.
+ */
+export const JOIN_ANSWERS_PER_SECOND = 100;
+
 interface Requester {
   /** When the answer is due, while one is pending. */
   timer: NodeJS.Timeout | undefined;
   /** When the oldest request not yet answered arrived. */
   askedAt: number;
   lastAnswer: number;
+  /** Its address (without the port), or '*' for everyone. */
+  address: string;
 }
 
 /** Where the answer goes: `undefined` means one advert to the whole cluster (broadcast, multicast). */
@@ -53,15 +69,26 @@ export type AnswerTarget = AdvertSource | undefined;
  * Where answers go to the whole cluster there is one requester, "everyone": every request that arrives
  * while an answer is pending is served by it, and an answer is skipped when any advert of this node
  * went out after the request (that advert was the answer). Where the transport can answer one address
- * (unicast), each requester's address has its own pending answer and its own rate limit.
+ * (unicast), each requester's address and port has its own pending answer and pace, and each address,
+ * whatever its ports, a budget of its own: JOIN_ANSWER_BURST_PER_ADDRESS at once, then 1000 / gap a
+ * second, at most that many pending (more are dropped); all of them together at most
+ * JOIN_ANSWERS_PER_SECOND. So a forged request naming another host's address, its port changed each
+ * time, makes this node send that host at most four answers a second with the defaults, and forged
+ * requests from any number of addresses at most JOIN_ANSWERS_PER_SECOND.
  */
 export class JoinAnswers {
   private readonly requesters = new Map<string, Requester & { to: AnswerTarget }>();
+  private readonly perAddress: RateBudgets;
+  /** Answers pending per address (whatever the port); an address with none is not listed. */
+  private readonly pendingPerAddress = new Map<string, number>();
+  private readonly overall: RateBudget;
   private lastSentToAll = Number.NEGATIVE_INFINITY;
   requests = 0;
   answers = 0;
   /** Requests served by an answer (or advert) already on its way, or refused for lack of room. */
   coalesced = 0;
+  /** Requests dropped because their address, or this node, had answered as often as it may. */
+  overBudget = 0;
   failed = 0;
 
   constructor(
@@ -69,31 +96,43 @@ export class JoinAnswers {
     private readonly window: () => number,
     private readonly answer: (to: AnswerTarget) => void,
     private readonly random: () => number = Math.random,
-  ) {}
+    answersPerSecond = JOIN_ANSWERS_PER_SECOND,
+  ) {
+    this.perAddress = new RateBudgets(1000 / gap, JOIN_ANSWER_BURST_PER_ADDRESS, MAX_REQUESTERS);
+    this.overall = new RateBudget(answersPerSecond, answersPerSecond);
+  }
 
   /** A join request arrived; `to` is where to answer (undefined: to everyone). */
   request(to: AnswerTarget, now: number): void {
     this.requests++;
     const key = to === undefined ? '*' : `${to.address}:${to.port}`;
     let requester = this.requesters.get(key);
+    if (requester !== undefined && requester.timer !== undefined) {
+      this.coalesced++;
+      return;
+    }
+    const address = to === undefined ? '*' : to.address;
+    const pending = this.pendingPerAddress.get(address) ?? 0;
+    const budget = this.perAddress.of(address, now);
+    if (budget === undefined || pending >= JOIN_ANSWER_BURST_PER_ADDRESS) {
+      this.overBudget++;
+      return;
+    }
     if (requester === undefined) {
       if (this.requesters.size >= MAX_REQUESTERS && !this.forgetOne(now)) {
         this.coalesced++;
         return;
       }
-      requester = { to, timer: undefined, askedAt: now, lastAnswer: Number.NEGATIVE_INFINITY };
+      requester = { to, timer: undefined, askedAt: now, lastAnswer: Number.NEGATIVE_INFINITY, address };
       this.requesters.set(key, requester);
-    }
-    if (requester.timer !== undefined) {
-      this.coalesced++;
-      return;
     }
     requester.askedAt = now;
     const spread = this.random() * this.window();
-    const delay = Math.max(spread, requester.lastAnswer + this.gap - now);
-    const pending = requester;
-    pending.timer = setTimeout(() => this.fire(pending), Math.ceil(delay));
-    pending.timer.unref();
+    const at = Math.max(now + spread, requester.lastAnswer + this.gap, budget.reserve(now));
+    const waiting = requester;
+    this.pendingPerAddress.set(address, pending + 1);
+    waiting.timer = setTimeout(() => this.fire(waiting), Math.ceil(at - now));
+    waiting.timer.unref();
   }
 
   /** An advert went to the whole cluster: it answers every request to "everyone" made before it. */
@@ -105,13 +144,22 @@ export class JoinAnswers {
   cancel(): void {
     for (const requester of this.requesters.values()) clearTimeout(requester.timer);
     this.requesters.clear();
+    this.pendingPerAddress.clear();
+    this.perAddress.clear();
   }
 
   private fire(requester: Requester & { to: AnswerTarget }): void {
     requester.timer = undefined;
+    const pending = (this.pendingPerAddress.get(requester.address) ?? 1) - 1;
+    if (pending > 0) this.pendingPerAddress.set(requester.address, pending);
+    else this.pendingPerAddress.delete(requester.address);
     const now = Date.now();
     if (requester.to === undefined && this.lastSentToAll > requester.askedAt) {
       this.coalesced++;
+      return;
+    }
+    if (!this.overall.take(now)) {
+      this.overBudget++;
       return;
     }
     requester.lastAnswer = now;

@@ -260,7 +260,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     else this.askEveryone();
     this.advertTimer = setInterval(() => this.send('advertisement'), this.options.advertiseInterval);
     this.advertTimer.unref();
-    this.stalls.start(Date.now());
+    this.stalls.start();
     this.sweepTimer = setInterval(() => this.sweep(), this.sweepEvery);
     this.sweepTimer.unref();
     this.overload?.start();
@@ -440,6 +440,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       joinRequests: this.joins.requests,
       joinAnswers: this.joins.answers,
       joinRequestsCoalesced: this.joins.coalesced,
+      joinAnswersOverBudget: this.joins.overBudget,
       joinAnswersFailed: this.joins.failed,
       ownStalls: this.stalls.count,
       peers: this.registry.size,

@@ -10,10 +10,15 @@ const MAX_STALLS = 64;
  *
  * The sweep notes each stall (a tick that came more than one sweep period late); a peer's silence is the
  * time since it was last heard minus the stalls inside that time. `lastSeen` itself stays what it was.
+ *
+ * How late a tick came is measured on the monotonic clock (performance.now()): a wall clock stepped
+ * forward (NTP, a resumed VM setting its time) is no stall, and one stepped back hides none. Each stall
+ * is then placed on the registry's clock (Date.now(), as `lastSeen`), ending at the tick that noticed it.
  */
 export class OwnStalls {
-  /** [start, end) in Date.now() milliseconds, oldest first. */
+  /** [start, end) in Date.now() milliseconds (the clock of `lastSeen`), oldest first. */
   private readonly stalls: Array<[number, number]> = [];
+  /** performance.now() of the last tick. */
   private lastTick: number | undefined;
   /** Stalls noted so far (stats: ownStalls). */
   count = 0;
@@ -26,16 +31,17 @@ export class OwnStalls {
   ) {}
 
   /** Starts timing from now (the sweep started). */
-  start(now: number): void {
-    this.lastTick = now;
+  start(): void {
+    this.lastTick = performance.now();
   }
 
-  /** The sweep ticked at `now`: notes the stall if it came late. */
+  /** The sweep ticked; `now` is Date.now() (the registry's clock). Notes the stall if it came late. */
   tick(now: number): void {
-    const expected = this.lastTick === undefined ? now : this.lastTick + this.period;
-    this.lastTick = now;
-    if (now - expected > this.period) {
-      this.stalls.push([expected, now]);
+    const at = performance.now();
+    const late = this.lastTick === undefined ? 0 : at - (this.lastTick + this.period);
+    this.lastTick = at;
+    if (late > this.period) {
+      this.stalls.push([now - late, now]);
       this.count++;
     }
     while (

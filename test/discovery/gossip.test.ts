@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { kable } from '../../lib/kable.js';
 import type { KableNode } from '../../lib/node/kable-node.js';
 import type { PeerRecord } from '../../lib/node/peer-record.js';
-import { waitUntil } from '../support/events.js';
+import { eventually, waitUntil } from '../support/events.js';
 import { runFixture, type ChildFixture } from '../support/processes.js';
 
 const nodes: KableNode[] = [];
@@ -100,6 +100,8 @@ describe('unicast discovery with gossip', () => {
     const c = unicastNode('c', base + 2, [`127.0.0.1:${base}`]);
     await Promise.all([a.up(), b.up(), c.up()]);
     await waitUntil(knowsAll([a, b, c]), [a, b, c], ['peer:added'], 10_000, 'all three');
+    // c is on b's send list once it answered b's answer to its (relayed) join: a round trip later.
+    await eventually(() => b.stats().unicastTargets === 2, "c on b's send list");
     expect(b.stats().unicastTargets).toBe(2);
     await c.down();
     nodes.splice(nodes.indexOf(c), 1);

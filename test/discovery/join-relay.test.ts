@@ -8,7 +8,7 @@ import type { Advert } from '../../lib/node/advert.js';
 import { EVERYONE } from '../../lib/node/join-answers.js';
 import type { KableNode } from '../../lib/node/kable-node.js';
 import { testAdvert } from '../support/adverts.js';
-import { waitUntil } from '../support/events.js';
+import { eventually, waitUntil } from '../support/events.js';
 
 // Unicast joins on real sockets, with periodic adverts and gossip an hour apart: whatever the newcomer
 // learns, it learns from the join request, its relay and the answers.
@@ -53,6 +53,12 @@ describe('joining over unicast', () => {
       2000,
       'the first four to know each other, by their own joins',
     );
+    // A join's own source is not trusted: each is on the others' send lists once it answered back. Nodes
+    // started together also meet through the seed's late relays; counted from when that is over.
+    await eventually(
+      () => [seed, ...others].every((node) => node.stats().unicastTargets === 3),
+      'each of the four to send to the other three',
+    );
     const answersBefore = others.map((node) => node.stats().answersSent);
     const newcomer = unicastNode('newcomer', base + 9, [base]);
     await newcomer.up();
@@ -68,9 +74,13 @@ describe('joining over unicast', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(others.map((node, i) => node.stats().answersSent - answersBefore[i])).toEqual([1, 1, 1]);
     expect(seed.stats().relaysSent).toBeGreaterThanOrEqual(3);
-    // They learnt its address from the relay: its adverts now reach them all, not only the seed.
+    // Its answers to their answers put it on their send lists: its adverts now reach them all.
     expect(newcomer.stats().unicastTargets).toBe(4);
     for (const node of others) expect(node.peer(newcomer.iid)).toBeDefined();
+    await eventually(
+      () => everyone.every((node) => node.stats().unicastTargets === 4),
+      'every node to send to the newcomer',
+    );
   });
 
   it('drops malformed relays, and answers a relayed address at most once per pace however often it is named', async () => {

@@ -84,10 +84,14 @@ describe('peer timeout', () => {
   });
 
   it("does not count the node's own stalled event loop as its peers' silence", async () => {
-    // A stall is simulated exactly: the clock jumps by 5 s (more than nodeTimeout, 3.5 s) and the overdue
+    // A stall is simulated exactly: both clocks jump by 5 s (more than nodeTimeout, 3.5 s) and the overdue
     // sweep runs before the adverts sent meanwhile are delivered, as after a real stall the timers phase
-    // comes before the sockets are read. Deliveries run on the real setImmediate.
+    // comes before the sockets are read. Deliveries run on the real setImmediate. (The wall clock alone
+    // jumping is a clock set forward, not a stall: own-stalls.test.ts.)
     jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    const fakeNow = performance.now.bind(performance);
+    let stalled = 0;
+    const monotonic = jest.spyOn(performance, 'now').mockImplementation(() => fakeNow() + stalled);
     try {
       let silenced = '';
       cluster = new MemoryCluster({ filter: (advert) => advert.iid !== silenced });
@@ -100,6 +104,7 @@ describe('peer timeout', () => {
       await jest.advanceTimersByTimeAsync(900);
 
       jest.setSystemTime(Date.now() + 5000);
+      stalled += 5000;
       jest.advanceTimersByTime(200); // synchronous: the sweep runs, nothing is delivered yet
       await new Promise((resolve) => setImmediate(resolve));
       await jest.advanceTimersByTimeAsync(1000);
@@ -111,6 +116,7 @@ describe('peer timeout', () => {
       await jest.advanceTimersByTimeAsync(5000);
       expect(removals).toEqual([peer.iid]);
     } finally {
+      monotonic.mockRestore();
       jest.useRealTimers();
     }
   });

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import {
   EVERYONE,
+  JOIN_ANSWERS_PER_SECOND,
+  JOIN_ANSWER_BURST_PER_ADDRESS,
   JoinAnswers,
   MAX_REQUESTERS,
   asksEveryone,
@@ -98,10 +100,18 @@ describe('JoinAnswers', () => {
     expect(answered.at(-1)?.to).toBe(other);
   });
 
-  it('remembers at most MAX_REQUESTERS addresses, refusing new ones while all are pending', () => {
+  it('remembers at most MAX_REQUESTERS requesters, refusing new ones while all are pending', () => {
+    joins = new JoinAnswers(
+      GAP,
+      () => window,
+      (to) => answered.push({ to, at: Date.now() }),
+      () => random,
+      10_000,
+    );
+    const address = (i: number) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`;
     for (let i = 0; i < MAX_REQUESTERS + 10; i++)
-      joins.request({ address: '127.0.0.7', port: 1000 + i }, Date.now());
-    expect(joins.coalesced).toBe(10);
+      joins.request({ address: address(i), port: 1000 }, Date.now());
+    expect(joins.coalesced + joins.overBudget).toBe(10);
     jest.advanceTimersByTime(window);
     expect(answered).toHaveLength(MAX_REQUESTERS);
     // Once their gap is over, old requesters make room for new ones.
@@ -109,6 +119,55 @@ describe('JoinAnswers', () => {
     joins.request({ address: '127.0.0.8', port: 1 }, Date.now());
     jest.advanceTimersByTime(window);
     expect(answered).toHaveLength(MAX_REQUESTERS + 1);
+  });
+
+  it('answers one address, whatever its ports, a burst of four, then 1000 / gap a second (README: four)', () => {
+    // Forged requests naming one address, a new port each time: 50 a second for 10 s.
+    const start = Date.now();
+    for (let i = 0; i < 500; i++) {
+      joins.request({ address: '127.0.0.9', port: 1024 + i }, Date.now());
+      jest.advanceTimersByTime(20);
+    }
+    // Up to the burst's worth may still be booked: let them go.
+    jest.advanceTimersByTime(JOIN_ANSWER_BURST_PER_ADDRESS * GAP + window);
+    const seconds = (Date.now() - start) / 1000;
+    expect(answered.length).toBeLessThanOrEqual(JOIN_ANSWER_BURST_PER_ADDRESS + (1000 / GAP) * seconds);
+    expect(answered.length).toBeGreaterThanOrEqual((1000 / GAP) * 10 - 1);
+    expect(joins.overBudget).toBe(500 - answered.length);
+    // Answers are spread, not sent in bursts beyond the first: no second had more than four and the burst.
+    const perSecond = new Map<number, number>();
+    for (const { at } of answered)
+      perSecond.set(
+        Math.floor((at - start) / 1000),
+        (perSecond.get(Math.floor((at - start) / 1000)) ?? 0) + 1,
+      );
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(JOIN_ANSWER_BURST_PER_ADDRESS + 1000 / GAP);
+    // Another address has a budget of its own: answered at once.
+    joins.request({ address: '127.0.0.10', port: 1 }, Date.now());
+    jest.advanceTimersByTime(window);
+    expect(answered.at(-1)?.to).toEqual({ address: '127.0.0.10', port: 1 });
+  });
+
+  it('nodes sharing one address (several on a host) are each answered, up to the burst at once', () => {
+    random = 0;
+    for (let port = 1; port <= JOIN_ANSWER_BURST_PER_ADDRESS; port++)
+      joins.request({ address: '127.0.0.11', port }, Date.now());
+    jest.advanceTimersByTime(1);
+    expect(answered.map((a) => a.to?.port)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('sends at most JOIN_ANSWERS_PER_SECOND answers a second in all, however many addresses ask', () => {
+    const start = Date.now();
+    // 2,000 addresses, each asking once, over two seconds.
+    for (let i = 0; i < 2000; i++) {
+      joins.request({ address: `10.1.${i >> 8}.${i & 255}`, port: 7 }, Date.now());
+      if (i % 10 === 9) jest.advanceTimersByTime(10);
+    }
+    jest.advanceTimersByTime(window);
+    const seconds = (Date.now() - start) / 1000;
+    expect(answered.length).toBeLessThanOrEqual(JOIN_ANSWERS_PER_SECOND * (1 + seconds));
+    expect(answered.length).toBeGreaterThanOrEqual(JOIN_ANSWERS_PER_SECOND * seconds);
+    expect(joins.overBudget + joins.coalesced).toBe(2000 - answered.length);
   });
 
   it('cancel() drops pending answers', () => {

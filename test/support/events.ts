@@ -54,3 +54,12 @@ export function waitUntil(
     for (const emitter of emitters) for (const event of events) emitter.on(event, check);
   });
 }
+
+/** Re-checks `condition` every 10 ms until true, failing after `timeout` ms (for what emits no event). */
+export async function eventually(condition: () => boolean, what: string, timeout = 2000): Promise<void> {
+  const deadline = performance.now() + timeout;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Timed out after ${timeout} ms waiting for ${what}.`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
