@@ -26,6 +26,8 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private dropped = 0;
   private lapses = 0;
   private pingsOfDropped = 0;
+  /** Well-formed frames of a type this version does not know (a later minor's): ignored. */
+  private unknownFrames = 0;
 
   constructor(private readonly options: PeerConnectionOptions = {}) {
     super();
@@ -44,6 +46,9 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     if (existing !== undefined) this.closeCounted(existing);
     const connection = new PeerConnection(peer.host, peer.port, {
       ...this.options,
+      onUnknownFrame: () => {
+        this.unknownFrames++;
+      },
       onLiveness: (responsive) => {
         if (this.connections.get(peer.iid) === connection) this.setResponsive(peer.iid, responsive);
       },
@@ -139,6 +144,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       unresponsivePeers: this.unresponsive.size,
       unresponsiveLapses: this.lapses,
       pingsSent: pings,
+      unknownFrames: this.unknownFrames,
       ...held,
       bytesIn,
       bytesOut,
