@@ -12,6 +12,9 @@ export interface ProtocolVersion {
   readonly minor: number;
 }
 
+/** Largest major or minor number on the wire (both are MessagePack unsigned integers). */
+export const MAX_VERSION_NUMBER = 0xffff;
+
 /** What this release speaks. */
 const RELEASED: ProtocolVersion = { major: 1, minor: 0 };
 
@@ -36,9 +39,6 @@ function fromEnvironment(): ProtocolVersion | undefined {
 
 /** What this process speaks: this release's version, unless a test overrides it. */
 export const PROTOCOL_VERSION: ProtocolVersion = Object.freeze(fromEnvironment() ?? RELEASED);
-
-/** Largest major or minor number on the wire (both are MessagePack unsigned integers). */
-export const MAX_VERSION_NUMBER = 0xffff;
 
 /** Same major: the two can talk. A peer that states no version is taken as the current major. */
 export function isCompatible(version: ProtocolVersion | undefined): boolean {
