@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { KableWarning } from '../node/errors.js';
-import { formatVersion, isCompatible, PROTOCOL_VERSION, versionToArray } from '../node/protocol-version.js';
+import {
+  formatVersion,
+  isCompatible,
+  PROTOCOL_VERSION,
+  SENDS_TEST_EXTENSIONS,
+  versionToArray,
+} from '../node/protocol-version.js';
 import { WarningLimiter } from '../node/warning-limiter.js';
 import { FrameDecoder, type DecodeFailure } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
@@ -10,6 +16,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
   parseFrame,
+  TEST_EXTENSION_FRAME,
   type CallerIdentity,
   type Metadata,
   type PatternLists,
@@ -331,6 +338,7 @@ class ServerConnection {
     this.writer.attach(socket);
     // First frame out: the largest frame this server accepts, so the client checks sizes before sending.
     this.writer.write([FrameType.HELLO, { max: server.maxFrameSize, v: versionToArray(PROTOCOL_VERSION) }]);
+    if (SENDS_TEST_EXTENSIONS) this.writer.write(TEST_EXTENSION_FRAME);
     // Only on 'drain', which never comes in the middle of decoding: resuming hands out held frames.
     socket.on('drain', () => this.resumeIfDrained());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));

@@ -27,6 +27,9 @@ export const FrameType = {
  */
 export const LAST_FRAME_TYPE = FrameType.PONG;
 
+/** What a test build of a later minor sends after its hello (see SENDS_TEST_EXTENSIONS): a type over 12. */
+export const TEST_EXTENSION_FRAME = [LAST_FRAME_TYPE + 1, { note: 'a frame type of a later minor version' }];
+
 export type Metadata = Record<string, unknown>;
 export interface PatternLists {
   messages: string[];

@@ -10,6 +10,7 @@ import {
   formatVersion,
   isCompatible,
   PROTOCOL_VERSION,
+  SENDS_TEST_EXTENSIONS,
   versionToArray,
   type ProtocolVersion,
 } from '../node/protocol-version.js';
@@ -17,6 +18,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
   parseFrame,
+  TEST_EXTENSION_FRAME,
   type CallerIdentity,
   type Metadata,
   type PatternLists,
@@ -554,5 +556,6 @@ function helloFrame(caller: CallerIdentity | undefined, maxFrameSize: number): B
     caller === undefined
       ? { max: maxFrameSize, v }
       : { id: caller.id, iid: caller.iid, max: maxFrameSize, v };
-  return helloEncoder.encodeOne([FrameType.HELLO, hello]);
+  const frame = helloEncoder.encodeOne([FrameType.HELLO, hello]);
+  return SENDS_TEST_EXTENSIONS ? Buffer.concat([frame, helloEncoder.encodeOne(TEST_EXTENSION_FRAME)]) : frame;
 }

@@ -1,7 +1,12 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { Advert, AdvertEvent } from '../node/advert.js';
 import { KableOptionsError } from '../node/errors.js';
-import { PROTOCOL_VERSION, versionFromArray, versionToArray } from '../node/protocol-version.js';
+import {
+  PROTOCOL_VERSION,
+  SENDS_TEST_EXTENSIONS,
+  versionFromArray,
+  versionToArray,
+} from '../node/protocol-version.js';
 import { MAX_PROBED } from '../node/silence-probe.js';
 import { NODE_STATES, type NodeState } from '../node/states.js';
 
@@ -49,6 +54,7 @@ export function advertToArray(advert: Advert): unknown[] {
     advert.meta ?? null,
   ];
   fields.push(advert.probe ?? null, versionToArray(advert.protocol ?? PROTOCOL_VERSION));
+  if (SENDS_TEST_EXTENSIONS) fields.push('a field of a later minor version');
   return fields;
 }
 

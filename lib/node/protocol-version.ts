@@ -40,6 +40,15 @@ function fromEnvironment(): ProtocolVersion | undefined {
 /** What this process speaks: this release's version, unless a test overrides it. */
 export const PROTOCOL_VERSION: ProtocolVersion = Object.freeze(fromEnvironment() ?? RELEASED);
 
+/**
+ * True when a test made this process speak a later minor version than this release: it then also sends
+ * what such a version may add and this release does not know, one frame type after each hello
+ * (TEST_EXTENSION_FRAME) and one advert field, so a mixed-version cluster test runs against a real
+ * difference, not just a number.
+ */
+export const SENDS_TEST_EXTENSIONS =
+  PROTOCOL_VERSION.major === RELEASED.major && PROTOCOL_VERSION.minor > RELEASED.minor;
+
 /** Same major: the two can talk. A peer that states no version is taken as the current major. */
 export function isCompatible(version: ProtocolVersion | undefined): boolean {
   return version === undefined || version.major === PROTOCOL_VERSION.major;
