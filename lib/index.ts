@@ -4,6 +4,7 @@ export { KableNode, type KableNodeEvents, type PickOptions } from './node/kable-
 export { KableSentinel, type SentinelOptions } from './node/sentinel.js';
 export type { OverloadOptions } from './node/overload-monitor.js';
 export type { PeerRecord } from './node/peer-record.js';
+export { PROTOCOL_VERSION, type ProtocolVersion } from './node/protocol-version.js';
 export type { NodeStatus } from './node/state-machine.js';
 export type { RemovalReason } from './node/registry.js';
 export * from './node/states.js';

@@ -1,6 +1,13 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { KableWarning } from '../node/errors.js';
+import {
+  formatVersion,
+  isCompatible,
+  PROTOCOL_VERSION,
+  SENDS_TEST_EXTENSIONS,
+  versionToArray,
+} from '../node/protocol-version.js';
 import { WarningLimiter } from '../node/warning-limiter.js';
 import { FrameDecoder, type DecodeFailure } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
@@ -10,6 +17,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
   parseFrame,
+  TEST_EXTENSION_FRAME,
   type CallerIdentity,
   type Metadata,
   type PatternLists,
@@ -140,6 +148,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     peakConnectionBacklog: 0,
     /** Streams cut with KABLE_BACKPRESSURE: their caller did not read as fast as they emitted. */
     cutStreams: 0,
+    /** Well-formed frames of a type this version does not know (a later minor's): ignored. */
+    unknownFrames: 0,
   };
   /** Bytes of connections already closed (the open ones are read from their sockets). */
   private closedBytes = { in: 0, out: 0 };
@@ -366,7 +376,8 @@ class ServerConnection {
     socket.setNoDelay(true);
     this.writer.attach(socket);
     // First frame out: the largest frame this server accepts, so the client checks sizes before sending.
-    this.writer.write([FrameType.HELLO, { max: server.maxFrameSize }]);
+    this.writer.write([FrameType.HELLO, { max: server.maxFrameSize, v: versionToArray(PROTOCOL_VERSION) }]);
+    if (SENDS_TEST_EXTENSIONS) this.writer.write(TEST_EXTENSION_FRAME);
     // Only on 'drain', which never comes in the middle of decoding: resuming hands out held frames.
     socket.on('drain', () => this.resumeIfDrained());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -540,6 +551,10 @@ class ServerConnection {
       this.server.reject(this, 'unknownFrame', 'a frame of unknown shape');
       return;
     }
+    if (frame.type === 'unknown') {
+      this.server.counters.unknownFrames++;
+      return;
+    }
     const handler = this.server.handler;
     try {
       switch (frame.type) {
@@ -559,6 +574,15 @@ class ServerConnection {
           this.write([FrameType.DESCRIPTION, frame.id, handler.describe()]);
           return;
         case FrameType.HELLO:
+          if (!isCompatible(frame.version)) {
+            const theirs = formatVersion(frame.version!);
+            this.server.reject(
+              this,
+              'incompatibleVersion',
+              `the caller speaks protocol ${theirs}, this server ${formatVersion(PROTOCOL_VERSION)}`,
+            );
+            return;
+          }
           if (frame.caller !== undefined) this.caller = frame.caller;
           if (frame.maxFrameSize !== undefined) this.callerMaxFrameSize = frame.maxFrameSize;
           return;

@@ -8,9 +8,18 @@ import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
 import { unencodableError } from './unencodable.js';
 import { LIVENESS_DEFAULTS, PeerLiveness, type LivenessOptions } from './peer-liveness.js';
 import {
+  formatVersion,
+  isCompatible,
+  PROTOCOL_VERSION,
+  SENDS_TEST_EXTENSIONS,
+  versionToArray,
+  type ProtocolVersion,
+} from '../node/protocol-version.js';
+import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
   parseFrame,
+  TEST_EXTENSION_FRAME,
   type CallerIdentity,
   type Metadata,
   type PatternLists,
@@ -52,6 +61,8 @@ export interface PeerConnectionOptions {
   liveness?: LivenessOptions | false;
   /** Told when the peer turns unresponsive (false) or answers again (true). */
   onLiveness?: (responsive: boolean) => void;
+  /** Told of each well-formed frame of a type this version does not know (a later minor's): it is ignored. */
+  onUnknownFrame?: (type: number) => void;
 }
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
@@ -601,8 +612,15 @@ export class PeerConnection {
   }
 
   /** The server said how large a frame it accepts: fail what is queued over it, then start sending. */
-  private onServerHello(maxFrameSize: number | undefined): void {
+  private onServerHello(maxFrameSize: number | undefined, version: ProtocolVersion | undefined): void {
     if (this.serverMaxFrameSize !== undefined) return;
+    // Nothing was sent yet but the hello: what waits fails as unreachable, to be tried elsewhere.
+    if (!isCompatible(version))
+      return this.fail(
+        new Error(
+          `the server speaks protocol ${formatVersion(version!)}, this caller ${formatVersion(PROTOCOL_VERSION)}`,
+        ),
+      );
     const limit = maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     this.serverMaxFrameSize = limit;
     for (const [id, entry] of this.pending) {
@@ -641,7 +659,8 @@ export class PeerConnection {
       this.fail(new Error(`protocol error from ${this.label}: a frame of unknown shape`));
       return;
     }
-    if (frame.type === FrameType.HELLO) return this.onServerHello(frame.maxFrameSize);
+    if (frame.type === 'unknown') return this.options.onUnknownFrame?.(frame.frameType);
+    if (frame.type === FrameType.HELLO) return this.onServerHello(frame.maxFrameSize, frame.version);
     if (frame.type === FrameType.EVENT || frame.type === FrameType.REQUEST) return;
     if (frame.type === FrameType.PONG || frame.type === FrameType.PING) return; // arrival was the news
     if (frame.type === FrameType.NEXT) return this.onNext(frame.id, frame.value, frame.last);
@@ -734,7 +753,11 @@ function noop(): void {}
 let helloEncoder: FrameWriter | undefined;
 function helloFrame(caller: CallerIdentity | undefined, maxFrameSize: number): Buffer {
   helloEncoder ??= new FrameWriter();
+  const v = versionToArray(PROTOCOL_VERSION);
   const hello =
-    caller === undefined ? { max: maxFrameSize } : { id: caller.id, iid: caller.iid, max: maxFrameSize };
-  return helloEncoder.encodeOne([FrameType.HELLO, hello]);
+    caller === undefined
+      ? { max: maxFrameSize, v }
+      : { id: caller.id, iid: caller.iid, max: maxFrameSize, v };
+  const frame = helloEncoder.encodeOne([FrameType.HELLO, hello]);
+  return SENDS_TEST_EXTENSIONS ? Buffer.concat([frame, helloEncoder.encodeOne(TEST_EXTENSION_FRAME)]) : frame;
 }

@@ -28,6 +28,8 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private pingsOfDropped = 0;
   /** Requests that waited for room on connections already replaced or dropped. */
   private roomWaitsOfClosed = 0;
+  /** Well-formed frames of a type this version does not know (a later minor's): ignored. */
+  private unknownFrames = 0;
 
   constructor(private readonly options: PeerConnectionOptions = {}) {
     super();
@@ -46,6 +48,9 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     if (existing !== undefined) this.closeCounted(existing);
     const connection = new PeerConnection(peer.host, peer.port, {
       ...this.options,
+      onUnknownFrame: () => {
+        this.unknownFrames++;
+      },
       onLiveness: (responsive) => {
         if (this.connections.get(peer.iid) === connection) this.setResponsive(peer.iid, responsive);
       },
@@ -154,6 +159,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       unresponsivePeers: this.unresponsive.size,
       unresponsiveLapses: this.lapses,
       pingsSent: pings,
+      unknownFrames: this.unknownFrames,
       ...held,
       roomWaits,
       bytesIn,

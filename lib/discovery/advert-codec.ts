@@ -1,6 +1,12 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { Advert, AdvertEvent } from '../node/advert.js';
 import { KableOptionsError } from '../node/errors.js';
+import {
+  PROTOCOL_VERSION,
+  SENDS_TEST_EXTENSIONS,
+  versionFromArray,
+  versionToArray,
+} from '../node/protocol-version.js';
 import { MAX_PROBED } from '../node/silence-probe.js';
 import { NODE_STATES, type NodeState } from '../node/states.js';
 
@@ -18,9 +24,15 @@ const decoder = new Decoder({
   maxMapLength: 64,
 });
 
+/** Fields every advert has; the probe list and the protocol version follow (see docs/protocol.md). */
+const BASE_FIELDS = 16;
+/** Fields this version writes: the base ones, the probe list (or null) and the protocol version. */
+export const ADVERT_FIELDS = 18;
+
 /**
- * An advert as a positional array: field names would cost a third of the datagram. Sixteen fields,
- * and a seventeenth (the probe list) only when the advert probes silent peers.
+ * An advert as a positional array: field names would cost a third of the datagram. Sixteen fields, then
+ * the probe list (null when the advert probes no silent peer) and the protocol version `[major, minor]`.
+ * A later minor version may only append fields: a reader ignores (and counts) those it does not know.
  */
 export function advertToArray(advert: Advert): unknown[] {
   const fields: unknown[] = [
@@ -41,7 +53,8 @@ export function advertToArray(advert: Advert): unknown[] {
     advert.patterns,
     advert.meta ?? null,
   ];
-  if (advert.probe !== undefined) fields.push(advert.probe);
+  fields.push(advert.probe ?? null, versionToArray(advert.protocol ?? PROTOCOL_VERSION));
+  if (SENDS_TEST_EXTENSIONS) fields.push('a field of a later minor version');
   return fields;
 }
 
@@ -62,9 +75,14 @@ function isWhole(value: unknown, min: number, max: number): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max;
 }
 
-/** Checks every field of a decoded advert; undefined when anything is off. */
+/**
+ * Checks every known field of a decoded advert; undefined when anything is off. Sixteen or seventeen
+ * fields is an advert from before versions were advertised (no protocol version: the current major is
+ * assumed); fields past the eighteenth come from a later minor version and are ignored, counted in
+ * `unknownFields`.
+ */
 export function advertFromArray(value: unknown): Advert | undefined {
-  if (!Array.isArray(value) || (value.length !== 16 && value.length !== 17)) return undefined;
+  if (!Array.isArray(value) || value.length < BASE_FIELDS) return undefined;
   const [
     event,
     id,
@@ -83,6 +101,7 @@ export function advertFromArray(value: unknown): Advert | undefined {
     patterns,
     meta,
     probe,
+    protocol,
   ] = value as unknown[];
   if (!isWhole(event, 0, EVENTS.length - 1) || !isWhole(state, 0, NODE_STATES.length - 1)) return undefined;
   if (!isString(id) || id === '' || !isString(iid) || iid === '' || typeof replica !== 'boolean')
@@ -96,7 +115,10 @@ export function advertFromArray(value: unknown): Advert | undefined {
   if (reason !== null && !isString(reason, 512)) return undefined;
   if (!isString(patterns, 64)) return undefined;
   if (meta !== null && (typeof meta !== 'object' || Array.isArray(meta))) return undefined;
-  if (value.length === 17 && !isProbeList(probe)) return undefined;
+  const probing = value.length > BASE_FIELDS && (value.length === BASE_FIELDS + 1 || probe !== null);
+  if (probing && !isProbeList(probe)) return undefined;
+  const version = value.length >= ADVERT_FIELDS ? versionFromArray(protocol) : undefined;
+  if (value.length >= ADVERT_FIELDS && version === undefined) return undefined;
   const advert: Advert = {
     event: EVENTS[event],
     id,
@@ -115,7 +137,9 @@ export function advertFromArray(value: unknown): Advert | undefined {
   };
   if (reason !== null) advert.reason = reason;
   if (meta !== null) advert.meta = meta as Record<string, unknown>;
-  if (value.length === 17) advert.probe = probe as number[];
+  if (probing) advert.probe = probe as number[];
+  if (version !== undefined) advert.protocol = version;
+  if (value.length > ADVERT_FIELDS) advert.unknownFields = value.length - ADVERT_FIELDS;
   return advert;
 }
 

@@ -295,6 +295,9 @@ export class KableClientProxy extends ClientProxy {
     metadata: Record<string, unknown> | undefined,
     trace: OutboundTrace | undefined,
   ): Promise<void> {
+    // Only nodes of another major protocol version may take it: no use waiting for them.
+    const incompatible = this.router.incompatibleOnly(pattern, 'events');
+    if (incompatible !== undefined) throw incompatible;
     const targets = await this.router.waitFor(
       () => {
         const found = this.router.eventTargets(pattern);

@@ -62,6 +62,9 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   start(): void {
     const ready = this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern);
     if (ready !== undefined) return this.sendTo(ready);
+    // Only nodes of another major protocol version may serve it: no use waiting for them.
+    const incompatible = this.router.incompatibleOnly(this.pattern, 'messages');
+    if (incompatible !== undefined) return this.fail(incompatible);
     const { pickTimeout, timeout } = this.settings;
     this.waitingForNode = true;
     this.router

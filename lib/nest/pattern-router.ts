@@ -14,6 +14,8 @@ interface Route {
   candidates: PeerRecord[];
   /** Some RUNNING node's catalog is still being fetched: it may serve the pattern too. */
   pending: boolean;
+  /** RUNNING nodes of another major protocol version that may serve the pattern: never picked. */
+  incompatible: PeerRecord[];
   /** Whose turn it is; kept when the candidates are recomputed, so churn does not reset the rotation. */
   balancer: BalancingStrategy<PeerRecord>;
 }
@@ -203,7 +205,11 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     const nodes = this.node
       .running(this.target)
       .filter(
-        (peer) => peer.patterns !== '' && !this.unresponsive.has(peer.iid) && !this.avoided.has(peer.iid),
+        (peer) =>
+          peer.patterns !== '' &&
+          peer.compatible &&
+          !this.unresponsive.has(peer.iid) &&
+          !this.avoided.has(peer.iid),
       );
     return nodes.length === 0 ? undefined : route.balancer.select(nodes);
   }
@@ -258,10 +264,28 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   }
 
   /** KABLE_NO_NODE for a wait for `what` that ended after `waited` ms, naming the services known. */
-  unserved(what: string, waited: number, option: 'pickTimeout' | 'timeout'): KableError {
+  unserved(
+    what: string,
+    waited: number,
+    option: 'pickTimeout' | 'timeout',
+    incompatible: readonly PeerRecord[] = [],
+  ): KableError {
     const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
-    const unlisted = nodes.filter((peer) => !peer.self && !this.catalog.isKnown(peer.patterns)).length;
-    return noNodeError(this.node, what, waited, option, this.target, unlisted);
+    const unlisted = nodes.filter(
+      (peer) => !peer.self && peer.compatible && !this.catalog.isKnown(peer.patterns),
+    ).length;
+    return noNodeError(this.node, what, waited, option, this.target, unlisted, incompatible);
+  }
+
+  /**
+   * KABLE_NO_NODE, at once, when the only RUNNING nodes that may serve the pattern speak another major
+   * protocol version: waiting would not help until a node of this caller's version comes. Else undefined.
+   */
+  incompatibleOnly(pattern: string, kind: PatternKind): KableError | undefined {
+    const route = this.route(pattern, kind);
+    if (route.candidates.length > 0 || route.pending || route.incompatible.length === 0) return undefined;
+    const what = kind === 'messages' ? `pattern "${pattern}"` : `event "${pattern}"`;
+    return this.unserved(what, 0, 'pickTimeout', route.incompatible);
   }
 
   get waiting(): number {
@@ -289,6 +313,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
         avoidVersion: -1,
         candidates: [],
         pending: false,
+        incompatible: [],
         balancer:
           kind === 'messages' && this.load !== undefined
             ? new LoadAwareRoundRobin<PeerRecord>(this.load)
@@ -299,7 +324,13 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
     const candidates: PeerRecord[] = [];
     let pending = false;
+    let incompatible: PeerRecord[] | undefined;
     for (const peer of nodes) {
+      if (!peer.compatible) {
+        // Never asked for its pattern list either: it could not answer this caller's DESCRIBE.
+        if (this.mayServe(peer, pattern, kind)) (incompatible ??= []).push(peer);
+        continue;
+      }
       if (this.avoided.size > 0 && this.avoided.has(peer.iid)) continue;
       if (this.unresponsive.size > 0 && this.unresponsive.has(peer.iid)) continue;
       const handles = this.catalog.handles(peer, pattern, kind);
@@ -311,7 +342,14 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     route.avoidVersion = this.avoidVersion;
     route.candidates = candidates;
     route.pending = pending;
+    route.incompatible = incompatible ?? [];
     return route;
+  }
+
+  /** An incompatible node that may serve the pattern: any of the target service, else by its known list. */
+  private mayServe(peer: PeerRecord, pattern: string, kind: PatternKind): boolean {
+    if (this.target !== undefined || !this.catalog.isKnown(peer.patterns)) return true;
+    return this.catalog.handles(peer, pattern, kind) === true;
   }
 
   private balancer(key: string): RoundRobin<PeerRecord> {

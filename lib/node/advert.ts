@@ -1,3 +1,4 @@
+import type { ProtocolVersion } from './protocol-version.js';
 import type { NodeState } from './states.js';
 
 /**
@@ -45,6 +46,16 @@ export interface Advert {
    * with an advertisement at once, so one lost advert is not mistaken for a dead node (see SilenceProbe).
    */
   probe?: number[];
+  /**
+   * The data-plane protocol version the node speaks (see protocol-version.ts). Absent only in an advert
+   * from before versions were advertised: taken as the current major.
+   */
+  protocol?: ProtocolVersion;
+  /**
+   * Set on receipt only: fields after the known ones, from a newer minor version. They are ignored, and
+   * counted (stats: `unknownAdvertFields`).
+   */
+  unknownFields?: number;
 }
 
 /** Where a datagram came from: the sender's discovery socket. */

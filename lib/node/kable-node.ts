@@ -12,6 +12,7 @@ import { unwatchSignals, watchSignals } from './leave-on-signal.js';
 import { OverloadMonitor } from './overload-monitor.js';
 import { OwnStalls } from './own-stalls.js';
 import { PickWaiters } from './pick-waiters.js';
+import { formatVersion, PROTOCOL_VERSION } from './protocol-version.js';
 import {
   EVERYONE,
   JOIN_RETRIES_MS,
@@ -27,6 +28,7 @@ import { StateMachine, type NodeStatus } from './state-machine.js';
 import { MAX_REASON_BYTES, boundReason } from './state-reason.js';
 import type { NodeState } from './states.js';
 import { UpdateThrottle } from './update-throttle.js';
+import { WarningLimiter } from './warning-limiter.js';
 import {
   milliseconds,
   validateId,
@@ -138,7 +140,13 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     duplicatesSeen: 0,
     listenerErrors: 0,
     unhandledErrors: 0,
+    /** Advert fields past the ones this version knows (from a later minor version): ignored. */
+    unknownAdvertFields: 0,
   };
+  /** One warning a second at most, however many nodes of another major version advertise. */
+  private readonly incompatibleWarnings = new WarningLimiter((warning) =>
+    this.emitSafely('warning', warning),
+  );
 
   constructor(
     id: string,
@@ -444,6 +452,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       joinAnswersFailed: this.joins.failed,
       ownStalls: this.stalls.count,
       peers: this.registry.size,
+      incompatiblePeers: this.registry.all().filter((peer) => !peer.compatible).length,
       ignoredDuplicates: this.registry.ignoredCount(),
       pickWaiters: this.waiters.size,
       overloads: this.overload?.overloads ?? 0,
@@ -482,6 +491,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       since: status.since,
       seq,
       patterns: this.patternDigest,
+      protocol: PROTOCOL_VERSION,
     };
     if (status.reason !== undefined) advert.reason = status.reason;
     if (this.meta !== undefined) advert.meta = this.meta;
@@ -522,6 +532,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
     }
     if (this.machine.current.state === 'DOWN') return;
     this.counters.advertsReceived++;
+    if (advert.unknownFields !== undefined) this.counters.unknownAdvertFields += advert.unknownFields;
     const now = Date.now();
     try {
       this.handle(this.registry.apply(advert, source, now), advert.id);
@@ -541,6 +552,7 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
   private handle(change: RegistryChange, id: string): void {
     switch (change.kind) {
       case 'added':
+        if (!change.peer.compatible) this.warnIncompatible(change.peer);
         if (!change.peer.self) this.emit('peer:added', change.peer);
         if (change.peer.state === 'RUNNING') this.serveWaiters(id);
         return;
@@ -563,6 +575,16 @@ export class KableNode extends EventEmitter<KableNodeEvents> {
       default:
         return;
     }
+  }
+
+  private warnIncompatible(peer: PeerRecord): void {
+    const theirs = formatVersion(peer.protocol);
+    this.incompatibleWarnings.count(
+      'KABLE_INCOMPATIBLE_PEER',
+      `Node ${peer.id} (${peer.iid}) at ${peer.host}:${peer.port} speaks data-plane protocol ${theirs}, ` +
+        `this node ${formatVersion(PROTOCOL_VERSION)}: it is listed as incompatible ${theirs} and never ` +
+        `sent requests (only the same major version interoperates).`,
+    );
   }
 
   private onDuplicate(change: Extract<RegistryChange, { kind: 'duplicate' }>): void {

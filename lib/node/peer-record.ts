@@ -1,4 +1,5 @@
 import type { Advert, AdvertSource } from './advert.js';
+import { isCompatible, PROTOCOL_VERSION, type ProtocolVersion } from './protocol-version.js';
 import type { NodeState } from './states.js';
 
 /** What a node knows of one node of its cluster (itself included). Owned by the registry: read, don't write. */
@@ -33,6 +34,10 @@ export interface PeerRecord {
   patterns: string;
   /** The node's free-form `meta` option. */
   meta?: Record<string, unknown>;
+  /** The data-plane protocol version the node speaks (the current one when its advert states none). */
+  protocol: ProtocolVersion;
+  /** Same major version as this node's: only such a node is ever sent requests (see protocol-version.ts). */
+  compatible: boolean;
   /** When the last advert of this peer arrived (local clock, milliseconds). */
   lastSeen: number;
   /** The peer's discovery socket, as seen on the last datagram. */
@@ -63,6 +68,8 @@ export function recordFromAdvert(
     seq: advert.seq,
     patterns: advert.patterns,
     meta: advert.meta,
+    protocol: advert.protocol ?? PROTOCOL_VERSION,
+    compatible: isCompatible(advert.protocol),
     lastSeen: now,
     source,
     self,
@@ -82,6 +89,8 @@ export function refreshRecord(record: PeerRecord, advert: Advert, source: Advert
   record.seq = advert.seq;
   record.patterns = advert.patterns;
   record.meta = advert.meta;
+  record.protocol = advert.protocol ?? PROTOCOL_VERSION;
+  record.compatible = isCompatible(advert.protocol);
   record.lastSeen = now;
   record.source = source;
 }

@@ -3,6 +3,7 @@ import { createDiscoveryTransport } from '../discovery/create-transport.js';
 import type { Advert } from '../node/advert.js';
 import type { DiscoveryTransport } from '../node/discovery-transport.js';
 import type { KableWarning } from '../node/errors.js';
+import { PROTOCOL_VERSION, type ProtocolVersion } from '../node/protocol-version.js';
 import { DEFAULTS, type KableOptions } from '../node/options.js';
 
 export interface WatchedNode {
@@ -17,6 +18,8 @@ export interface WatchedNode {
   since: number;
   lastSeen: number;
   meta?: Record<string, unknown>;
+  /** The data-plane protocol version it speaks (the current one when its advert states none). */
+  protocol?: ProtocolVersion;
 }
 
 export type WatchOptions = Pick<KableOptions, 'namespace' | 'key' | 'keys' | 'discovery'>;
@@ -89,6 +92,7 @@ export class ClusterWatcher extends EventEmitter<{ change: []; warning: [KableWa
       since: advert.since,
       lastSeen: Date.now(),
       seq: advert.seq,
+      protocol: advert.protocol ?? PROTOCOL_VERSION,
       ...(advert.reason === undefined ? {} : { reason: advert.reason }),
       ...(advert.meta === undefined ? {} : { meta: advert.meta }),
     };

@@ -1,3 +1,4 @@
+import { formatVersion, isCompatible } from '../node/protocol-version.js';
 import type { WatchedNode } from './cluster-watcher.js';
 
 export interface TableExtras {
@@ -18,6 +19,9 @@ export function renderTable(nodes: WatchedNode[], extras: TableExtras = {}): str
   const state = (node: WatchedNode): string => {
     let text = node.reason ? `${node.state} (${node.reason})` : node.state;
     if (extras.unresponsive?.has(node.iid)) text += ', unresponsive';
+    // Callers of this version never send it requests (see protocol-version.ts).
+    if (node.protocol !== undefined && !isCompatible(node.protocol))
+      text += `, incompatible ${formatVersion(node.protocol)}`;
     const silent = now - node.lastSeen;
     if (extras.silentAfter !== undefined && silent > extras.silentAfter)
       text += `, silent ${(silent / 1000).toFixed(1)} s`;

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
 import { CALLER_SLICE_FRAMES, FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { FrameType } from '../../lib/data-plane/frames.js';
+import { PROTOCOL_VERSION, versionToArray } from '../../lib/node/protocol-version.js';
 import { recordingSocket } from '../support/recording-socket.js';
 
 const tick = () => new Promise((resolve) => process.nextTick(resolve));
@@ -44,7 +45,10 @@ describe('how a burst of frames is cut into writes', () => {
     const client = net.connect(port, '127.0.0.1');
     try {
       const encoder = new FrameWriter();
-      const serverHello = encoder.encodeOne([FrameType.HELLO, { max: server.maxFrameSize }]);
+      const serverHello = encoder.encodeOne([
+        FrameType.HELLO,
+        { max: server.maxFrameSize, v: versionToArray(PROTOCOL_VERSION) },
+      ]);
       const replies = Array.from({ length: BURST }, (_, id) =>
         encoder.encodeOne([FrameType.NEXT, id, id * 2, true]),
       );

@@ -28,6 +28,7 @@ const advert: Advert = {
   seq: 17,
   patterns: 'abcdefghijklmnop',
   meta: { zone: 'a', weight: 2 },
+  protocol: { major: 1, minor: 0 },
 };
 
 const keyA = randomBytes(32).toString('base64');
@@ -39,16 +40,20 @@ describe('advert codec', () => {
     const { reason: _reason, meta: _meta, ...bare } = advert;
     expect(advertFromArray(decodeValue(encodeValue(advertToArray(bare))))).toEqual(bare);
     const probing = { ...advert, probe: [0, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER] };
-    expect(advertToArray(probing)).toHaveLength(17);
+    expect(advertToArray(probing)).toHaveLength(18);
     expect(advertFromArray(decodeValue(encodeValue(advertToArray(probing))))).toEqual(probing);
   });
 
   it('refuses a probe list that is empty, too long or not of indexes', () => {
     const good = advertToArray(advert);
-    for (const probe of [[], new Array(MAX_PROBED + 1).fill(1), [1.5], [-1], ['a'], 7, null, { 0: 1 }]) {
-      expect(advertFromArray([...good, probe])).toBeUndefined();
+    const withProbe = (probe: unknown) => [...good.slice(0, 16), probe, ...good.slice(17)];
+    for (const probe of [[], new Array(MAX_PROBED + 1).fill(1), [1.5], [-1], ['a'], 7, { 0: 1 }]) {
+      expect(advertFromArray(withProbe(probe))).toBeUndefined();
+      // The same list in an advert from before versions were advertised (seventeen fields).
+      expect(advertFromArray([...good.slice(0, 16), probe])).toBeUndefined();
     }
-    expect(advertFromArray([...good, new Array(MAX_PROBED).fill(1)])).toBeDefined();
+    expect(advertFromArray([...good.slice(0, 16), null])).toBeUndefined();
+    expect(advertFromArray(withProbe(new Array(MAX_PROBED).fill(1)))).toBeDefined();
   });
 
   it('refuses wrong shapes field by field', () => {
@@ -58,7 +63,7 @@ describe('advert codec', () => {
       bad[field] = field === 11 || field === 15 ? 12345 : { wrong: true };
       expect(advertFromArray(bad)).toBeUndefined();
     }
-    expect(advertFromArray([...good, [1], 1])).toBeUndefined();
+    expect(advertFromArray(good.slice(0, 15))).toBeUndefined();
     expect(advertFromArray('advert')).toBeUndefined();
   });
 });

@@ -9,7 +9,14 @@ import { PatternRouter } from '../../lib/nest/pattern-router.js';
 // and a catalog reduced to what the router reads.
 
 function peer(iid: string, id = 'math'): PeerRecord {
-  return { iid, id, state: 'RUNNING', patterns: `digest-${iid}`, self: false } as unknown as PeerRecord;
+  return {
+    iid,
+    id,
+    state: 'RUNNING',
+    patterns: `digest-${iid}`,
+    self: false,
+    compatible: true,
+  } as unknown as PeerRecord;
 }
 
 function cluster(peers: PeerRecord[], handles: boolean) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import type { WatchedNode } from '../../lib/watch/cluster-watcher.js';
+import { PROTOCOL_VERSION } from '../../lib/node/protocol-version.js';
 import { renderTable } from '../../lib/watch/render-table.js';
 
 const node = (iid: string, lastSeen: number): WatchedNode => ({
@@ -28,5 +29,18 @@ describe('renderTable', () => {
     expect(lines[2]).toMatch(/aaaaaaaa\s+RUNNING\s+127/);
     expect(lines[3]).toMatch(/bbbbbbbb\s+RUNNING, unresponsive, silent 4\.\d s/);
     expect(lines[4]).toMatch(/cccccccc\s+RUNNING\s+127/);
+  });
+
+  it('marks a node of another major protocol version as incompatible, naming its version', () => {
+    const now = Date.now();
+    const table = renderTable([
+      { ...node('aaaaaaaa-1', now), protocol: { major: PROTOCOL_VERSION.major, minor: 9 } },
+      { ...node('bbbbbbbb-2', now), protocol: { major: PROTOCOL_VERSION.major + 1, minor: 2 } },
+    ]);
+    const lines = table.split('\n');
+    expect(lines[2]).toMatch(/aaaaaaaa\s+RUNNING\s+127/);
+    expect(lines[3]).toMatch(
+      new RegExp(`bbbbbbbb\\s+RUNNING, incompatible v${PROTOCOL_VERSION.major + 1}\\.2\\s+127`),
+    );
   });
 });
