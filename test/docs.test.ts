@@ -38,14 +38,10 @@ describe('docs/ code blocks', () => {
   });
 
   it('link only to files and headings that exist', () => {
-    // docs/protocol.md is written on another branch (the protocol specification of the upgrade issue):
-    // until it lands, links to it are the one exception. Delete this line then.
-    const coming = existsSync('docs/protocol.md') ? [] : ['protocol.md'];
     for (const { name, text } of guides) {
       for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
         if (/^https?:/.test(target)) continue;
         const [path, anchor] = target.split('#');
-        if (coming.includes(path)) continue;
         const file = path === '' ? join('docs', name) : join('docs', path);
         expect({ guide: name, target, exists: existsSync(file) }).toEqual({
           guide: name,
