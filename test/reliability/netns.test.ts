@@ -178,8 +178,11 @@ describeOnLan('Kable on a real four-host LAN in network namespaces', () => {
     running.push(new HostNode(driver));
     await driver.ready;
     let traffic = { served: {} as Record<string, number>, errors: {} as Record<string, number> };
+    let countedAt = 0;
     driver.lines.on('line', (value) => {
-      if (value.traffic) traffic = value.traffic as typeof traffic;
+      if (!value.traffic) return;
+      traffic = value.traffic as typeof traffic;
+      countedAt = value.at as number;
     });
     const servedBy = (iid: string) => traffic.served[iid] ?? 0;
     const grows = async (iid: string, by: number) => {
@@ -195,7 +198,11 @@ describeOnLan('Kable on a real four-host LAN in network namespaces', () => {
     await Promise.all(iids.map((iid) => grows(iid, 20)));
 
     lan.link(3, false); // the host of the third replica
-    // Wait until it has been out of rotation long enough: its count stops while the others go on.
+    // Counts taken after the link went down (lines queued while `ip` blocked this process were taken
+    // before it, and replies still arriving then would look like traffic to a partitioned host)...
+    const downAt = Date.now();
+    await waitUntil(() => countedAt > downAt, [driver.lines], ['line'], 10_000, 'counts after the cut');
+    // ...and it out of rotation long enough: its count stops while the others go on.
     await grows(iids[0], 50);
     const frozen = servedBy(iids[2]);
     await Promise.all([grows(iids[0], 200), grows(iids[1], 200)]);
