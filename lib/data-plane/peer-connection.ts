@@ -6,6 +6,7 @@ import { FrameWriter } from './frame-writer.js';
 import { readNextFrame } from './next-frame.js';
 import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
 import { LIVENESS_DEFAULTS, PeerLiveness, type LivenessOptions } from './peer-liveness.js';
+import { CLIENT_IDLE_TIMEOUT } from './connection-deadlines.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameType,
@@ -46,6 +47,12 @@ export interface PeerConnectionOptions {
   liveness?: LivenessOptions | false;
   /** Told when the peer turns unresponsive (false) or answers again (true). */
   onLiveness?: (responsive: boolean) => void;
+  /**
+   * Milliseconds with nothing pending, sent or received after which the connection closes itself
+   * (within one and a half times this; default CLIENT_IDLE_TIMEOUT); the next request opens a new one.
+   * Closing before the server's longer idleTimeout does is what keeps a request from meeting it.
+   */
+  idleTimeout?: number;
 }
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
@@ -89,6 +96,13 @@ export class PeerConnection {
   readonly liveness: PeerLiveness | undefined;
   /** Set when the peer left while still answering: closes once its last request is answered. */
   private retiring: string | undefined;
+  /** Bumped by every request, event and chunk read: the idle check compares it, no clock per request. */
+  private used = 0;
+  private usedAtCheck = 0;
+  private quietChecks = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Closed by this side after idleTimeout (nothing was pending): not a fault of the peer. */
+  closedIdle = false;
 
   constructor(
     readonly host: string,
@@ -167,6 +181,7 @@ export class PeerConnection {
       observer.error(this.unreachable(pattern, 'the connection is closed'));
       return noop;
     }
+    this.used++;
     if (this.pending.size >= this.maxPending) {
       observer.error(
         new KableDataPlaneError(
@@ -211,6 +226,7 @@ export class PeerConnection {
    */
   sendEvent(pattern: string, data: unknown, metadata?: Metadata): Promise<void> {
     if (this.closed) return Promise.reject(this.unreachable(pattern, 'the connection is closed'));
+    this.used++;
     const slot = this.nextSlot();
     const limit = this.roomFor();
     slot.size = this.writer.write(
@@ -398,7 +414,22 @@ export class PeerConnection {
     clearTimeout(this.connectTimer);
     this.writer.attach(this.socket!);
     if (this.pending.size > 0) this.liveness?.waiting();
+    const idle = this.options.idleTimeout ?? CLIENT_IDLE_TIMEOUT;
+    this.idleTimer = setInterval(this.closeIfIdle, Math.max(1, Math.floor(idle / 2)));
+    this.idleTimer.unref();
   }
+
+  /** Every half idleTimeout: two checks in a row with nothing used and nothing pending close it. */
+  private readonly closeIfIdle = (): void => {
+    if (this.used !== this.usedAtCheck || this.pending.size > 0 || this.events.size > 0) {
+      this.usedAtCheck = this.used;
+      this.quietChecks = 0;
+      return;
+    }
+    if (++this.quietChecks < 2) return;
+    this.closedIdle = true;
+    this.close();
+  };
 
   /** The server said how large a frame it accepts: fail what is queued over it, then start sending. */
   private onServerHello(maxFrameSize: number | undefined): void {
@@ -429,6 +460,7 @@ export class PeerConnection {
   }
 
   private onData(chunk: Buffer): void {
+    this.used++;
     this.liveness?.heard();
     const failure = this.decoder.push(chunk, (value) => this.onValue(value));
     if (failure !== undefined) this.fail(new Error(`protocol error from ${this.label}: ${failure}`));
@@ -493,6 +525,7 @@ export class PeerConnection {
     if (this.closed) return;
     this.status = 'closed';
     clearTimeout(this.connectTimer);
+    clearInterval(this.idleTimer);
     this.liveness?.stop();
     this.writer.discard();
     this.socket?.destroy();

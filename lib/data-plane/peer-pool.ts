@@ -26,6 +26,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private dropped = 0;
   private lapses = 0;
   private pingsOfDropped = 0;
+  private idleClosed = 0;
 
   constructor(private readonly options: PeerConnectionOptions = {}) {
     super();
@@ -49,9 +50,16 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       },
       onStatus: (status) => {
         this.options.onStatus?.(status);
+        if (status !== 'closed') return;
+        if (this.connections.get(peer.iid) !== connection) return;
         // A broken connection says nothing of liveness any more: the next one is judged afresh.
-        if (status === 'closed' && this.connections.get(peer.iid) === connection)
-          this.setResponsive(peer.iid, true);
+        this.setResponsive(peer.iid, true);
+        if (connection.closedIdle) {
+          // Closed by this side with nothing pending: forgotten now, the next request connects anew.
+          this.idleClosed++;
+          this.connections.delete(peer.iid);
+          this.countBytes(connection);
+        }
       },
     });
     if (this.closed) connection.close();
@@ -136,6 +144,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       connectionsOpen: this.connections.size,
       connectionsOpened: this.opened,
       connectionsDropped: this.dropped,
+      connectionsClosedIdle: this.idleClosed,
       unresponsivePeers: this.unresponsive.size,
       unresponsiveLapses: this.lapses,
       pingsSent: pings,

@@ -70,6 +70,7 @@ export class KableClientProxy extends ClientProxy {
       ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
       ...(resolved.maxPending === undefined ? {} : { maxPending: resolved.maxPending }),
       liveness: resolved.liveness,
+      idleTimeout: resolved.idleTimeout,
     });
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
     this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters, (peer) =>

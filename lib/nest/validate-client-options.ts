@@ -1,3 +1,4 @@
+import { CLIENT_IDLE_TIMEOUT } from '../data-plane/connection-deadlines.js';
 import { LIVENESS_DEFAULTS, type LivenessOptions } from '../data-plane/peer-liveness.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
@@ -14,6 +15,7 @@ export interface ResolvedClientSettings {
   maxQueuedBytes: number | undefined;
   maxPending: number | undefined;
   liveness: LivenessOptions | false;
+  idleTimeout: number;
 }
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
@@ -94,5 +96,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     maxQueuedBytes: bytes('maxQueuedBytes', options.maxQueuedBytes),
     maxPending: options.maxPending,
     liveness: livenessOf(options.liveness),
+    idleTimeout: milliseconds('idleTimeout', options.idleTimeout ?? CLIENT_IDLE_TIMEOUT, WHO),
   };
 }
