@@ -106,6 +106,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   readonly maxStreamBacklog: number;
   private inFlightCount = 0;
   private closing: Promise<void> | undefined;
+  /** Set while close() waits for the last connection's 'close'. */
+  private onUntracked: (() => void) | undefined;
   /** @internal */
   readonly counters = {
     connections: 0,
@@ -206,16 +208,34 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     });
   }
 
-  /** Stops accepting, cancels what is in flight, closes every connection. Idempotent. */
+  /**
+   * Stops accepting, cancels what is in flight, closes every connection, and resolves once each of them
+   * has closed (their 'close' events come after net.Server's own close callback) or CLOSE_WAIT_MS passed.
+   * Idempotent.
+   */
   close(): Promise<void> {
-    this.closing ??= new Promise((resolve) => {
+    this.closing ??= new Promise<void>((resolve) => {
       clearInterval(this.sweepTimer);
       this.sweepTimer = undefined;
       for (const connection of this.connections) connection.destroy();
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
-    });
+    }).then(() => this.untracked());
     return this.closing;
+  }
+
+  /** Resolves once no connection is tracked, waiting at most CLOSE_WAIT_MS (destroyed sockets close within a tick or two). */
+  private untracked(): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.onUntracked = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, CLOSE_WAIT_MS);
+      this.onUntracked = done;
+    });
   }
 
   stats(): Record<string, number> {
@@ -299,6 +319,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
       this.closedBytes.out += socket.bytesWritten;
       this.connections.delete(connection);
       connection.closed();
+      if (this.connections.size === 0) this.onUntracked?.();
     });
   }
 
@@ -331,6 +352,9 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     }
   };
 }
+
+/** How long close() waits for its destroyed connections' 'close' events. */
+const CLOSE_WAIT_MS = 2000;
 
 function prefixed(counts: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};

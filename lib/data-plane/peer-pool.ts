@@ -18,6 +18,8 @@ export interface PeerPoolEvents {
  */
 export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private readonly connections = new Map<string, PeerConnection>();
+  /** Connections dropped but left to answer their requests in flight (see drop()): close() ends them too. */
+  private readonly retiring = new Set<PeerConnection>();
   private readonly unresponsive = new Set<string>();
   private closed = false;
   private opened = 0;
@@ -51,6 +53,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       onStatus: (status) => {
         this.options.onStatus?.(status);
         if (status !== 'closed') return;
+        this.retiring.delete(connection);
         if (this.connections.get(peer.iid) !== connection) return;
         // A broken connection says nothing of liveness any more: the next one is judged afresh.
         this.setResponsive(peer.iid, true);
@@ -97,6 +100,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     this.setResponsive(iid, true);
     if (letFinish && departed !== undefined) {
       connection.retire(departed);
+      if (!connection.closed) this.retiring.add(connection);
       this.countBytes(connection);
     } else this.closeCounted(connection, departed);
   }
@@ -123,6 +127,9 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     this.closed = true;
     for (const connection of this.connections.values()) this.closeCounted(connection);
     this.connections.clear();
+    // Their requests fail with KABLE_PEER_LOST as the others' do: nothing outlives the client.
+    for (const connection of [...this.retiring]) connection.close();
+    this.retiring.clear();
     this.unresponsive.clear();
   }
 
@@ -144,6 +151,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       connectionsOpen: this.connections.size,
       connectionsOpened: this.opened,
       connectionsDropped: this.dropped,
+      connectionsRetiring: this.retiring.size,
       connectionsClosedIdle: this.idleClosed,
       unresponsivePeers: this.unresponsive.size,
       unresponsiveLapses: this.lapses,
