@@ -98,6 +98,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   readonly deadlines: ConnectionDeadlines;
   /** One timer for every connection's deadlines, running while there is a connection. */
   private sweepTimer: NodeJS.Timeout | undefined;
+  private verdicts: NodeJS.Immediate | undefined;
   private readonly sweepEvery: number;
   private readonly warnings: WarningLimiter;
   readonly maxFrameSize: number;
@@ -217,6 +218,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     this.closing ??= new Promise<void>((resolve) => {
       clearInterval(this.sweepTimer);
       this.sweepTimer = undefined;
+      if (this.verdicts !== undefined) clearImmediate(this.verdicts);
       for (const connection of this.connections) connection.destroy();
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
@@ -333,6 +335,14 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
       this.sweepTimer = undefined;
       return;
     }
+    // Judged after the event loop has polled its sockets once more (timers run before the poll): a
+    // server that was itself stalled reads what its clients sent meanwhile before it judges them.
+    this.verdicts ??= setImmediate(this.judge);
+  };
+
+  private readonly judge = (): void => {
+    this.verdicts = undefined;
+    if (this.closing !== undefined) return;
     const now = performance.now();
     const { helloTimeout, partialFrameTimeout, idleTimeout } = this.deadlines;
     for (const connection of this.connections) {

@@ -180,6 +180,25 @@ describe('connection deadlines of a data-plane server', () => {
     expect(server.stats()['dropped.helloTimeout']).toBe(1);
   });
 
+  it('reads what arrived while the server itself was stalled before judging a deadline', async () => {
+    const helloTimeout = 200;
+    const { server, port } = await start({ helloTimeout });
+    const watched = await rawSocket(port, '127.0.0.9');
+    // Accepted (the server said hello), then the client's hello reaches the kernel just before the
+    // server's event loop blocks for three deadlines: the hello was sent in time, only read late.
+    await waitUntil(() => watched.received() > 0, [watched.socket], ['data'], 5000, "the server's hello");
+    watched.socket.write(helloFrame);
+    const until = performance.now() + 3 * helloTimeout;
+    while (performance.now() < until) {
+      // A stalled process: no timer, no socket is served meanwhile.
+    }
+    // Still open, and served: a request echoed.
+    const before = watched.received();
+    watched.socket.write(new FrameWriter().encodeOne([1, 1, 'echo', 'still here']));
+    await waitUntil(() => watched.received() > before, [watched.socket], ['data'], 5000, 'the echo');
+    expect(server.stats()['dropped.helloTimeout'] ?? 0).toBe(0);
+  });
+
   it('lets a slow but steady sender finish its frame', async () => {
     // Silence between its bytes stays under the deadline, though the whole frame takes longer than it.
     const partialFrameTimeout = 300;
