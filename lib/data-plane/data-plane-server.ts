@@ -9,6 +9,7 @@ import {
   versionToArray,
 } from '../node/protocol-version.js';
 import { WarningLimiter } from '../node/warning-limiter.js';
+import { CONNECTION_DEADLINE_DEFAULTS, type ConnectionDeadlines } from './connection-deadlines.js';
 import { FrameDecoder, type DecodeFailure } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
 import { readRequestFrame, type RequestHandler } from './request-frame.js';
@@ -67,7 +68,8 @@ export interface DataPlaneHandler {
   describe(): PatternLists;
 }
 
-export interface DataPlaneServerOptions {
+/** The deadlines and per-address cap (see connection-deadlines.ts), each defaulted on its own. */
+export interface DataPlaneServerOptions extends Partial<ConnectionDeadlines> {
   /** Largest frame accepted, bytes (default 16 MiB); a larger one closes the connection. */
   maxFrameSize?: number;
   /** Most connections at once (default 10000); more are refused by the listening socket. */
@@ -87,8 +89,8 @@ export interface DataPlaneServerOptions {
    * stream to a slow or stalled caller takes: at most this plus one frame per connection.
    */
   maxStreamBacklog?: number;
-  /** Makes the listening server (TLS plugs in here). Default: plain TCP. */
-  createServer?: (onConnection: (socket: net.Socket) => void) => net.Server;
+  /** Makes the listening server (TLS plugs in here, with its handshake timeout). Default: plain TCP. */
+  createServer?: (onConnection: (socket: net.Socket) => void, handshakeTimeout: number) => net.Server;
 }
 
 /**
@@ -112,6 +114,8 @@ export const READING_NOTICE_EVERY = 10;
 
 export const MIN_WRITE_HIGH_WATER_MARK = 64 * 1024;
 
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+
 export interface DataPlaneServerEvents {
   warning: [warning: KableWarning];
   /** No request is in flight any more. */
@@ -126,6 +130,15 @@ export interface DataPlaneServerEvents {
 export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   private readonly server: net.Server;
   private readonly connections = new Set<ServerConnection>();
+  /** Open sockets per remote address (TLS handshakes in progress included), for maxConnectionsPerAddress. */
+  private readonly perAddress = new Map<string, number>();
+  /** Raw sockets refused for their address: over TLS their reset must not count as a refused handshake. */
+  private readonly overCap = new WeakSet<net.Socket>();
+  readonly deadlines: ConnectionDeadlines;
+  /** One timer for every connection's deadlines, running while there is a connection. */
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private verdicts: NodeJS.Immediate | undefined;
+  private readonly sweepEvery: number;
   private readonly warnings: WarningLimiter;
   readonly maxFrameSize: number;
   readonly maxInFlightPerConnection: number;
@@ -133,6 +146,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   readonly maxStreamBacklog: number;
   private inFlightCount = 0;
   private closing: Promise<void> | undefined;
+  /** Set while close() waits for the last connection's 'close'. */
+  private onUntracked: (() => void) | undefined;
   /** @internal */
   readonly counters = {
     connections: 0,
@@ -150,6 +165,8 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     cutStreams: 0,
     /** Well-formed frames of a type this version does not know (a later minor's): ignored. */
     unknownFrames: 0,
+    /** Connections closed after idleTimeout with nothing in flight (not a fault: see connection-deadlines.ts). */
+    idleClosed: 0,
   };
   /** Bytes of connections already closed (the open ones are read from their sockets). */
   private closedBytes = { in: 0, out: 0 };
@@ -169,18 +186,35 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     this.warnings = new WarningLimiter((warning) => {
       if (this.listenerCount('warning') > 0) this.emit('warning', warning);
     });
+    const deadlines = { ...CONNECTION_DEADLINE_DEFAULTS };
+    for (const key of Object.keys(deadlines) as Array<keyof ConnectionDeadlines>) {
+      if (options[key] !== undefined) deadlines[key] = options[key];
+    }
+    this.deadlines = deadlines;
+    // Each deadline is met within a quarter of it more (the shortest sets the pace).
+    this.sweepEvery = Math.max(
+      5,
+      Math.floor(Math.min(deadlines.helloTimeout, deadlines.partialFrameTimeout, deadlines.idleTimeout) / 4),
+    );
     const accept = (socket: net.Socket) => this.accept(socket);
-    this.server = options.createServer ? options.createServer(accept) : net.createServer(accept);
-    this.server.maxConnections = options.maxConnections ?? 10_000;
+    this.server = options.createServer
+      ? options.createServer(accept, deadlines.handshakeTimeout)
+      : net.createServer(accept);
+    this.server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    // Before the accept above (and, over TLS, before the handshake starts): the raw TCP connection.
+    this.server.prependListener('connection', (socket: net.Socket) => this.admit(socket));
     this.server.on('error', (error) => this.warnings.count('serverError', String(error)));
     // A TLS server: a peer without the key (or a trusted certificate) fails the handshake here,
-    // before any of its frames is read.
+    // before any of its frames is read; so does one that does not finish it within handshakeTimeout.
     this.server.on('tlsClientError', (error: Error, socket: net.Socket) => {
-      this.warnings.count(
-        'refusedConnection',
-        `Refused a data-plane connection from ${socket.remoteAddress ?? 'unknown'}: ${(error as NodeJS.ErrnoException).code ?? error.message}.`,
-      );
       socket.destroy();
+      // Node keeps the TCP socket a TLS socket wraps as `_parent`: one refused by admit() resets here.
+      if (this.overCap.has((socket as { _parent?: net.Socket })._parent as net.Socket)) return;
+      const code = (error as NodeJS.ErrnoException).code;
+      this.warnings.count(
+        code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshakeTimeout' : 'refusedConnection',
+        `Refused a data-plane connection from ${socket.remoteAddress ?? 'unknown'}: ${code ?? error.message}.`,
+      );
     });
   }
 
@@ -216,14 +250,35 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     });
   }
 
-  /** Stops accepting, cancels what is in flight, closes every connection. Idempotent. */
+  /**
+   * Stops accepting, cancels what is in flight, closes every connection, and resolves once each of them
+   * has closed (their 'close' events come after net.Server's own close callback) or CLOSE_WAIT_MS passed.
+   * Idempotent.
+   */
   close(): Promise<void> {
-    this.closing ??= new Promise((resolve) => {
+    this.closing ??= new Promise<void>((resolve) => {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+      if (this.verdicts !== undefined) clearImmediate(this.verdicts);
       for (const connection of this.connections) connection.destroy();
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
-    });
+    }).then(() => this.untracked());
     return this.closing;
+  }
+
+  /** Resolves once no connection is tracked, waiting at most CLOSE_WAIT_MS (destroyed sockets close within a tick or two). */
+  private untracked(): Promise<void> {
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.onUntracked = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, CLOSE_WAIT_MS);
+      this.onUntracked = done;
+    });
   }
 
   stats(): Record<string, number> {
@@ -247,6 +302,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
       bytesOut,
       openConnections: this.connections.size,
       inFlight: this.inFlightCount,
+      addresses: this.perAddress.size,
       bufferedBytes,
       pausedConnections,
       queuedBytes,
@@ -276,22 +332,85 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     connection.destroy();
   }
 
+  /** A TCP connection arrived: refused if its address already holds maxConnectionsPerAddress. */
+  private admit(socket: net.Socket): void {
+    const address = socket.remoteAddress ?? 'unknown';
+    const open = this.perAddress.get(address) ?? 0;
+    if (open >= this.deadlines.maxConnectionsPerAddress) {
+      this.overCap.add(socket);
+      socket.destroy();
+      this.warnings.count(
+        'tooManyFromAddress',
+        `Refused a data-plane connection from ${address}: it already has ${open} open (maxConnectionsPerAddress).`,
+      );
+      return;
+    }
+    this.perAddress.set(address, open + 1);
+    socket.once('close', () => {
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left === 0) this.perAddress.delete(address);
+      else this.perAddress.set(address, left);
+    });
+  }
+
   private accept(socket: net.Socket): void {
-    if (this.closing !== undefined) {
+    if (this.closing !== undefined || socket.destroyed) {
       socket.destroy();
       return;
     }
     this.counters.connections++;
-    const connection = new ServerConnection(this, socket);
+    const connection = new ServerConnection(this, socket, performance.now());
     this.connections.add(connection);
+    this.sweepTimer ??= setInterval(this.sweep, this.sweepEvery).unref();
     socket.on('close', () => {
       this.closedBytes.in += socket.bytesRead;
       this.closedBytes.out += socket.bytesWritten;
       this.connections.delete(connection);
       connection.closed();
+      if (this.connections.size === 0) this.onUntracked?.();
     });
   }
+
+  /**
+   * Every connection's deadlines, on one timer: activity is read from counters the connection bumps
+   * (per chunk read, per request answered), so the hot path takes no clock and arms no timer.
+   */
+  private readonly sweep = (): void => {
+    if (this.connections.size === 0) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+      return;
+    }
+    // Judged after the event loop has polled its sockets once more (timers run before the poll): a
+    // server that was itself stalled reads what its clients sent meanwhile before it judges them.
+    this.verdicts ??= setImmediate(this.judge);
+  };
+
+  private readonly judge = (): void => {
+    this.verdicts = undefined;
+    if (this.closing !== undefined) return;
+    const now = performance.now();
+    const { helloTimeout, partialFrameTimeout, idleTimeout } = this.deadlines;
+    for (const connection of this.connections) {
+      const verdict = connection.check(now, helloTimeout, partialFrameTimeout, idleTimeout);
+      if (verdict === 'idle') {
+        this.counters.idleClosed++;
+        connection.destroy();
+      } else if (verdict === 'helloTimeout') {
+        this.reject(connection, verdict, `no frame within ${helloTimeout} ms of connecting (helloTimeout)`);
+      } else if (verdict === 'partialFrameTimeout') {
+        this.reject(
+          connection,
+          verdict,
+          `${connection.bufferedBytes} bytes of a frame, then nothing for ${partialFrameTimeout} ms (partialFrameTimeout)`,
+        );
+      }
+    }
+  };
 }
+
+/** How long close() waits for its destroyed connections' 'close' events. */
+const CLOSE_WAIT_MS = 2000;
 
 function prefixed(counts: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
@@ -364,12 +483,22 @@ class ServerConnection {
   /** When the caller was last told that a frame of its is being read (see noticeReading). */
   private noticedAt = -Infinity;
   readonly remote: string;
+  private readonly created: number;
+  /** Bumped on every chunk read, request answered and resume: the sweep compares it, no clock here. */
+  private activity = 0;
+  private seenActivity = 0;
+  /** Bytes read so far: more than the decoder holds once a whole frame came (the hello deadline is met). */
+  private received = 0;
+  private greeted = false;
 
   constructor(
     readonly server: DataPlaneServer,
     readonly socket: net.Socket,
+    /** When the sweep last saw activity (performance.now()). */
+    private lastActive: number,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.created = lastActive;
     this.decoder = new FrameDecoder(server.maxFrameSize, (bytes, start, end) =>
       readRequestFrame(bytes, start, end, this.onRequest),
     );
@@ -499,7 +628,35 @@ class ServerConnection {
 
   finish(reply: Reply): void {
     reply.done = true;
-    if (this.replies.delete(reply.id)) this.server.requestEnded();
+    if (this.replies.delete(reply.id)) {
+      this.activity++;
+      this.server.requestEnded();
+    }
+  }
+
+  /** What the sweep does with this connection now: a deadline it missed, 'idle', or nothing. */
+  check(
+    now: number,
+    helloTimeout: number,
+    partialFrameTimeout: number,
+    idleTimeout: number,
+  ): 'helloTimeout' | 'partialFrameTimeout' | 'idle' | undefined {
+    if (this.gone) return undefined;
+    if (this.activity !== this.seenActivity) {
+      this.seenActivity = this.activity;
+      this.lastActive = now;
+    }
+    if (!this.greeted) {
+      if (this.received > this.decoder.pendingBytes) this.greeted = true;
+      // Not since the last activity: a trickle of bytes must not hold the slot.
+      else if (now - this.created >= helloTimeout) return 'helloTimeout';
+    }
+    const quiet = now - this.lastActive;
+    // Paused, the decoder holds whole frames on purpose and the client waits for this side.
+    if (this.decoder.pendingBytes > 0) {
+      return !this.paused && quiet >= partialFrameTimeout ? 'partialFrameTimeout' : undefined;
+    }
+    return this.replies.size === 0 && quiet >= idleTimeout ? 'idle' : undefined;
   }
 
   destroy(): void {
@@ -516,6 +673,8 @@ class ServerConnection {
   }
 
   private onData(chunk: Buffer): void {
+    this.activity++;
+    this.received += chunk.length;
     this.afterDecode(this.decoder.push(chunk, this.deliver));
     if (this.decoder.pendingBytes > 0 && !this.paused && !this.gone) this.noticeReading();
   }
@@ -663,6 +822,8 @@ class ServerConnection {
   private resumeIfDrained(): void {
     if (!this.paused || this.gone || this.backlog > this.server.writeHighWaterMark / 2) return;
     this.paused = false;
+    // The client's silence while paused was this side's doing: the partial-frame clock starts again.
+    this.activity++;
     // What was received meanwhile first; it may fill the backlog and pause again.
     this.afterDecode(this.decoder.release(this.deliver));
     if (!this.paused && !this.gone) this.socket.resume();

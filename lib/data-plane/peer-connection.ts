@@ -7,6 +7,7 @@ import { readNextFrame } from './next-frame.js';
 import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
 import { unencodableError } from './unencodable.js';
 import { LIVENESS_DEFAULTS, PeerLiveness, type LivenessOptions } from './peer-liveness.js';
+import { CLIENT_IDLE_TIMEOUT } from './connection-deadlines.js';
 import {
   formatVersion,
   isCompatible,
@@ -63,6 +64,12 @@ export interface PeerConnectionOptions {
   onLiveness?: (responsive: boolean) => void;
   /** Told of each well-formed frame of a type this version does not know (a later minor's): it is ignored. */
   onUnknownFrame?: (type: number) => void;
+  /**
+   * Milliseconds with nothing pending, sent or received after which the connection closes itself
+   * (within one and a half times this; default CLIENT_IDLE_TIMEOUT); the next request opens a new one.
+   * Closing before the server's longer idleTimeout does is what keeps a request from meeting it.
+   */
+  idleTimeout?: number;
 }
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
@@ -128,6 +135,13 @@ export class PeerConnection {
   readonly liveness: PeerLiveness | undefined;
   /** Set when the peer left while still answering: closes once its last request is answered. */
   private retiring: string | undefined;
+  /** Bumped by every request, event and chunk read: the idle check compares it, no clock per request. */
+  private used = 0;
+  private usedAtCheck = 0;
+  private quietChecks = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Closed by this side after idleTimeout (nothing was pending): not a fault of the peer. */
+  closedIdle = false;
 
   constructor(
     readonly host: string,
@@ -237,6 +251,7 @@ export class PeerConnection {
       observer.error(this.unreachable(pattern, 'the connection is closed'));
       return noop;
     }
+    this.used++;
     if (this.pending.size + this.roomWaiters.length >= this.maxPending) {
       observer.error(
         new KableDataPlaneError(
@@ -378,6 +393,7 @@ export class PeerConnection {
    */
   sendEvent(pattern: string, data: unknown, metadata?: Metadata): Promise<void> {
     if (this.closed) return Promise.reject(this.unreachable(pattern, 'the connection is closed'));
+    this.used++;
     const slot = this.nextSlot();
     // Events do not wait for room (their caller tries another replica); nor do they pass requests that do.
     const limit = this.roomWaiters.length > 0 ? 0 : this.roomFor();
@@ -609,7 +625,27 @@ export class PeerConnection {
     clearTimeout(this.connectTimer);
     this.writer.attach(this.socket!);
     if (this.pending.size > 0) this.liveness?.waiting();
+    const idle = this.options.idleTimeout ?? CLIENT_IDLE_TIMEOUT;
+    this.idleTimer = setInterval(this.closeIfIdle, Math.max(1, Math.floor(idle / 2)));
+    this.idleTimer.unref();
   }
+
+  /** Every half idleTimeout: two checks in a row with nothing used and nothing pending close it. */
+  private readonly closeIfIdle = (): void => {
+    if (
+      this.used !== this.usedAtCheck ||
+      this.pending.size > 0 ||
+      this.roomWaiters.length > 0 ||
+      this.events.size > 0
+    ) {
+      this.usedAtCheck = this.used;
+      this.quietChecks = 0;
+      return;
+    }
+    if (++this.quietChecks < 2) return;
+    this.closedIdle = true;
+    this.close();
+  };
 
   /** The server said how large a frame it accepts: fail what is queued over it, then start sending. */
   private onServerHello(maxFrameSize: number | undefined, version: ProtocolVersion | undefined): void {
@@ -648,6 +684,7 @@ export class PeerConnection {
   }
 
   private onData(chunk: Buffer): void {
+    this.used++;
     this.liveness?.heard();
     const failure = this.decoder.push(chunk, (value) => this.onValue(value));
     if (failure !== undefined) this.fail(new Error(`protocol error from ${this.label}: ${failure}`));
@@ -713,6 +750,7 @@ export class PeerConnection {
     if (this.closed) return;
     this.status = 'closed';
     clearTimeout(this.connectTimer);
+    clearInterval(this.idleTimer);
     this.liveness?.stop();
     this.writer.discard();
     this.socket?.destroy();

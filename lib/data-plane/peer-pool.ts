@@ -18,6 +18,8 @@ export interface PeerPoolEvents {
  */
 export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private readonly connections = new Map<string, PeerConnection>();
+  /** Connections dropped but left to answer their requests in flight (see drop()): close() ends them too. */
+  private readonly retiring = new Set<PeerConnection>();
   private readonly unresponsive = new Set<string>();
   private closed = false;
   private opened = 0;
@@ -30,6 +32,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
   private roomWaitsOfClosed = 0;
   /** Well-formed frames of a type this version does not know (a later minor's): ignored. */
   private unknownFrames = 0;
+  private idleClosed = 0;
 
   constructor(private readonly options: PeerConnectionOptions = {}) {
     super();
@@ -56,9 +59,17 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       },
       onStatus: (status) => {
         this.options.onStatus?.(status);
+        if (status !== 'closed') return;
+        this.retiring.delete(connection);
+        if (this.connections.get(peer.iid) !== connection) return;
         // A broken connection says nothing of liveness any more: the next one is judged afresh.
-        if (status === 'closed' && this.connections.get(peer.iid) === connection)
-          this.setResponsive(peer.iid, true);
+        this.setResponsive(peer.iid, true);
+        if (connection.closedIdle) {
+          // Closed by this side with nothing pending: forgotten now, the next request connects anew.
+          this.idleClosed++;
+          this.connections.delete(peer.iid);
+          this.countBytes(connection);
+        }
       },
     });
     if (this.closed) connection.close();
@@ -106,6 +117,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     this.setResponsive(iid, true);
     if (letFinish && departed !== undefined) {
       connection.retire(departed);
+      if (!connection.closed) this.retiring.add(connection);
       this.countBytes(connection);
     } else this.closeCounted(connection, departed);
   }
@@ -132,6 +144,9 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     this.closed = true;
     for (const connection of this.connections.values()) this.closeCounted(connection);
     this.connections.clear();
+    // Their requests fail with KABLE_PEER_LOST as the others' do: nothing outlives the client.
+    for (const connection of [...this.retiring]) connection.close();
+    this.retiring.clear();
     this.unresponsive.clear();
   }
 
@@ -156,6 +171,8 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
       connectionsOpen: this.connections.size,
       connectionsOpened: this.opened,
       connectionsDropped: this.dropped,
+      connectionsRetiring: this.retiring.size,
+      connectionsClosedIdle: this.idleClosed,
       unresponsivePeers: this.unresponsive.size,
       unresponsiveLapses: this.lapses,
       pingsSent: pings,

@@ -2,6 +2,7 @@ import { createHash, hkdfSync } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { KableOptionsError } from '../node/errors.js';
+import { CONNECTION_DEADLINE_DEFAULTS } from './connection-deadlines.js';
 
 export interface TlsFiles {
   /** PEM private key of this node. */
@@ -21,7 +22,8 @@ export interface SecurityOptions {
 }
 
 export interface SecureChannel {
-  createServer?: (onConnection: (socket: net.Socket) => void) => net.Server;
+  /** `handshakeTimeout`: ms a handshake may take (default CONNECTION_DEADLINE_DEFAULTS'; Node's own is 120 s). */
+  createServer?: (onConnection: (socket: net.Socket) => void, handshakeTimeout?: number) => net.Server;
   connect?: (host: string, port: number) => net.Socket;
   /** How this data plane is protected, for logs and the README's wording. */
   mode: 'plain' | 'tls-psk' | 'mtls';
@@ -58,9 +60,13 @@ export function secureChannel(options: SecurityOptions): SecureChannel {
   const common = { minVersion: 'TLSv1.3' as const, maxVersion: 'TLSv1.3' as const };
   return {
     mode: 'tls-psk',
-    createServer: (onConnection) =>
+    createServer: (onConnection, handshakeTimeout = CONNECTION_DEADLINE_DEFAULTS.handshakeTimeout) =>
       tls.createServer(
-        { ...common, pskCallback: (_socket, identity) => byIdentity.get(identity) ?? null },
+        {
+          ...common,
+          handshakeTimeout,
+          pskCallback: (_socket, identity) => byIdentity.get(identity) ?? null,
+        },
         onConnection,
       ),
     connect: (host, port) =>
@@ -82,8 +88,11 @@ function mutualTls(files: TlsFiles): SecureChannel {
   const common = { key: files.key, cert: files.cert, ca: files.ca, minVersion: 'TLSv1.3' as const };
   return {
     mode: 'mtls',
-    createServer: (onConnection) =>
-      tls.createServer({ ...common, requestCert: true, rejectUnauthorized: true }, onConnection),
+    createServer: (onConnection, handshakeTimeout = CONNECTION_DEADLINE_DEFAULTS.handshakeTimeout) =>
+      tls.createServer(
+        { ...common, handshakeTimeout, requestCert: true, rejectUnauthorized: true },
+        onConnection,
+      ),
     connect: (host, port) =>
       tls.connect({
         ...common,

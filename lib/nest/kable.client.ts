@@ -73,6 +73,7 @@ export class KableClientProxy extends ClientProxy {
         ...(resolved.maxQueuedBytes === undefined ? {} : { maxQueuedBytes: resolved.maxQueuedBytes }),
         ...(resolved.maxPending === undefined ? {} : { maxPending: resolved.maxPending }),
         liveness: resolved.liveness,
+        idleTimeout: resolved.idleTimeout,
       },
       resolved.bulkThreshold,
     );

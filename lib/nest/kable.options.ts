@@ -28,6 +28,33 @@ export interface KableServerOptions extends KableOptions {
   maxStreamBacklog?: number;
   /** Most data-plane connections at once (default 10000); more are closed as they arrive. */
   maxConnections?: number;
+  /**
+   * Most data-plane connections at once from one remote address, TLS handshakes included (default 1000,
+   * at most maxConnections); more are closed as they arrive, counted as `dataPlane.dropped.tooManyFromAddress`.
+   * On loopback every local process shares 127.0.0.1: each client opens one connection per replica.
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Milliseconds a new connection may take to send its first frame (a Kable client's HELLO, written as
+   * soon as it connects; over TLS, counted from the end of the handshake) before it is closed (default
+   * 2000), counted as `dataPlane.dropped.helloTimeout`.
+   */
+  helloTimeout?: number;
+  /**
+   * Milliseconds of silence allowed in the middle of a frame before its connection is closed (default
+   * 10000), counted as `dataPlane.dropped.partialFrameTimeout`. Not while this server has stopped reading
+   * the connection itself (writeHighWaterMark).
+   */
+  partialFrameTimeout?: number;
+  /** Milliseconds a TLS handshake may take (default 2000; Node's own is 120 s), counted as `dataPlane.dropped.handshakeTimeout`. */
+  handshakeTimeout?: number;
+  /**
+   * Milliseconds a connection with no request in flight and nothing arriving is kept before it is
+   * closed (default 300000), counted as `dataPlane.idleClosed`. Kable clients close their idle
+   * connections first (their own `idleTimeout`, 120000 by default, so a request never meets this close):
+   * keep this above one and a half times the clients'.
+   */
+  idleTimeout?: number;
   /** Most requests in flight on one connection (default 10000); more are refused, retryably. */
   maxInFlightPerConnection?: number;
   /** Serve on this existing node (KableModule's shared node) instead of creating one. */
@@ -95,6 +122,13 @@ export interface KableClientOptions extends KableOptions {
    * it does. `false` turns it off (a stalled peer is then avoided only when discovery evicts it).
    */
   liveness?: Partial<LivenessOptions> | false;
+  /**
+   * Milliseconds a connection to a server may go with nothing pending before this client closes it
+   * (default 120000; it closes within one and a half times this); the next request opens a new one.
+   * Closing first, the client never has a request caught by the server's own idle close (its
+   * `idleTimeout`, 300000 by default): keep this under two thirds of the servers'.
+   */
+  idleTimeout?: number;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -120,6 +154,11 @@ const SERVER_KEYS = new Set<string>([
   'writeHighWaterMark',
   'maxStreamBacklog',
   'maxConnections',
+  'maxConnectionsPerAddress',
+  'helloTimeout',
+  'partialFrameTimeout',
+  'handshakeTimeout',
+  'idleTimeout',
   'maxInFlightPerConnection',
   'node',
   'drainTimeout',
@@ -141,6 +180,7 @@ const CLIENT_KEYS = new Set<string>([
   'node',
   'tls',
   'liveness',
+  'idleTimeout',
 ]);
 
 /** A misspelt option would otherwise be ignored silently: name it and list what is accepted. */

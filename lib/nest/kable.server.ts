@@ -1,7 +1,9 @@
 import type { CustomTransportStrategy, MessageHandler, WritePacket } from '@nestjs/microservices';
 import { Server } from '@nestjs/microservices';
 import { Observable, finalize } from 'rxjs';
+import type { ConnectionDeadlines } from '../data-plane/connection-deadlines.js';
 import {
+  DEFAULT_MAX_CONNECTIONS,
   DataPlaneServer,
   MIN_WRITE_HIGH_WATER_MARK,
   type InboundRequest,
@@ -71,12 +73,13 @@ export class KableServer
       }
       if (value) milliseconds(name, value, 'KableServer option ');
     }
-    for (const name of ['maxConnections', 'maxInFlightPerConnection'] as const) {
+    for (const name of ['maxConnections', 'maxInFlightPerConnection', 'maxConnectionsPerAddress'] as const) {
       const value = options[name];
       if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
         throw new KableOptionsError(`KableServer option "${name}" must be a positive integer.`);
       }
     }
+    const deadlines = connectionDeadlines(options);
     if (options.node !== undefined) {
       this.node = options.node;
       this.ownsNode = false;
@@ -108,6 +111,7 @@ export class KableServer
       },
       {
         ...dataPlaneSizes(options),
+        ...deadlines,
         ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
         ...(options.maxInFlightPerConnection === undefined
           ? {}
@@ -335,6 +339,27 @@ function cancellable<T>(source: Observable<T>, expose: (unsubscribe: () => void)
     });
     return subscription;
   });
+}
+
+/** The connection deadlines and per-address cap given (see connection-deadlines.ts), checked. */
+function connectionDeadlines(options: KableServerOptions): Partial<ConnectionDeadlines> {
+  const given: Partial<ConnectionDeadlines> = {};
+  for (const name of ['helloTimeout', 'partialFrameTimeout', 'handshakeTimeout', 'idleTimeout'] as const) {
+    const value = options[name];
+    if (value !== undefined) given[name] = milliseconds(name, value, 'KableServer option ');
+  }
+  const perAddress = options.maxConnectionsPerAddress;
+  if (perAddress !== undefined) {
+    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (perAddress > max) {
+      throw new KableOptionsError(
+        `KableServer option "maxConnectionsPerAddress" (${perAddress}) must be at most maxConnections (${max}); ` +
+          'one address should not be able to take every connection.',
+      );
+    }
+    given.maxConnectionsPerAddress = perAddress;
+  }
+  return given;
 }
 
 /** The data plane's byte limits, checked (a typo'd size would otherwise surface as dropped connections). */

@@ -1,4 +1,5 @@
 import { DEFAULT_BULK_THRESHOLD } from '../data-plane/peer-lanes.js';
+import { CLIENT_IDLE_TIMEOUT } from '../data-plane/connection-deadlines.js';
 import { LIVENESS_DEFAULTS, type LivenessOptions } from '../data-plane/peer-liveness.js';
 import { KableOptionsError } from '../node/errors.js';
 import { DEFAULTS } from '../node/options.js';
@@ -16,6 +17,7 @@ export interface ResolvedClientSettings {
   maxPending: number | undefined;
   bulkThreshold: number | false;
   liveness: LivenessOptions | false;
+  idleTimeout: number;
 }
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
@@ -100,5 +102,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
         ? false
         : (bytes('bulkThreshold', options.bulkThreshold) ?? DEFAULT_BULK_THRESHOLD),
     liveness: livenessOf(options.liveness),
+    idleTimeout: milliseconds('idleTimeout', options.idleTimeout ?? CLIENT_IDLE_TIMEOUT, WHO),
   };
 }

@@ -3,6 +3,7 @@ import type { INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { MicroserviceOptions } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
+import { PeerConnection } from '../../lib/data-plane/peer-connection.js';
 import { MemoryBus } from '../../lib/discovery/memory.transport.js';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
@@ -90,5 +91,31 @@ describe('graceful shutdown of a KableServer', () => {
     expect(took).toBeGreaterThanOrEqual(drainTimeout - 1);
     expect(took).toBeLessThan(drainTimeout + 2000);
     expect(await inFlight).toMatchObject({ code: 'KABLE_PEER_LOST' });
+  });
+
+  it("has untracked every connection once app.close() resolves, as Nest's TCP server has", async () => {
+    // Nest's own TCP shutdown spec with the transport swapped: two callers connected (plain data-plane
+    // connections: they do not follow discovery, so only the server's close ends them), then close.
+    const { app, server } = await setup(1000, 10);
+    const callers = [1, 2].map(() => new PeerConnection(server.node.host, server.node.port, {}));
+    try {
+      const asked = callers.map(
+        (caller, i) =>
+          new Promise((resolve, reject) =>
+            caller.request('async', i + 1, undefined, {
+              next: resolve,
+              error: reject,
+              complete: () => undefined,
+            }),
+          ),
+      );
+      expect(await Promise.all(asked)).toEqual([2, 4]);
+      expect(server.node.stats()['dataPlane.openConnections']).toBe(3);
+      await app.close();
+      apps.splice(apps.indexOf(app), 1);
+      expect(server.node.stats()['dataPlane.openConnections']).toBe(0);
+    } finally {
+      for (const caller of callers) caller.close();
+    }
   });
 });

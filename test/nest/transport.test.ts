@@ -328,4 +328,28 @@ describe('KableServer and KableClientProxy options', () => {
     expect(() => new KableServer({ id: 'math', prot: 1 } as never)).toThrow(/no option "prot"/);
     expect(() => new KableClientProxy({ timeout: -1 })).toThrow(/"timeout" must be a positive integer/);
   });
+
+  it('checks the connection deadlines and the per-address cap at construction', () => {
+    expect(() => new KableServer({ id: 'math', helloTimeout: 0 })).toThrow(
+      /"helloTimeout" must be a positive integer/,
+    );
+    expect(() => new KableServer({ id: 'math', partialFrameTimeout: 1.5 })).toThrow(
+      /"partialFrameTimeout" must be a positive integer/,
+    );
+    expect(() => new KableServer({ id: 'math', handshakeTimeout: 2 ** 31 })).toThrow(
+      /"handshakeTimeout" must be at most 2147483647/,
+    );
+    expect(() => new KableServer({ id: 'math', idleTimeout: -1 })).toThrow(
+      /"idleTimeout" must be a positive/,
+    );
+    expect(() => new KableServer({ id: 'math', maxConnectionsPerAddress: 0 })).toThrow(
+      /"maxConnectionsPerAddress" must be a positive integer/,
+    );
+    expect(() => new KableServer({ id: 'math', maxConnections: 100, maxConnectionsPerAddress: 101 })).toThrow(
+      /"maxConnectionsPerAddress" \(101\) must be at most maxConnections \(100\)/,
+    );
+    expect(() => new KableClientProxy({ idleTimeout: 0 })).toThrow(
+      /"idleTimeout" must be a positive integer/,
+    );
+  });
 });
