@@ -22,17 +22,11 @@ export async function kableInProcess(
     logger: false,
   });
   await app.listen();
-  const client = new KableClientProxy({
-    host: '127.0.0.1',
-    target: 'bytes',
-    discovery: discovery as never,
-    ...clientOptions,
-  });
-  await client.whenServed(pattern, { timeout: 10_000 });
+  const { client, close } = await kableClient(discovery, pattern, clientOptions);
   return {
     client,
     close: async () => {
-      await client.close();
+      await close();
       await app.close();
     },
   };
