@@ -8,7 +8,9 @@
  * fails over to) nodes of its own. See docs/protocol.md.
  */
 export interface ProtocolVersion {
+  /** Nodes of different majors do not talk: each lists the other as incompatible and never routes to it. */
   readonly major: number;
+  /** Within one major, a later minor may add frame types and advert fields that earlier ones ignore. */
   readonly minor: number;
 }
 
