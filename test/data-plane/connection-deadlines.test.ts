@@ -156,7 +156,9 @@ describe('connection deadlines of a data-plane server', () => {
     // Every one was accepted (the server said hello), then closed by its deadline, not before.
     expect(silent.every((w) => w.received() > 0)).toBe(true);
     expect(Math.min(...silentClosedAfter)).toBeGreaterThanOrEqual(helloTimeout - 5);
-    expect(Math.max(...silentClosedAfter)).toBeLessThan(helloTimeout * 4);
+    // Not long after it either: the sweep runs every quarter deadline, but this process also runs the
+    // 2,200 sockets' own ends, which on a loaded 2-core runner took 6.2 s for the last one once.
+    expect(Math.max(...silentClosedAfter)).toBeLessThan(helloTimeout * 8);
     expect(slowClosed).toHaveLength(200);
     const stats = server.stats();
     expect(stats['dropped.helloTimeout']).toBe(2000);
