@@ -2,7 +2,8 @@
 //   node test/consumers/run.mjs [app ...]
 // packs the package (`npm pack`, which builds it), then for each app: `npm ci` from its committed
 // lockfile, its own build, its own e2e tests, and two replicas of its microservice plus a caller process,
-// all on loopback discovery. Exits non-zero on the first failure, saying which step failed.
+// all on loopback discovery; for nest11-cjs also a rolling upgrade across protocol versions under load
+// (see rollingUpgrade). Exits non-zero on the first failure, saying which step failed.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,13 @@ const APPS = ['nest11-cjs', 'nest12-esm', 'nest12-cjs'];
 const STEP_TIMEOUT_MS = 5 * 60_000;
 const READY_TIMEOUT_MS = 30_000;
 const CALLER_TIMEOUT_MS = 60_000;
+/** The app whose installed package also runs the rolling upgrade (see rollingUpgrade). */
+const ROLLING_APP = 'nest11-cjs';
+const VERSION_VARIABLE = 'KABLE_TEST_PROTOCOL_VERSION';
+const LOAD_LANES = 4;
+/** Answers every caller must get after each replacement before the next one. */
+const FLOW_ANSWERS = 200;
+const FLOW_TIMEOUT_MS = 30_000;
 
 function step(title, command, args, cwd) {
   console.log(`\n== ${title}: ${command} ${args.join(' ')}`);
@@ -44,9 +52,12 @@ function forgetTarballChecksum(app) {
   writeFileSync(file, JSON.stringify(lock, null, 2) + '\n');
 }
 
-/** A process of an app, read line by line: resolves lines that parse as JSON and have `key`. */
-function start(app, file, env) {
-  const child = spawn(process.execPath, [file], {
+/**
+ * A process of an app, read line by line: `until` resolves the first line (parsed as JSON) that `test`
+ * accepts, seen already or to come; `next` the first that has `key`.
+ */
+function start(app, file, env, args = []) {
+  const child = spawn(process.execPath, [file, ...args], {
     cwd: join(here, app),
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -63,24 +74,33 @@ function start(app, file, env) {
       return;
     }
     seen.push(value);
-    for (const waiter of [...waiters]) if (waiter.key in value) waiter.resolve(value);
+    for (const waiter of [...waiters]) if (waiter.test(value)) waiter.resolve(value);
   });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
-  const next = (key, within) =>
+  const until = (test, within, what) =>
     new Promise((resolve, reject) => {
-      const found = seen.find((value) => key in value);
+      const found = seen.find(test);
       if (found) return resolve(found);
       const timer = setTimeout(
-        () => reject(new Error(`${app} ${file}: no "${key}" within ${within} ms\n${stderr}`)),
+        () => reject(new Error(`${app} ${file}: waited ${within} ms in vain for ${what}\n${stderr}`)),
         within,
       );
-      waiters.push({ key, resolve: (value) => (clearTimeout(timer), resolve(value)) });
+      const waiter = {
+        test,
+        resolve: (value) => {
+          clearTimeout(timer);
+          waiters.splice(waiters.indexOf(waiter), 1);
+          resolve(value);
+        },
+      };
+      waiters.push(waiter);
       void exited.then((how) => {
         clearTimeout(timer);
-        reject(new Error(`${app} ${file} exited (${how}) before a "${key}" line\n${stderr}`));
+        reject(new Error(`${app} ${file} exited (${how}) before ${what}\n${stderr}`));
       });
     });
-  return { child, next, exited, stderr: () => stderr };
+  const next = (key, within) => until((value) => key in value, within, `a "${key}" line`);
+  return { child, next, until, exited, stderr: () => stderr, seen };
 }
 
 async function stop(processes) {
@@ -90,8 +110,8 @@ async function stop(processes) {
   clearTimeout(bound);
 }
 
-async function serveAndCall(app) {
-  console.log(`\n== ${app}: two replicas of dist/main.js and one dist/caller.js`);
+/** A multicast group of its own, sent and received through 127.0.0.1 only. */
+function loopbackDiscoveryEnv() {
   const discovery = {
     mode: 'multicast',
     address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
@@ -100,6 +120,13 @@ async function serveAndCall(app) {
     advertiseInterval: 100,
   };
   const env = { ...process.env, KABLE_DISCOVERY: JSON.stringify(discovery) };
+  delete env[VERSION_VARIABLE];
+  return env;
+}
+
+async function serveAndCall(app) {
+  console.log(`\n== ${app}: two replicas of dist/main.js and one dist/caller.js`);
+  const env = loopbackDiscoveryEnv();
   const replicas = [start(app, 'dist/main.js', env), start(app, 'dist/main.js', env)];
   const running = [...replicas];
   try {
@@ -136,6 +163,137 @@ async function serveAndCall(app) {
   }
 }
 
+/** The protocol version the app's installed package speaks, as "major.minor" with the minor bumped. */
+function nextMinorOf(app) {
+  const env = { ...process.env };
+  delete env[VERSION_VARIABLE];
+  const run = spawnSync(
+    process.execPath,
+    ['-p', "JSON.stringify(require('nestjs-kable').PROTOCOL_VERSION)"],
+    { cwd: join(here, app), env, encoding: 'utf8', timeout: READY_TIMEOUT_MS },
+  );
+  if (run.status !== 0)
+    throw new Error(`${app}: cannot read PROTOCOL_VERSION from nestjs-kable\n${run.stderr}`);
+  const { major, minor } = JSON.parse(run.stdout);
+  return `${major}.${minor + 1}`;
+}
+
+/**
+ * The rolling upgrade of issue #30 from the installed tarball: build A is the package as installed, build
+ * B the same package started with KABLE_TEST_PROTOCOL_VERSION at the next minor (it then also sends a
+ * frame type after each hello and an advert field A does not know). Three replicas (dist/main.js) and
+ * two callers under load (dist/load.js) of A are replaced one at a time by B (SIGTERM, start B, wait
+ * until every caller has had FLOW_ANSWERS more answers), in the given order, then the other half. Fails
+ * unless no request failed, and unless the A nodes that met B counted what they ignored.
+ */
+async function rollingUpgrade(app, order) {
+  const bVersion = nextMinorOf(app);
+  console.log(`\n== ${app}: rolling upgrade across protocol versions, ${order} (B speaks ${bVersion})`);
+  const envA = loopbackDiscoveryEnv();
+  const envB = { ...envA, [VERSION_VARIABLE]: bVersion };
+  const running = [];
+  const launch = (file, env, args) => {
+    const child = start(app, file, env, args);
+    running.push(child);
+    return child;
+  };
+  const replica = async (env) => {
+    const child = launch('dist/main.js', env);
+    await child.next('ready', READY_TIMEOUT_MS);
+    return child;
+  };
+  const caller = async (env) => {
+    const child = launch('dist/load.js', env, [String(LOAD_LANES)]);
+    await child.next('ready', READY_TIMEOUT_MS);
+    return child;
+  };
+  const latest = (child) => child.seen.findLast((value) => 'progress' in value)?.progress;
+  // Every caller gets FLOW_ANSWERS more answers, and none has failed a request so far.
+  const flowing = async (callers, after) => {
+    await Promise.all(
+      callers.map(async (child) => {
+        const from = latest(child)?.ok ?? 0;
+        const { progress } = await child.until(
+          (value) => value.progress?.ok >= from + FLOW_ANSWERS || value.progress?.failed > 0,
+          FLOW_TIMEOUT_MS,
+          `${FLOW_ANSWERS} more answers after ${after} (it had ${from}; failed requests are reported at once)`,
+        );
+        if (progress.failed > 0)
+          throw new Error(
+            `${app} ${order}: requests failed after ${after}: ${JSON.stringify(progress.errors)}`,
+          );
+      }),
+    );
+  };
+  /** SIGTERM; a caller reports its final counts first, and both kinds must end by that signal. */
+  const retire = async (child, what) => {
+    const final = child.next('final', READY_TIMEOUT_MS);
+    child.child.kill('SIGTERM');
+    const { final: counts } = await final;
+    let bound;
+    const how = await Promise.race([
+      child.exited,
+      new Promise((resolve) => (bound = setTimeout(resolve, 10_000, 'no exit within 10 s'))),
+    ]);
+    clearTimeout(bound);
+    if (how !== 'SIGTERM' && how !== 0)
+      throw new Error(`${app} ${order}: ${what} ended with ${how} after SIGTERM\n${child.stderr()}`);
+    return counts;
+  };
+  const ignoredB = (counts, what) => {
+    if (!(counts.unknownFrames > 0 && counts.unknownAdvertFields > 0))
+      throw new Error(
+        `${app} ${order}: ${what} of A met B but counted ${counts.unknownFrames} unknown frames and ` +
+          `${counts.unknownAdvertFields} unknown advert fields (expected both > 0)`,
+      );
+  };
+  try {
+    const replicas = await Promise.all([replica(envA), replica(envA), replica(envA)]);
+    const callers = await Promise.all([caller(envA), caller(envA)]);
+    await flowing(callers, 'the start');
+    const finals = [];
+    const rollReplicas = async (checkA) => {
+      for (let i = 0; i < replicas.length; i++) {
+        const counts = await retire(replicas[i], `replica ${i + 1}`);
+        if (checkA) ignoredB(counts, `replica ${i + 1}`);
+        replicas[i] = await replica(envB);
+        await flowing(callers, `replica ${i + 1} became B`);
+      }
+    };
+    const rollCallers = async (checkA) => {
+      for (let i = 0; i < callers.length; i++) {
+        const counts = await retire(callers[i], `caller ${i + 1}`);
+        if (checkA) ignoredB(counts, `caller ${i + 1}`);
+        finals.push(counts);
+        callers[i] = await caller(envB);
+        await flowing(callers, `caller ${i + 1} became B`);
+      }
+    };
+    // Whichever half goes second, its A nodes served or called B nodes: each must have ignored (and
+    // counted) B's frame type and advert field rather than dropped the connection or the node.
+    if (order === 'servers first') {
+      await rollReplicas(false);
+      await rollCallers(true);
+    } else {
+      await rollCallers(false);
+      await rollReplicas(true);
+    }
+    for (let i = 0; i < callers.length; i++) finals.push(await retire(callers[i], `B caller ${i + 1}`));
+    const failed = finals.filter((counts) => counts.failed > 0);
+    if (failed.length > 0)
+      throw new Error(
+        `${app} ${order}: requests failed: ${failed.map((counts) => JSON.stringify(counts.errors)).join(', ')}`,
+      );
+    const answers = finals.map((counts) => counts.ok);
+    console.log(
+      `${app} ${order}: 3 replicas and 2 callers moved from A to B, 0 failed requests ` +
+        `(answers per caller: ${answers.join(', ')}), A nodes counted B's unknown frames and fields`,
+    );
+  } finally {
+    await stop(running);
+  }
+}
+
 const chosen = process.argv.length > 2 ? process.argv.slice(2) : APPS;
 try {
   pack();
@@ -149,6 +307,10 @@ try {
     step(`${app}: build`, 'npm', ['run', 'build'], cwd);
     step(`${app}: e2e tests`, 'npm', ['run', 'test:e2e'], cwd);
     await serveAndCall(app);
+    if (app === ROLLING_APP) {
+      await rollingUpgrade(app, 'servers first');
+      await rollingUpgrade(app, 'callers first');
+    }
   }
   console.log(`\nconsumers: all passed (${chosen.join(', ')})`);
 } catch (error) {

@@ -9,7 +9,8 @@ import { runFixture, type ChildFixture } from '../support/processes.js';
 // type after each hello and an advert field that A does not know. Three replicas and two callers of A,
 // each in its own process, are replaced by B one at a time (SIGTERM, then start B), servers first in one
 // run and callers first in the other: no request fails, and the A nodes that met B counted what they
-// ignored.
+// ignored. This is the fast in-tree version; test/consumers/run.mjs does the same from the packed
+// tarball, installed in the Nest 11 CommonJS consumer app (step "rolling upgrade across protocol versions").
 const SERVICE = 'test/nest/fixtures/run-service.ts';
 const CALLER = 'test/nest/fixtures/run-caller.ts';
 const B = { [PROTOCOL_VERSION_VARIABLE]: `${PROTOCOL_VERSION.major}.${PROTOCOL_VERSION.minor + 1}` };

@@ -10,5 +10,13 @@ async function bootstrap() {
   app.enableShutdownHooks();
   await app.listen();
   console.log(JSON.stringify({ ready: true, iid: server.unwrap().iid }));
+  // What this replica ignored from callers of a later protocol version, for run.mjs's rolling upgrade.
+  // `once`: Nest's shutdown hook sends SIGTERM again after closing, which must then end the process.
+  process.once('SIGTERM', () => {
+    const stats = server.unwrap().stats();
+    const unknownFrames = stats['dataPlane.unknownFrames'] ?? 0;
+    const unknownAdvertFields = stats.unknownAdvertFields ?? 0;
+    console.log(JSON.stringify({ final: { unknownFrames, unknownAdvertFields } }));
+  });
 }
 void bootstrap();
