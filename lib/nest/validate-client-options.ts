@@ -16,6 +16,7 @@ export interface ResolvedClientSettings {
   maxPending: number | undefined;
   bulkThreshold: number | false;
   liveness: LivenessOptions | false;
+  balance: 'round-robin' | 'least-latency';
 }
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
@@ -43,6 +44,14 @@ function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions |
     }
   }
   return resolved;
+}
+
+function balanceOf(balance: unknown): 'round-robin' | 'least-latency' {
+  if (balance === undefined) return CLIENT_DEFAULTS.balance;
+  if (balance === 'round-robin' || balance === 'least-latency') return balance;
+  throw new KableOptionsError(
+    `KableClientProxy option "balance" must be 'round-robin' (the default) or 'least-latency'; got ${JSON.stringify(balance) ?? String(balance)}.`,
+  );
 }
 
 const WHO = 'KableClientProxy option ';
@@ -100,5 +109,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
         ? false
         : (bytes('bulkThreshold', options.bulkThreshold) ?? DEFAULT_BULK_THRESHOLD),
     liveness: livenessOf(options.liveness),
+    balance: balanceOf(options.balance),
   };
 }

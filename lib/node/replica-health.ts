@@ -1,0 +1,288 @@
+/**
+ * How this caller sees each replica: a peak-EWMA estimate of its send-to-reply time, and its recent
+ * failures. A replica far slower than its service's others (a latency outlier) or one whose last replies
+ * all failed (ejected) gets only probe traffic, so round robin over the rest stays exact and the bad one
+ * can show that it healed. Framework-free; the clock is injected so the rules can be tested with a fake.
+ */
+
+/** Half-life of the latency estimate: a sample this old weighs half as much as a fresh one. */
+export const LATENCY_HALF_LIFE_MS = 10_000;
+/** A replica is a latency outlier when its estimate is above this many times its service's median... */
+export const OUTLIER_FACTOR = 3;
+/** ...and above this many ms, so that sub-millisecond jitter between fast replicas never counts. */
+export const OUTLIER_FLOOR_MS = 5;
+/** ...and its last this many replies each took that long: one slow reply (a GC pause) is not enough. */
+export const OUTLIER_STREAK = 3;
+/** An outlier, or an ejected replica whose ejection time is over, gets one request per this many ms. */
+export const PROBE_INTERVAL_MS = 1_000;
+/** Consecutive failed replies (transport failures, internal errors) that eject a replica. */
+export const EJECT_AFTER = 5;
+/** First ejection time; the n-th consecutive ejection lasts n times this, up to EJECT_MAX_MS. */
+export const EJECT_BASE_MS = 30_000;
+export const EJECT_MAX_MS = 300_000;
+/** Services with more replicas than this refresh their median at most every MEDIAN_REFRESH_MS. */
+const EXACT_MEDIAN_UP_TO = 8;
+const MEDIAN_REFRESH_MS = 100;
+
+const DECAY_TAU = LATENCY_HALF_LIFE_MS / Math.LN2;
+
+export type Clock = () => number;
+
+class ServiceGroup {
+  constructor(readonly service: string) {}
+  readonly replicas = new Set<Replica>();
+  median = 0;
+  medianAt = -Infinity;
+  /** Reused to find the median without allocating. */
+  scratch: number[] = [];
+}
+
+/** One replica's view; updated in place on every reply (no allocation on the hot path). */
+export class Replica {
+  /** Peak-EWMA of send-to-reply ms (0 until the first reply). */
+  estimate = 0;
+  /** When `estimate` was last updated. */
+  stamp = 0;
+  /** Consecutive replies above the outlier threshold. */
+  slowStreak = 0;
+  outlier = false;
+  /** Consecutive failed replies. */
+  failures = 0;
+  /** Ejected until this time, then on probation (probes only) until a probe succeeds. */
+  ejectedUntil = 0;
+  ejected = false;
+  /** Consecutive ejections (reset by a successful reply): the next ejection lasts this + 1 times the base. */
+  ejections = 0;
+  nextProbeAt = 0;
+
+  constructor(
+    readonly iid: string,
+    readonly group: ServiceGroup,
+  ) {}
+
+  /** Only probes reach it: a latency outlier or an ejected replica. */
+  get excluded(): boolean {
+    return this.outlier || this.ejected;
+  }
+
+  /** The estimate decayed towards zero by the time since the last reply (read-only; for choice by cost). */
+  decayed(now: number): number {
+    const elapsed = now - this.stamp;
+    return elapsed <= 0 ? this.estimate : this.estimate * Math.exp(-elapsed / DECAY_TAU);
+  }
+}
+
+export interface ReplicaHealthStats {
+  /** Replicas this caller sends only probes to because they are far slower than their service's others. */
+  latencyOutliers: number;
+  /** Replicas this caller sends nothing (or only probes) to because their last replies failed. */
+  ejected: number;
+  /** Ejections so far (reason: consecutive failures). */
+  ejections: number;
+  /** Times a replica became a latency outlier so far. */
+  outlierChanges: number;
+  /** Requests sent to an outlier or ejected replica as probes. */
+  probes: number;
+}
+
+/**
+ * Every replica's health as this caller sees it. `version` changes whenever a replica becomes or stops
+ * being excluded, so routes cached on it are recomputed then and only then.
+ */
+export class ReplicaHealth {
+  version = 0;
+  private readonly replicas = new Map<string, Replica>();
+  private readonly groups = new Map<string, ServiceGroup>();
+  private ejectionCount = 0;
+  private outlierCount = 0;
+  private probeCount = 0;
+
+  constructor(
+    /** How many replicas the service has now (for the cap on ejections: a third of them). */
+    private readonly serviceSize: (service: string) => number,
+    private readonly clock: Clock = () => performance.now(),
+  ) {}
+
+  /** The replica's record, made on first use. */
+  of(iid: string, service: string): Replica {
+    let replica = this.replicas.get(iid);
+    if (replica === undefined) {
+      if (this.replicas.size >= 100_000) this.clear();
+      let group = this.groups.get(service);
+      if (group === undefined) this.groups.set(service, (group = new ServiceGroup(service)));
+      replica = new Replica(iid, group);
+      group.replicas.add(replica);
+      this.replicas.set(iid, replica);
+    }
+    return replica;
+  }
+
+  peek(iid: string): Replica | undefined {
+    return this.replicas.get(iid);
+  }
+
+  /** Forgets a replica that left (a new one with the same id starts fresh). */
+  forget(iid: string): void {
+    const replica = this.replicas.get(iid);
+    if (replica === undefined) return;
+    this.replicas.delete(iid);
+    replica.group.replicas.delete(replica);
+    replica.group.medianAt = -Infinity;
+    if (replica.group.replicas.size === 0) this.groups.delete(replica.group.service);
+    if (replica.excluded) this.version++;
+  }
+
+  /**
+   * A reply that is the service's answer (a value, or an RpcException error), `ms` after the request
+   * was sent: feeds the estimate, ends a failure streak and any ejection.
+   */
+  answered(replica: Replica, ms: number): void {
+    const now = this.clock();
+    if (replica.estimate === 0 || ms > replica.estimate) {
+      // Peak: a slower reply is believed at once; a faster one only pulls the estimate down gradually.
+      replica.estimate = ms;
+    } else {
+      const weight = Math.exp(-Math.max(0, now - replica.stamp) / DECAY_TAU);
+      replica.estimate = replica.estimate * weight + ms * (1 - weight);
+    }
+    replica.stamp = now;
+    replica.failures = 0;
+    replica.ejections = 0;
+    if (replica.ejected) {
+      replica.ejected = false;
+      this.version++;
+    }
+    const threshold = OUTLIER_FACTOR * this.median(replica.group, now);
+    if (ms > threshold && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
+    else replica.slowStreak = 0;
+    const outlier =
+      replica.slowStreak >= OUTLIER_STREAK &&
+      replica.estimate > threshold &&
+      replica.estimate > OUTLIER_FLOOR_MS;
+    if (outlier !== replica.outlier) {
+      replica.outlier = outlier;
+      if (outlier) {
+        this.outlierCount++;
+        replica.nextProbeAt = now + PROBE_INTERVAL_MS;
+      }
+      this.version++;
+    }
+  }
+
+  /**
+   * A reply that failed: the connection was lost, the request timed out, or the handler threw something
+   * other than an RpcException. The EJECT_AFTER-th in a row ejects the replica, unless a third of its
+   * service's replicas (at least one, with two or more replicas) are ejected already.
+   */
+  failed(replica: Replica): void {
+    replica.failures++;
+    if (replica.ejected) {
+      // A failed probe (not a late reply to a request sent before the ejection): ejected again, longer.
+      if (this.clock() >= replica.ejectedUntil) this.eject(replica);
+      return;
+    }
+    if (replica.failures < EJECT_AFTER) return;
+    if (this.ejectedIn(replica.group) >= maxEjected(this.serviceSize(replica.group.service))) return;
+    replica.ejected = true;
+    this.eject(replica);
+    this.version++;
+  }
+
+  private eject(replica: Replica): void {
+    const now = this.clock();
+    replica.ejections++;
+    this.ejectionCount++;
+    replica.ejectedUntil = now + Math.min(EJECT_MAX_MS, EJECT_BASE_MS * replica.ejections);
+    replica.nextProbeAt = replica.ejectedUntil;
+  }
+
+  /**
+   * Whether an excluded replica may be sent one request now (a probe); if so, its next probe is one
+   * interval away.
+   */
+  probe(replica: Replica): boolean {
+    const now = this.clock();
+    if (now < replica.nextProbeAt) return false;
+    replica.nextProbeAt = now + PROBE_INTERVAL_MS;
+    this.probeCount++;
+    return true;
+  }
+
+  stats(): ReplicaHealthStats {
+    let latencyOutliers = 0;
+    let ejected = 0;
+    for (const replica of this.replicas.values()) {
+      if (replica.ejected) ejected++;
+      else if (replica.outlier) latencyOutliers++;
+    }
+    return {
+      latencyOutliers,
+      ejected,
+      ejections: this.ejectionCount,
+      outlierChanges: this.outlierCount,
+      probes: this.probeCount,
+    };
+  }
+
+  /** Every excluded replica with its reason, for diagnostics. */
+  excluded(): { iid: string; reason: 'latency' | 'failures'; estimateMs: number }[] {
+    const list: { iid: string; reason: 'latency' | 'failures'; estimateMs: number }[] = [];
+    for (const replica of this.replicas.values()) {
+      if (replica.excluded) {
+        list.push({
+          iid: replica.iid,
+          reason: replica.ejected ? 'failures' : 'latency',
+          estimateMs: replica.estimate,
+        });
+      }
+    }
+    return list;
+  }
+
+  private clear(): void {
+    this.replicas.clear();
+    this.groups.clear();
+    this.version++;
+  }
+
+  private ejectedIn(group: ServiceGroup): number {
+    let count = 0;
+    for (const replica of group.replicas) if (replica.ejected) count++;
+    return count;
+  }
+
+  /**
+   * The lower median of the estimates of the service's replicas that answered and are not ejected (the
+   * faster of two): the reference "normal" latency. Exact for small services; refreshed at most every
+   * MEDIAN_REFRESH_MS for large ones.
+   */
+  private median(group: ServiceGroup, now: number): number {
+    if (group.replicas.size > EXACT_MEDIAN_UP_TO && now - group.medianAt < MEDIAN_REFRESH_MS) {
+      return group.median;
+    }
+    const values = group.scratch;
+    let count = 0;
+    for (const replica of group.replicas) {
+      if (replica.ejected || replica.estimate === 0) continue;
+      // Insertion sort into the reused array: a handful of replicas, no allocation once it has grown.
+      let i = count++;
+      while (i > 0 && values[i - 1] > replica.estimate) {
+        values[i] = values[i - 1];
+        i--;
+      }
+      values[i] = replica.estimate;
+    }
+    group.median = count === 0 ? 0 : values[(count - 1) >> 1];
+    group.medianAt = now;
+    return group.median;
+  }
+}
+
+/**
+ * At most a third of a service's replicas are ejected at once, so a wide failure (a shared database
+ * down) never concentrates all traffic on a few; with two to five replicas one may be, and a single
+ * replica never is (there is nowhere else to send: its failures are the caller's answer).
+ */
+export function maxEjected(replicas: number): number {
+  return replicas <= 1 ? 0 : Math.max(1, Math.floor(replicas / 3));
+}
