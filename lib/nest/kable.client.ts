@@ -127,7 +127,12 @@ export class KableClientProxy extends ClientProxy {
    * The replicas this client sends only probes to, with the reason: 'latency' (far slower than the
    * service's others) or 'failures' (ejected after consecutive failed replies).
    */
-  excludedReplicas(): { iid: string; reason: 'latency' | 'failures'; estimateMs: number }[] {
+  excludedReplicas(): {
+    iid: string;
+    reason: 'latency' | 'failures';
+    estimateMs: number;
+    typicalMs: number;
+  }[] {
     return this.health.excluded();
   }
 

@@ -199,7 +199,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   /** The attempt failed (ReplyObserver): retried elsewhere when it certainly never reached a handler. */
   error(error: unknown): void {
     if (isReplicaFailure(error)) this.replicaFailed();
-    else if (codeOf(error) === undefined) this.answered();
+    else if (codeOf(error) === undefined) this.recovered();
     if (this.finished) return;
     this.cancelCurrent = undefined;
     // A node that refused, could not be reached or dropped the connection is skipped until it advertises
@@ -228,6 +228,14 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     const health = this.router.health;
     if (health === undefined || this.sentAt === 0 || this.peer === undefined) return;
     health.answered(health.of(this.peer.iid, this.peer.id), performance.now() - this.sentAt);
+    this.sentAt = 0;
+  }
+
+  /** The replica answered with the application's error: it works (its time is no latency sample). */
+  private recovered(): void {
+    const health = this.router.health;
+    if (health === undefined || this.sentAt === 0 || this.peer === undefined) return;
+    health.recovered(health.of(this.peer.iid, this.peer.id));
     this.sentAt = 0;
   }
 

@@ -5,14 +5,19 @@
  * can show that it healed. Framework-free; the clock is injected so the rules can be tested with a fake.
  */
 
-/** Half-life of the latency estimate: a sample this old weighs half as much as a fresh one. */
+/** Half-life of the peak-EWMA estimate: a sample this old weighs half as much as a fresh one. */
 export const LATENCY_HALF_LIFE_MS = 10_000;
-/** A replica is a latency outlier when its estimate is above this many times its service's median... */
+/**
+ * A replica is a latency outlier when its last OUTLIER_STREAK replies each took more than this many times
+ * the median of its service's typical reply times...
+ */
 export const OUTLIER_FACTOR = 3;
 /** ...and above this many ms, so that sub-millisecond jitter between fast replicas never counts. */
 export const OUTLIER_FLOOR_MS = 5;
-/** ...and its last this many replies each took that long: one slow reply (a GC pause) is not enough. */
+/** ...in a row: one slow reply (a GC pause) is not enough. */
 export const OUTLIER_STREAK = 3;
+/** An outlier is one until a reply takes at most this many times the median (or at most the floor). */
+export const HEAL_FACTOR = 2;
 /** An outlier, or an ejected replica whose ejection time is over, gets one request per this many ms. */
 export const PROBE_INTERVAL_MS = 1_000;
 /** Consecutive failed replies (transport failures, internal errors) that eject a replica. */
@@ -25,6 +30,8 @@ const EXACT_MEDIAN_UP_TO = 8;
 const MEDIAN_REFRESH_MS = 100;
 
 const DECAY_TAU = LATENCY_HALF_LIFE_MS / Math.LN2;
+/** Weight of a new reply in the typical time (TCP's smoothed RTT uses the same 1/8). */
+const TYPICAL_WEIGHT = 1 / 8;
 
 export type Clock = () => number;
 
@@ -39,8 +46,17 @@ class ServiceGroup {
 
 /** One replica's view; updated in place on every reply (no allocation on the hot path). */
 export class Replica {
-  /** Peak-EWMA of send-to-reply ms (0 until the first reply). */
+  /**
+   * Peak-EWMA of send-to-reply ms (0 until the first reply): believes a slower reply at once, forgets it
+   * with a 10 s half-life. The cost for 'least-latency'.
+   */
   estimate = 0;
+  /**
+   * Smoothed send-to-reply ms per reply (weight 1/8; 0 until the first reply): the replica's typical time,
+   * whose service median is the reference for the outlier rule. Not the peak: a cold start's first slow
+   * reply would inflate a peak estimate, and with it the median, for tens of seconds.
+   */
+  typical = 0;
   /** When `estimate` was last updated. */
   stamp = 0;
   /** Consecutive replies above the outlier threshold. */
@@ -76,13 +92,13 @@ export interface ReplicaHealthStats {
   /** Replicas this caller sends only probes to because they are far slower than their service's others. */
   latencyOutliers: number;
   /** Replicas this caller sends nothing (or only probes) to because their last replies failed. */
-  ejected: number;
+  ejectedReplicas: number;
   /** Ejections so far (reason: consecutive failures). */
   ejections: number;
   /** Times a replica became a latency outlier so far. */
-  outlierChanges: number;
+  latencyOutlierEvents: number;
   /** Requests sent to an outlier or ejected replica as probes. */
-  probes: number;
+  probeRequests: number;
 }
 
 /**
@@ -133,8 +149,8 @@ export class ReplicaHealth {
   }
 
   /**
-   * A reply that is the service's answer (a value, or an RpcException error), `ms` after the request
-   * was sent: feeds the estimate, ends a failure streak and any ejection.
+   * A reply that is the service's value, `ms` after the request was sent: feeds the estimates, ends a
+   * failure streak and any ejection.
    */
   answered(replica: Replica, ms: number): void {
     const now = this.clock();
@@ -146,25 +162,35 @@ export class ReplicaHealth {
       replica.estimate = replica.estimate * weight + ms * (1 - weight);
     }
     replica.stamp = now;
-    replica.failures = 0;
-    replica.ejections = 0;
-    if (replica.ejected) {
-      replica.ejected = false;
-      this.version++;
-    }
-    const threshold = OUTLIER_FACTOR * this.median(replica.group, now);
-    if (ms > threshold && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
+    replica.typical = replica.typical === 0 ? ms : replica.typical + (ms - replica.typical) * TYPICAL_WEIGHT;
+    this.recovered(replica);
+    const median = this.median(replica.group, now);
+    // Hysteresis: an outlier heals only with a reply well under the bar that made it one, so a replica
+    // near the bar does not flap in and out (each return costs OUTLIER_STREAK slow requests).
+    const factor = replica.outlier ? HEAL_FACTOR : OUTLIER_FACTOR;
+    if (ms > factor * median && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
     else replica.slowStreak = 0;
-    const outlier =
-      replica.slowStreak >= OUTLIER_STREAK &&
-      replica.estimate > threshold &&
-      replica.estimate > OUTLIER_FLOOR_MS;
+    const outlier = replica.outlier ? replica.slowStreak > 0 : replica.slowStreak >= OUTLIER_STREAK;
     if (outlier !== replica.outlier) {
       replica.outlier = outlier;
       if (outlier) {
         this.outlierCount++;
         replica.nextProbeAt = now + PROBE_INTERVAL_MS;
       }
+      this.version++;
+    }
+  }
+
+  /**
+   * A reply that is the application's error (an RpcException): the replica works, so its failure streak
+   * and any ejection end; its time is not a latency sample (errors are usually answered early, and would
+   * make the replicas that do the work look slow).
+   */
+  recovered(replica: Replica): void {
+    replica.failures = 0;
+    replica.ejections = 0;
+    if (replica.ejected) {
+      replica.ejected = false;
       this.version++;
     }
   }
@@ -217,22 +243,23 @@ export class ReplicaHealth {
     }
     return {
       latencyOutliers,
-      ejected,
+      ejectedReplicas: ejected,
       ejections: this.ejectionCount,
-      outlierChanges: this.outlierCount,
-      probes: this.probeCount,
+      latencyOutlierEvents: this.outlierCount,
+      probeRequests: this.probeCount,
     };
   }
 
   /** Every excluded replica with its reason, for diagnostics. */
-  excluded(): { iid: string; reason: 'latency' | 'failures'; estimateMs: number }[] {
-    const list: { iid: string; reason: 'latency' | 'failures'; estimateMs: number }[] = [];
+  excluded(): { iid: string; reason: 'latency' | 'failures'; estimateMs: number; typicalMs: number }[] {
+    const list: { iid: string; reason: 'latency' | 'failures'; estimateMs: number; typicalMs: number }[] = [];
     for (const replica of this.replicas.values()) {
       if (replica.excluded) {
         list.push({
           iid: replica.iid,
           reason: replica.ejected ? 'failures' : 'latency',
           estimateMs: replica.estimate,
+          typicalMs: replica.typical,
         });
       }
     }
@@ -252,7 +279,7 @@ export class ReplicaHealth {
   }
 
   /**
-   * The lower median of the estimates of the service's replicas that answered and are not ejected (the
+   * The lower median of the typical times of the service's replicas that answered and are not ejected (the
    * faster of two): the reference "normal" latency. Exact for small services; refreshed at most every
    * MEDIAN_REFRESH_MS for large ones.
    */
@@ -263,14 +290,14 @@ export class ReplicaHealth {
     const values = group.scratch;
     let count = 0;
     for (const replica of group.replicas) {
-      if (replica.ejected || replica.estimate === 0) continue;
+      if (replica.ejected || replica.typical === 0) continue;
       // Insertion sort into the reused array: a handful of replicas, no allocation once it has grown.
       let i = count++;
-      while (i > 0 && values[i - 1] > replica.estimate) {
+      while (i > 0 && values[i - 1] > replica.typical) {
         values[i] = values[i - 1];
         i--;
       }
-      values[i] = replica.estimate;
+      values[i] = replica.typical;
     }
     group.median = count === 0 ? 0 : values[(count - 1) >> 1];
     group.medianAt = now;

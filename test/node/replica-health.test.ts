@@ -70,8 +70,10 @@ describe('ReplicaHealth: latency outliers', () => {
     expect(c.outlier).toBe(true);
     expect(c.excluded).toBe(true);
     expect(health.version).toBeGreaterThan(version);
-    expect(health.stats()).toMatchObject({ latencyOutliers: 1, outlierChanges: 1 });
-    expect(health.excluded()).toEqual([{ iid: 'c', reason: 'latency', estimateMs: 10 }]);
+    expect(health.stats()).toMatchObject({ latencyOutliers: 1, latencyOutlierEvents: 1 });
+    expect(health.excluded()).toEqual([
+      { iid: 'c', reason: 'latency', estimateMs: 10, typicalMs: expect.any(Number) },
+    ]);
   });
 
   it('never marks a replica slow below the 5 ms floor, nor below 3x the median', () => {
@@ -111,7 +113,7 @@ describe('ReplicaHealth: latency outliers', () => {
     health.answered(c, 2);
     expect(c.outlier).toBe(false);
     expect(health.version).toBeGreaterThan(version);
-    expect(health.stats()).toMatchObject({ latencyOutliers: 0, probes: 2 });
+    expect(health.stats()).toMatchObject({ latencyOutliers: 0, probeRequests: 2 });
   });
 
   it('with two replicas compares the slower against the faster', () => {
@@ -137,8 +139,8 @@ describe('ReplicaHealth: failure ejection', () => {
     health.failed(a);
     expect(a.ejected).toBe(true);
     expect(health.version).toBeGreaterThan(version);
-    expect(health.stats()).toMatchObject({ ejected: 1, ejections: 1 });
-    expect(health.excluded()).toEqual([{ iid: 'a', reason: 'failures', estimateMs: 2 }]);
+    expect(health.stats()).toMatchObject({ ejectedReplicas: 1, ejections: 1 });
+    expect(health.excluded()).toEqual([{ iid: 'a', reason: 'failures', estimateMs: 2, typicalMs: 2 }]);
   });
 
   it('ejects at most a third of a service (one of 2 to 5, none of 1)', () => {
