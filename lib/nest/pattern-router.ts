@@ -16,6 +16,8 @@ interface Route {
   candidates: PeerRecord[];
   /** Latency outliers and ejected replicas: left out of `candidates`, sent a probe now and then. */
   probes: PeerRecord[];
+  /** Every RUNNING node that serves the pattern: `candidates` and `probes`, in the cluster order. */
+  serving: PeerRecord[];
   /** Some RUNNING node's catalog is still being fetched: it may serve the pattern too. */
   pending: boolean;
   /** Whose turn it is; kept when the candidates are recomputed, so churn does not reset the rotation. */
@@ -170,9 +172,12 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     return [...this.unresponsive];
   }
 
-  /** RUNNING nodes that handle the pattern, in the node core's order. */
+  /**
+   * RUNNING nodes that handle the pattern, in the node core's order, latency outliers and ejected ones
+   * included (they still serve it, and get probes).
+   */
   candidates(pattern: string, kind: PatternKind): PeerRecord[] {
-    return this.route(pattern, kind).candidates;
+    return this.route(pattern, kind).serving;
   }
 
   /** The next node for a request, round robin; undefined when none serves it right now. */
@@ -312,6 +317,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
         healthVersion: -1,
         candidates: [],
         probes: [],
+        serving: [],
         pending: false,
         balancer:
           kind === 'messages' && this.strategy !== undefined
@@ -323,7 +329,8 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
       routes.set(pattern, route);
     }
     const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
-    let candidates: PeerRecord[] = [];
+    const serving: PeerRecord[] = [];
+    let candidates: PeerRecord[] = serving;
     let probes: PeerRecord[] = [];
     let pending = false;
     for (const peer of nodes) {
@@ -331,8 +338,12 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
       if (this.unresponsive.size > 0 && this.unresponsive.has(peer.iid)) continue;
       const handles = this.catalog.handles(peer, pattern, kind);
       if (handles === true) {
-        if (kind === 'messages' && this.health?.peek(peer.iid)?.excluded === true) probes.push(peer);
-        else candidates.push(peer);
+        if (kind === 'messages' && this.health?.peek(peer.iid)?.excluded === true) {
+          // The first excluded one: from here on the rotation is a list of its own.
+          if (candidates === serving) candidates = serving.slice();
+          probes.push(peer);
+        } else if (candidates !== serving) candidates.push(peer);
+        serving.push(peer);
       } else if (handles === undefined) pending = true;
     }
     // Only outliers left: the least bad is better than nothing, so they are served in turn.
@@ -343,6 +354,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     route.healthVersion = this.health?.version ?? 0;
     route.candidates = candidates;
     route.probes = probes;
+    route.serving = serving;
     route.pending = pending;
     return route;
   }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { firstValueFrom } from 'rxjs';
 import { EJECT_AFTER } from '../../lib/node/replica-health.js';
 import { InProcessCluster } from './fixtures/in-process.js';
@@ -54,4 +55,23 @@ describe('balancing around a slow or failing replica', () => {
     expect(client.excludedReplicas()).toEqual([expect.objectContaining({ reason: 'failures' })]);
     expect(client.node.stats()).toMatchObject({ 'client.ejectedReplicas': 1, 'client.ejections': 1 });
   }, 30_000);
+
+  it("with balance: 'least-latency' sends a replica 5x slower than the others a small share", async () => {
+    const replicas = await trio();
+    replicas[2].delayMs = 50;
+    const client = cluster.client({ target: 'uneven', balance: 'least-latency' });
+    await client.whenServed('work', { count: 3 });
+    const send = (): Promise<unknown> => firstValueFrom(client.send('work', {}));
+    expect(await sequential(send, 30)).toBe(0);
+    const before = replicas[2].served;
+    expect(await sequential(send, 240)).toBe(0);
+    // Two random candidates: the slow one wins only against a replica not yet timed or long idle.
+    expect(replicas[2].served - before).toBeLessThanOrEqual(16);
+  }, 30_000);
+
+  it('refuses an unknown balance at construction, naming the accepted ones', () => {
+    expect(() => new KableClientProxy({ balance: 'random' as never })).toThrow(
+      `KableClientProxy option "balance" must be 'round-robin' (the default) or 'least-latency'; got "random".`,
+    );
+  });
 });
