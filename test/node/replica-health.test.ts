@@ -116,6 +116,17 @@ describe('ReplicaHealth: latency outliers', () => {
     expect(health.stats()).toMatchObject({ latencyOutliers: 0, probeRequests: 2 });
   });
 
+  it('heals an outlier only with a reply at most 2x the median (hysteresis), not one just under 3x', () => {
+    const { health } = setup();
+    const [, , c] = trio(health, 4);
+    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 20);
+    expect(c.outlier).toBe(true);
+    health.answered(c, 10);
+    expect(c.outlier).toBe(true);
+    health.answered(c, 8);
+    expect(c.outlier).toBe(false);
+  });
+
   it('with two replicas compares the slower against the faster', () => {
     const { health } = setup(2);
     const a = health.of('a', 's');
