@@ -16,8 +16,13 @@ export const OUTLIER_FACTOR = 3;
 export const OUTLIER_FLOOR_MS = 5;
 /** ...in a row: one slow reply (a GC pause) is not enough. */
 export const OUTLIER_STREAK = 3;
-/** An outlier is one until a reply takes at most this many times the median (or at most the floor). */
+/**
+ * An outlier is one until HEAL_STREAK replies in a row (probes, one a second) each take at most this many
+ * times the median, or at most the floor: one fast-looking probe against a median that a busy moment
+ * raised does not bring it back for three more slow requests.
+ */
 export const HEAL_FACTOR = 2;
+export const HEAL_STREAK = 2;
 /** An outlier, or an ejected replica whose ejection time is over, gets one request per this many ms. */
 export const PROBE_INTERVAL_MS = 1_000;
 /** Consecutive failed replies (transport failures, internal errors) that eject a replica. */
@@ -61,6 +66,8 @@ export class Replica {
   stamp = 0;
   /** Consecutive replies above the outlier threshold. */
   slowStreak = 0;
+  /** While an outlier: consecutive replies under the healing threshold. */
+  fastStreak = 0;
   outlier = false;
   /** Consecutive failed replies. */
   failures = 0;
@@ -165,14 +172,22 @@ export class ReplicaHealth {
     replica.typical = replica.typical === 0 ? ms : replica.typical + (ms - replica.typical) * TYPICAL_WEIGHT;
     this.recovered(replica);
     const median = this.median(replica.group, now);
-    // Hysteresis: an outlier heals only with a reply well under the bar that made it one, so a replica
+    // Hysteresis: an outlier heals only with replies well under the bar that made it one, so a replica
     // near the bar does not flap in and out (each return costs OUTLIER_STREAK slow requests).
-    const factor = replica.outlier ? HEAL_FACTOR : OUTLIER_FACTOR;
-    if (ms > factor * median && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
-    else replica.slowStreak = 0;
-    const outlier = replica.outlier ? replica.slowStreak > 0 : replica.slowStreak >= OUTLIER_STREAK;
+    let outlier: boolean;
+    if (replica.outlier) {
+      if (ms > HEAL_FACTOR * median && ms > OUTLIER_FLOOR_MS) replica.fastStreak = 0;
+      else replica.fastStreak++;
+      outlier = replica.fastStreak < HEAL_STREAK;
+    } else {
+      if (ms > OUTLIER_FACTOR * median && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
+      else replica.slowStreak = 0;
+      outlier = replica.slowStreak >= OUTLIER_STREAK;
+    }
     if (outlier !== replica.outlier) {
       replica.outlier = outlier;
+      replica.slowStreak = 0;
+      replica.fastStreak = 0;
       if (outlier) {
         this.outlierCount++;
         replica.nextProbeAt = now + PROBE_INTERVAL_MS;

@@ -96,7 +96,7 @@ describe('ReplicaHealth: latency outliers', () => {
     expect(c.outlier).toBe(false);
   });
 
-  it('probes an outlier once per interval, and a fast probe reply heals it', () => {
+  it('probes an outlier once per interval, and two fast probe replies in a row heal it', () => {
     const { health, clock } = setup();
     const [, , c] = trio(health, 2);
     for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 10);
@@ -109,20 +109,34 @@ describe('ReplicaHealth: latency outliers', () => {
     expect(c.outlier).toBe(true);
     clock.now += PROBE_INTERVAL_MS;
     expect(health.probe(c)).toBe(true);
+    health.answered(c, 2);
+    expect(c.outlier).toBe(true);
+    // A slow one in between starts the count again.
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
+    health.answered(c, 10);
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
+    health.answered(c, 2);
+    expect(c.outlier).toBe(true);
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
     const version = health.version;
     health.answered(c, 2);
     expect(c.outlier).toBe(false);
     expect(health.version).toBeGreaterThan(version);
-    expect(health.stats()).toMatchObject({ latencyOutliers: 0, probeRequests: 2 });
+    expect(health.stats()).toMatchObject({ latencyOutliers: 0, probeRequests: 5 });
   });
 
-  it('heals an outlier only with a reply at most 2x the median (hysteresis), not one just under 3x', () => {
+  it('heals an outlier only with replies at most 2x the median (hysteresis), not ones just under 3x', () => {
     const { health } = setup();
     const [, , c] = trio(health, 4);
     for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 20);
     expect(c.outlier).toBe(true);
     health.answered(c, 10);
+    health.answered(c, 10);
     expect(c.outlier).toBe(true);
+    health.answered(c, 8);
     health.answered(c, 8);
     expect(c.outlier).toBe(false);
   });
