@@ -100,7 +100,11 @@ export class KableClientProxy extends ClientProxy {
             })
         : undefined,
     );
-    this.pool.on('liveness', (iid, responsive) => this.router.setResponsive(iid, responsive));
+    this.pool.on('liveness', (iid, responsive) => {
+      // Back from a hang: the requests that timed out in it do not keep the replica ejected.
+      if (responsive) health.revived(iid);
+      this.router.setResponsive(iid, responsive);
+    });
     this.follow();
   }
 

@@ -100,7 +100,7 @@ export interface KableClientOptions extends KableOptions {
    * cluster-wide order, over replicas that are RUNNING, answer PINGs and are neither latency outliers
    * (their last 3 replies each took over 3x the service's median estimate and over 5 ms) nor ejected
    * (5 consecutive lost connections, timeouts or internal errors); those get one probe request a second
-   * until they recover. Equal replicas get exactly equal shares. 'least-latency': the cheaper of two
+   * until they recover, and are at most a third of a service's replicas (one of two to five). Equal replicas get exactly equal shares. 'least-latency': the cheaper of two
    * random replicas by peak-EWMA latency x (requests in flight + 1); shares follow speed, not turns.
    */
   balance?: 'round-robin' | 'least-latency';

@@ -182,7 +182,7 @@ export class ReplicaHealth {
     } else {
       if (ms > OUTLIER_FACTOR * median && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
       else replica.slowStreak = 0;
-      outlier = replica.slowStreak >= OUTLIER_STREAK;
+      outlier = replica.slowStreak >= OUTLIER_STREAK && this.mayExclude(replica);
     }
     if (outlier !== replica.outlier) {
       replica.outlier = outlier;
@@ -211,9 +211,18 @@ export class ReplicaHealth {
   }
 
   /**
+   * The replica answers PINGs again after a hang (see liveness): the timeouts of the requests caught in
+   * the hang were the hang's, which liveness already handled, so they do not keep it ejected.
+   */
+  revived(iid: string): void {
+    const replica = this.replicas.get(iid);
+    if (replica !== undefined) this.recovered(replica);
+  }
+
+  /**
    * A reply that failed: the connection was lost, the request timed out, or the handler threw something
    * other than an RpcException. The EJECT_AFTER-th in a row ejects the replica, unless a third of its
-   * service's replicas (at least one, with two or more replicas) are ejected already.
+   * service's replicas (at least one, with two or more replicas) are left out already.
    */
   failed(replica: Replica): void {
     replica.failures++;
@@ -223,7 +232,7 @@ export class ReplicaHealth {
       return;
     }
     if (replica.failures < EJECT_AFTER) return;
-    if (this.ejectedIn(replica.group) >= maxEjected(this.serviceSize(replica.group.service))) return;
+    if (!replica.outlier && !this.mayExclude(replica)) return;
     replica.ejected = true;
     this.eject(replica);
     this.version++;
@@ -287,10 +296,14 @@ export class ReplicaHealth {
     this.version++;
   }
 
-  private ejectedIn(group: ServiceGroup): number {
-    let count = 0;
-    for (const replica of group.replicas) if (replica.ejected) count++;
-    return count;
+  /**
+   * Whether one more of the replica's service may be left out: at most a third of a service's replicas
+   * are outliers or ejected at once (see maxExcluded).
+   */
+  private mayExclude(replica: Replica): boolean {
+    let excluded = 0;
+    for (const other of replica.group.replicas) if (other.excluded) excluded++;
+    return excluded < maxExcluded(this.serviceSize(replica.group.service));
   }
 
   /**
@@ -321,10 +334,13 @@ export class ReplicaHealth {
 }
 
 /**
- * At most a third of a service's replicas are ejected at once, so a wide failure (a shared database
- * down) never concentrates all traffic on a few; with two to five replicas one may be, and a single
- * replica never is (there is nowhere else to send: its failures are the caller's answer).
+ * At most a third of a service's replicas are left out (latency outliers and ejected ones together), so
+ * a wide failure (a shared database down) never piles all traffic on a few, and a busy moment of the
+ * caller's own, which makes every replica's replies look slow at once, can cost one replica its share
+ * for a few seconds but never send everything to the one replica that had nothing to answer (a stalled
+ * one, before liveness finds it out). With two to five replicas one may be; a single replica never is
+ * (there is nowhere else to send: its failures are the caller's answer).
  */
-export function maxEjected(replicas: number): number {
+export function maxExcluded(replicas: number): number {
   return replicas <= 1 ? 0 : Math.max(1, Math.floor(replicas / 3));
 }

@@ -8,7 +8,7 @@ import {
   OUTLIER_STREAK,
   PROBE_INTERVAL_MS,
   ReplicaHealth,
-  maxEjected,
+  maxExcluded,
   type Replica,
 } from '../../lib/node/replica-health.js';
 
@@ -168,8 +168,8 @@ describe('ReplicaHealth: failure ejection', () => {
     expect(health.excluded()).toEqual([{ iid: 'a', reason: 'failures', estimateMs: 2, typicalMs: 2 }]);
   });
 
-  it('ejects at most a third of a service (one of 2 to 5, none of 1)', () => {
-    expect([1, 2, 3, 5, 6, 9, 10].map(maxEjected)).toEqual([0, 1, 1, 1, 2, 3, 3]);
+  it('leaves out at most a third of a service, outliers and ejected together (one of 2 to 5, none of 1)', () => {
+    expect([1, 2, 3, 5, 6, 9, 10].map(maxExcluded)).toEqual([0, 1, 1, 1, 2, 3, 3]);
     const { health } = setup(3);
     const [a, b] = trio(health);
     for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
@@ -180,6 +180,20 @@ describe('ReplicaHealth: failure ejection', () => {
     const only = single.health.of('x', 'solo');
     for (let i = 0; i < 3 * EJECT_AFTER; i++) single.health.failed(only);
     expect(only.ejected).toBe(false);
+  });
+
+  it('never leaves out the working replicas when the caller itself stalls (every reply slow at once)', () => {
+    const { health } = setup(3);
+    const [a, b, c] = trio(health);
+    // A pause of the caller's own makes the replies of a and b look slow; c (stalled) answers nothing.
+    for (let i = 0; i < OUTLIER_STREAK; i++) {
+      health.answered(a, 40);
+      health.answered(b, 40);
+    }
+    expect([a.outlier, b.outlier, c.outlier]).toEqual([true, false, false]);
+    // And a failing replica is not ejected beside an outlier in a service of three.
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(c);
+    expect(c.ejected).toBe(false);
   });
 
   it('sends nothing during the ejection, then one probe per interval; a failed probe ejects for longer, capped', () => {
@@ -218,6 +232,18 @@ describe('ReplicaHealth: failure ejection', () => {
     expect(a.excluded).toBe(false);
     for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
     expect(a.ejectedUntil - clock.now).toBe(EJECT_BASE_MS);
+  });
+
+  it('ends the ejection of a replica that answers PINGs again after a hang (its timeouts were the hang)', () => {
+    const { health } = setup();
+    const [a] = trio(health);
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
+    expect(a.ejected).toBe(true);
+    const version = health.version;
+    health.revived('a');
+    expect(a.ejected).toBe(false);
+    expect(health.version).toBeGreaterThan(version);
+    health.revived('unknown');
   });
 
   it('forgets a replica that left; its ejection no longer counts against the third', () => {
