@@ -24,7 +24,7 @@ describe('balancing around a slow or failing replica', () => {
 
   it('sends a replica 5x slower than the others only probes after warm-up', async () => {
     const replicas = await trio();
-    replicas[2].delayMs = 50;
+    replicas[2].delayMs = 100;
     const client = cluster.client({ target: 'uneven' });
     await client.whenServed('work', { count: 3 });
     const send = (): Promise<unknown> => firstValueFrom(client.send('work', {}));
@@ -32,7 +32,7 @@ describe('balancing around a slow or failing replica', () => {
     const before = replicas.map((replica) => replica.served);
     expect(await sequential(send, 240)).toBe(0);
     const served = replicas.map((replica, i) => replica.served - before[i]);
-    // Round robin gives it 80 of the 240. It gets a probe a second (the run takes about 3 s), and, when a
+    // Round robin gives it 80 of the 240. It gets a probe a second (the run takes about 5 s), and, when a
     // probe happens to be fast against a noisy median, three more requests until it is slow again.
     expect(served[2]).toBeLessThanOrEqual(16);
     expect(served[0] + served[1] + served[2]).toBe(240);
@@ -58,7 +58,7 @@ describe('balancing around a slow or failing replica', () => {
 
   it("with balance: 'least-latency' sends a replica 5x slower than the others a small share", async () => {
     const replicas = await trio();
-    replicas[2].delayMs = 50;
+    replicas[2].delayMs = 100;
     const client = cluster.client({ target: 'uneven', balance: 'least-latency' });
     await client.whenServed('work', { count: 3 });
     const send = (): Promise<unknown> => firstValueFrom(client.send('work', {}));
