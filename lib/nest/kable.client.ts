@@ -4,7 +4,9 @@ import { Observable, Subject, connectable, defer, mergeMap, type Observer } from
 import { PeerLanes } from '../data-plane/peer-lanes.js';
 import { kable } from '../kable.js';
 import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
+import { LeastLatency } from '../node/least-latency.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import { ReplicaHealth } from '../node/replica-health.js';
 import { milliseconds } from '../node/validate-options.js';
 import { loadTelemetry, telemetry, type OutboundTrace } from '../telemetry/telemetry.js';
 import type { RemovalReason } from '../node/registry.js';
@@ -39,6 +41,8 @@ export class KableClientProxy extends ClientProxy {
   private readonly pool: PeerLanes;
   private readonly catalog: PatternCatalog;
   private readonly router: PatternRouter;
+  /** Each replica's latency estimate and failures, as this client sees them. */
+  private readonly health: ReplicaHealth;
   /** Every request's `timeout`, on one timer. */
   private readonly deadlines = new RequestDeadlines((error) => this.deadlineThrew(error));
   private connecting: Promise<void> | undefined;
@@ -78,10 +82,30 @@ export class KableClientProxy extends ClientProxy {
       resolved.bulkThreshold,
     );
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
-    this.router = new PatternRouter(this.node, this.catalog, options.target, resolved.maxWaiters, (peer) =>
-      this.pool.inFlight(peer.iid),
+    const load = (peer: PeerRecord): number => this.pool.inFlight(peer.iid);
+    const health = new ReplicaHealth((service) => this.node.running(service).length);
+    this.health = health;
+    this.router = new PatternRouter(
+      this.node,
+      this.catalog,
+      options.target,
+      resolved.maxWaiters,
+      load,
+      health,
+      resolved.balance === 'least-latency'
+        ? () =>
+            new LeastLatency<PeerRecord>((peer) => {
+              const replica = health.peek(peer.iid);
+              const estimate = replica === undefined ? 0 : replica.decayed(performance.now());
+              return estimate * (load(peer) + 1);
+            })
+        : undefined,
     );
-    this.pool.on('liveness', (iid, responsive) => this.router.setResponsive(iid, responsive));
+    this.pool.on('liveness', (iid, responsive) => {
+      // Back from a hang: the requests that timed out in it do not keep the replica ejected.
+      if (responsive) health.revived(iid);
+      this.router.setResponsive(iid, responsive);
+    });
     this.follow();
   }
 
@@ -101,7 +125,21 @@ export class KableClientProxy extends ClientProxy {
   private readonly statsOfClient = (): Record<string, number> => ({
     ...this.pool.stats(),
     waitingForNode: this.router.waiting,
+    ...this.health.stats(),
   });
+
+  /**
+   * The replicas this client sends only probes to, with the reason: 'latency' (far slower than the
+   * service's others) or 'failures' (ejected after consecutive failed replies).
+   */
+  excludedReplicas(): {
+    iid: string;
+    reason: 'latency' | 'failures';
+    estimateMs: number;
+    typicalMs: number;
+  }[] {
+    return this.health.excluded();
+  }
 
   /**
    * A peer that left (DOWN) or was evicted: its connection is forgotten and closed, and requests still
@@ -112,6 +150,7 @@ export class KableClientProxy extends ClientProxy {
   private readonly onPeerRemoved = (peer: PeerRecord, reason: RemovalReason): void => {
     const departed = departure(reason, this.node.nodeTimeout);
     this.pool.drop(peer.iid, departed, reason === 'timeout');
+    this.health.forget(peer.iid);
     // And any connection made to a peer already forgotten (a request routed just before it left).
     this.pool.retain((iid) => this.node.peer(iid) !== undefined, departed);
   };

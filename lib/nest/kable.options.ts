@@ -129,6 +129,15 @@ export interface KableClientOptions extends KableOptions {
    * `idleTimeout`, 300000 by default): keep this under two thirds of the servers'.
    */
   idleTimeout?: number;
+  /**
+   * How a replica is chosen for a request (default 'round-robin'). 'round-robin': in turn, in the
+   * cluster-wide order, over replicas that are RUNNING, answer PINGs and are neither latency outliers
+   * (their last 3 replies each took over 3x the service's median estimate and over 5 ms) nor ejected
+   * (5 consecutive lost connections, timeouts or internal errors); those get one probe request a second
+   * until they recover, and are at most a third of a service's replicas (one of two to five). Equal replicas get exactly equal shares. 'least-latency': the cheaper of two
+   * random replicas by peak-EWMA latency x (requests in flight + 1); shares follow speed, not turns.
+   */
+  balance?: 'round-robin' | 'least-latency';
 }
 
 export const CLIENT_DEFAULTS = {
@@ -136,6 +145,7 @@ export const CLIENT_DEFAULTS = {
   pickTimeout: 10_000,
   timeout: 30_000,
   retries: 2,
+  balance: 'round-robin',
 } as const;
 
 const NODE_KEYS = NODE_OPTION_NAMES;
@@ -181,6 +191,7 @@ const CLIENT_KEYS = new Set<string>([
   'tls',
   'liveness',
   'idleTimeout',
+  'balance',
 ]);
 
 /** A misspelt option would otherwise be ignored silently: name it and list what is accepted. */

@@ -15,6 +15,21 @@ export interface RequestSettings {
   retries: number;
 }
 
+/**
+ * A reply that says the replica is failing rather than answering: the connection was lost, or the handler
+ * threw something other than an RpcException, which Nest's exception filter sends as exactly
+ * `{ status: 'error', message: 'Internal server error' }`. An RpcException's payload is the application's
+ * answer and never counts (one built to look exactly like that object cannot be told apart).
+ */
+function isReplicaFailure(error: unknown): boolean {
+  if (error instanceof KableError) return error.code === 'KABLE_PEER_LOST';
+  if (error === null || typeof error !== 'object') return false;
+  const reply = error as { status?: unknown; message?: unknown };
+  return (
+    reply.status === 'error' && reply.message === 'Internal server error' && Object.keys(error).length === 2
+  );
+}
+
 function codeOf(error: unknown): string | undefined {
   return error instanceof KableError ? error.code : undefined;
 }
@@ -41,6 +56,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private waitingForNode = false;
   /** Its data is a large binary or string: it travels in the peer's bulk lane (see peer-lanes.ts). */
   private readonly bulk: boolean;
+  /** performance.now() when the current attempt was sent (0: no reply to time). */
+  private sentAt = 0;
 
   constructor(
     private readonly deadlines: RequestDeadlines,
@@ -95,6 +112,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
       this.fail(this.router.unserved(`pattern "${this.pattern}"`, timeout, 'timeout'));
       return;
     }
+    this.replicaFailed();
     this.fail(
       new KableError(
         'KABLE_TIMEOUT',
@@ -132,6 +150,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
       }
     }
     this.trace?.attempt(peer);
+    if (this.router.health !== undefined) this.sentAt = performance.now();
     // The request is its own reply observer: no observer object and closures per attempt. A connection
     // calls nothing after an error, so a retried request hears only from its current attempt.
     const cancel = connection.request(this.pattern, this.data, this.metadata, this);
@@ -173,6 +192,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   complete(): void {
     // Also after a cancel: firstValueFrom unsubscribes on the last value, just before this.
     this.trace?.end();
+    this.answered();
     if (this.finished) return;
     this.finished = true;
     this.deadlines.remove(this);
@@ -181,6 +201,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
 
   /** The attempt failed (ReplyObserver): retried elsewhere when it certainly never reached a handler. */
   error(error: unknown): void {
+    if (isReplicaFailure(error)) this.replicaFailed();
+    else if (codeOf(error) === undefined) this.recovered();
     if (this.finished) return;
     this.cancelCurrent = undefined;
     // A node that refused, could not be reached or dropped the connection is skipped until it advertises
@@ -202,6 +224,30 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
       return;
     }
     this.fail(error);
+  }
+
+  /** The replica answered (a value or an application error): its latency estimate learns the time. */
+  private answered(): void {
+    const health = this.router.health;
+    if (health === undefined || this.sentAt === 0 || this.peer === undefined) return;
+    health.answered(health.of(this.peer.iid, this.peer.id), performance.now() - this.sentAt);
+    this.sentAt = 0;
+  }
+
+  /** The replica answered with the application's error: it works (its time is no latency sample). */
+  private recovered(): void {
+    const health = this.router.health;
+    if (health === undefined || this.sentAt === 0 || this.peer === undefined) return;
+    health.recovered(health.of(this.peer.iid, this.peer.id));
+    this.sentAt = 0;
+  }
+
+  /** The replica lost the connection, timed out or failed internally: counted towards its ejection. */
+  private replicaFailed(): void {
+    const health = this.router.health;
+    if (health === undefined || this.sentAt === 0 || this.peer === undefined) return;
+    health.failed(health.of(this.peer.iid, this.peer.id));
+    this.sentAt = 0;
   }
 
   private fail(error: unknown): void {

@@ -3,6 +3,7 @@ import { KableError } from '../node/errors.js';
 import type { KableNode } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { LoadAwareRoundRobin } from '../node/load-aware-round-robin.js';
+import type { ReplicaHealth } from '../node/replica-health.js';
 import { RoundRobin, type BalancingStrategy } from '../node/round-robin.js';
 import { noNodeError } from './no-node-error.js';
 import type { PatternCatalog, PatternKind } from './pattern-catalog.js';
@@ -11,7 +12,12 @@ interface Route {
   nodeVersion: number;
   catalogVersion: number;
   avoidVersion: number;
+  healthVersion: number;
   candidates: PeerRecord[];
+  /** Latency outliers and ejected replicas: left out of `candidates`, sent a probe now and then. */
+  probes: PeerRecord[];
+  /** Every RUNNING node that serves the pattern: `candidates` and `probes`, in the cluster order. */
+  serving: PeerRecord[];
   /** Some RUNNING node's catalog is still being fetched: it may serve the pattern too. */
   pending: boolean;
   /** RUNNING nodes of another major protocol version that may serve the pattern: never picked. */
@@ -66,6 +72,10 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     private readonly maxWaiters: number,
     /** This caller's requests in flight to a node: the balancer passes over one far above the others. */
     private readonly load?: (peer: PeerRecord) => number,
+    /** This caller's view of each replica's latency and failures: outliers get only probes. */
+    readonly health?: ReplicaHealth,
+    /** Chooses among a route's candidates instead of round robin (balance: 'least-latency'). */
+    private readonly strategy?: () => BalancingStrategy<PeerRecord>,
   ) {
     super();
     this.attach();
@@ -164,16 +174,32 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     return [...this.unresponsive];
   }
 
-  /** RUNNING nodes that handle the pattern, in the node core's order. */
+  /**
+   * RUNNING nodes that handle the pattern, in the node core's order, latency outliers and ejected ones
+   * included (they still serve it, and get probes).
+   */
   candidates(pattern: string, kind: PatternKind): PeerRecord[] {
-    return this.route(pattern, kind).candidates;
+    return this.route(pattern, kind).serving;
   }
 
   /** The next node for a request, round robin; undefined when none serves it right now. */
   next(pattern: string): PeerRecord | undefined {
     const route = this.route(pattern, 'messages');
+    if (route.probes.length > 0) {
+      const probe = this.probe(route.probes);
+      if (probe !== undefined) return probe;
+    }
     if (route.candidates.length === 0) return undefined;
     return route.balancer.select(route.candidates);
+  }
+
+  /** An excluded replica whose probe is due, if any (its next one is then an interval away). */
+  private probe(probes: PeerRecord[]): PeerRecord | undefined {
+    for (const peer of probes) {
+      const replica = this.health?.peek(peer.iid);
+      if (replica !== undefined && this.health!.probe(replica)) return peer;
+    }
+    return undefined;
   }
 
   /** One node of each service id that handles the event, each service's own round robin. */
@@ -300,7 +326,8 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
       route !== undefined &&
       route.nodeVersion === this.node.version &&
       route.catalogVersion === this.catalog.version &&
-      route.avoidVersion === this.avoidVersion
+      route.avoidVersion === this.avoidVersion &&
+      route.healthVersion === (this.health?.version ?? 0)
     ) {
       return route;
     }
@@ -311,18 +338,25 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
         nodeVersion: -1,
         catalogVersion: -1,
         avoidVersion: -1,
+        healthVersion: -1,
         candidates: [],
+        probes: [],
+        serving: [],
         pending: false,
         incompatible: [],
         balancer:
-          kind === 'messages' && this.load !== undefined
-            ? new LoadAwareRoundRobin<PeerRecord>(this.load)
-            : new RoundRobin<PeerRecord>(),
+          kind === 'messages' && this.strategy !== undefined
+            ? this.strategy()
+            : kind === 'messages' && this.load !== undefined
+              ? new LoadAwareRoundRobin<PeerRecord>(this.load)
+              : new RoundRobin<PeerRecord>(),
       };
       routes.set(pattern, route);
     }
     const nodes = this.target === undefined ? this.node.runningNodes() : this.node.running(this.target);
-    const candidates: PeerRecord[] = [];
+    const serving: PeerRecord[] = [];
+    let candidates: PeerRecord[] = serving;
+    let probes: PeerRecord[] = [];
     let pending = false;
     let incompatible: PeerRecord[] | undefined;
     for (const peer of nodes) {
@@ -334,13 +368,24 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
       if (this.avoided.size > 0 && this.avoided.has(peer.iid)) continue;
       if (this.unresponsive.size > 0 && this.unresponsive.has(peer.iid)) continue;
       const handles = this.catalog.handles(peer, pattern, kind);
-      if (handles === true) candidates.push(peer);
-      else if (handles === undefined) pending = true;
+      if (handles === true) {
+        if (kind === 'messages' && this.health?.peek(peer.iid)?.excluded === true) {
+          // The first excluded one: from here on the rotation is a list of its own.
+          if (candidates === serving) candidates = serving.slice();
+          probes.push(peer);
+        } else if (candidates !== serving) candidates.push(peer);
+        serving.push(peer);
+      } else if (handles === undefined) pending = true;
     }
+    // Only outliers left: the least bad is better than nothing, so they are served in turn.
+    if (candidates.length === 0) [candidates, probes] = [probes, candidates];
     route.nodeVersion = this.node.version;
     route.catalogVersion = this.catalog.version;
     route.avoidVersion = this.avoidVersion;
+    route.healthVersion = this.health?.version ?? 0;
     route.candidates = candidates;
+    route.probes = probes;
+    route.serving = serving;
     route.pending = pending;
     route.incompatible = incompatible ?? [];
     return route;

@@ -18,6 +18,7 @@ export interface ResolvedClientSettings {
   bulkThreshold: number | false;
   liveness: LivenessOptions | false;
   idleTimeout: number;
+  balance: 'round-robin' | 'least-latency';
 }
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
@@ -45,6 +46,14 @@ function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions |
     }
   }
   return resolved;
+}
+
+function balanceOf(balance: unknown): 'round-robin' | 'least-latency' {
+  if (balance === undefined) return CLIENT_DEFAULTS.balance;
+  if (balance === 'round-robin' || balance === 'least-latency') return balance;
+  throw new KableOptionsError(
+    `KableClientProxy option "balance" must be 'round-robin' (the default) or 'least-latency'; got ${JSON.stringify(balance) ?? String(balance)}.`,
+  );
 }
 
 const WHO = 'KableClientProxy option ';
@@ -103,5 +112,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
         : (bytes('bulkThreshold', options.bulkThreshold) ?? DEFAULT_BULK_THRESHOLD),
     liveness: livenessOf(options.liveness),
     idleTimeout: milliseconds('idleTimeout', options.idleTimeout ?? CLIENT_IDLE_TIMEOUT, WHO),
+    balance: balanceOf(options.balance),
   };
 }

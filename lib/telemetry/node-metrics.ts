@@ -28,6 +28,8 @@ interface Observables {
   refusals: ObservableCounter;
   unresponsive: ObservableUpDownCounter;
   lapses: ObservableCounter;
+  excluded: ObservableUpDownCounter;
+  exclusions: ObservableCounter;
 }
 
 /**
@@ -80,6 +82,17 @@ export class NodeMetrics {
       if (stats['client.unresponsivePeers'] !== undefined) {
         result.observe(o.unresponsive, stats['client.unresponsivePeers'], self);
         result.observe(o.lapses, stats['client.unresponsiveLapses'] ?? 0, self);
+      }
+      // Replicas this node's clients send only probes to: far slower than their service's others
+      // ('latency') or ejected after consecutive failures ('failures'); see replica-health.ts.
+      if (stats['client.latencyOutliers'] !== undefined) {
+        for (const [reason, now, total] of [
+          ['latency', 'client.latencyOutliers', 'client.latencyOutlierEvents'],
+          ['failures', 'client.ejectedReplicas', 'client.ejections'],
+        ] as const) {
+          result.observe(o.excluded, stats[now] ?? 0, { ...self, [ATTR.REASON]: reason });
+          result.observe(o.exclusions, stats[total] ?? 0, { ...self, [ATTR.REASON]: reason });
+        }
       }
       if (stats['dataPlane.refusedRequests'] !== undefined)
         result.observe(o.refusals, stats['dataPlane.refusedRequests'], self);
@@ -141,6 +154,16 @@ export class NodeMetrics {
       lapses: meter.createObservableCounter('kable.peer.unresponsive_lapses', {
         unit: '{lapse}',
         description: "Times a peer turned unresponsive for one of this node's clients (see liveness).",
+      }),
+      excluded: meter.createObservableUpDownCounter('kable.peer.excluded', {
+        unit: '{node}',
+        description:
+          "Replicas this node's clients send only probes to now, by reason: latency (outlier) or failures (ejected).",
+      }),
+      exclusions: meter.createObservableCounter('kable.peer.exclusions', {
+        unit: '{exclusion}',
+        description:
+          "Times a replica became a latency outlier (latency) or was ejected (failures) for one of this node's clients.",
       }),
     };
     meter.addBatchObservableCallback(this.collect, Object.values(this.observables) as Observable[]);

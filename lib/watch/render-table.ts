@@ -8,6 +8,11 @@ export interface TableExtras {
   names?: Map<string, string>;
   /** Instance ids a caller skips because they stopped answering its PINGs (a client's unresponsiveNodes()). */
   unresponsive?: Set<string>;
+  /**
+   * Replicas a caller sends only probes to, by instance id, with the reason (from a client's
+   * excludedReplicas(): 'latency', an outlier, or 'failures', ejected).
+   */
+  excluded?: Map<string, 'latency' | 'failures'>;
   /** Milliseconds without an advert after which a node is marked silent (a frozen node still says RUNNING). */
   silentAfter?: number;
 }
@@ -22,6 +27,8 @@ export function renderTable(nodes: WatchedNode[], extras: TableExtras = {}): str
     // Callers of this version never send it requests (see protocol-version.ts).
     if (node.protocol !== undefined && !isCompatible(node.protocol))
       text += `, incompatible ${formatVersion(node.protocol)}`;
+    const excluded = extras.excluded?.get(node.iid);
+    if (excluded !== undefined) text += excluded === 'latency' ? ', slow: probes only' : ', ejected: failing';
     const silent = now - node.lastSeen;
     if (extras.silentAfter !== undefined && silent > extras.silentAfter)
       text += `, silent ${(silent / 1000).toFixed(1)} s`;

@@ -188,6 +188,31 @@ describe('OpenTelemetry metrics', () => {
     expect(sum(metrics.get('kable.peer.evictions'), { 'kable.node.iid': watcher.iid })).toBe(1);
   });
 
+  it("reports the replicas a node's clients exclude, by reason, from node.stats()", async () => {
+    const { NodeMetrics } = await import('../../lib/telemetry/node-metrics.js');
+    const { metrics: api } = await import('@opentelemetry/api');
+    const nodeMetrics = new NodeMetrics();
+    nodeMetrics.bind(api.getMeter('excluded-test'));
+    const stats: Record<string, number> = {
+      'client.latencyOutliers': 1,
+      'client.latencyOutlierEvents': 4,
+      'client.ejectedReplicas': 2,
+      'client.ejections': 3,
+    };
+    const node = { id: 'caller', iid: 'caller-2', peers: () => [], stats: () => stats };
+    const stop = nodeMetrics.observe(node as never);
+    try {
+      const metrics = await otel.reader.metrics();
+      const self = { 'kable.node.iid': 'caller-2' };
+      expect(sum(metrics.get('kable.peer.excluded'), { ...self, 'kable.reason': 'latency' })).toBe(1);
+      expect(sum(metrics.get('kable.peer.excluded'), { ...self, 'kable.reason': 'failures' })).toBe(2);
+      expect(sum(metrics.get('kable.peer.exclusions'), { ...self, 'kable.reason': 'latency' })).toBe(4);
+      expect(sum(metrics.get('kable.peer.exclusions'), { ...self, 'kable.reason': 'failures' })).toBe(3);
+    } finally {
+      stop();
+    }
+  });
+
   it("reports the peers a node's clients find unresponsive, from node.stats()", async () => {
     // The liveness counters themselves are tested on the wire (test/data-plane/liveness.test.ts and
     // test/reliability/gray-failure.test.ts); here, that the metric reports what the node says.

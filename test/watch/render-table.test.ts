@@ -43,4 +43,18 @@ describe('renderTable', () => {
       new RegExp(`bbbbbbbb\\s+RUNNING, incompatible v${PROTOCOL_VERSION.major + 1}\\.2\\s+127`),
     );
   });
+
+  it("marks the replicas a caller sends only probes to, with the reason (a client's excludedReplicas())", () => {
+    const now = Date.now();
+    const table = renderTable([node('aaaaaaaa-1', now), node('bbbbbbbb-2', now), node('cccccccc-3', now)], {
+      excluded: new Map([
+        ['aaaaaaaa-1', 'latency'],
+        ['cccccccc-3', 'failures'],
+      ]),
+    });
+    const lines = table.split('\n');
+    expect(lines[2]).toMatch(/aaaaaaaa\s+RUNNING, slow: probes only\s+127/);
+    expect(lines[3]).toMatch(/bbbbbbbb\s+RUNNING\s+127/);
+    expect(lines[4]).toMatch(/cccccccc\s+RUNNING, ejected: failing\s+127/);
+  });
 });

@@ -1,0 +1,346 @@
+/**
+ * How this caller sees each replica: a peak-EWMA estimate of its send-to-reply time, and its recent
+ * failures. A replica far slower than its service's others (a latency outlier) or one whose last replies
+ * all failed (ejected) gets only probe traffic, so round robin over the rest stays exact and the bad one
+ * can show that it healed. Framework-free; the clock is injected so the rules can be tested with a fake.
+ */
+
+/** Half-life of the peak-EWMA estimate: a sample this old weighs half as much as a fresh one. */
+export const LATENCY_HALF_LIFE_MS = 10_000;
+/**
+ * A replica is a latency outlier when its last OUTLIER_STREAK replies each took more than this many times
+ * the median of its service's typical reply times...
+ */
+export const OUTLIER_FACTOR = 3;
+/** ...and above this many ms, so that sub-millisecond jitter between fast replicas never counts. */
+export const OUTLIER_FLOOR_MS = 5;
+/** ...in a row: one slow reply (a GC pause) is not enough. */
+export const OUTLIER_STREAK = 3;
+/**
+ * An outlier is one until HEAL_STREAK replies in a row (probes, one a second) each take at most this many
+ * times the median, or at most the floor: one fast-looking probe against a median that a busy moment
+ * raised does not bring it back for three more slow requests.
+ */
+export const HEAL_FACTOR = 2;
+export const HEAL_STREAK = 2;
+/** An outlier, or an ejected replica whose ejection time is over, gets one request per this many ms. */
+export const PROBE_INTERVAL_MS = 1_000;
+/** Consecutive failed replies (transport failures, internal errors) that eject a replica. */
+export const EJECT_AFTER = 5;
+/** First ejection time; the n-th consecutive ejection lasts n times this, up to EJECT_MAX_MS. */
+export const EJECT_BASE_MS = 30_000;
+export const EJECT_MAX_MS = 300_000;
+/** Services with more replicas than this refresh their median at most every MEDIAN_REFRESH_MS. */
+const EXACT_MEDIAN_UP_TO = 8;
+const MEDIAN_REFRESH_MS = 100;
+
+const DECAY_TAU = LATENCY_HALF_LIFE_MS / Math.LN2;
+/** Weight of a new reply in the typical time (TCP's smoothed RTT uses the same 1/8). */
+const TYPICAL_WEIGHT = 1 / 8;
+
+export type Clock = () => number;
+
+class ServiceGroup {
+  constructor(readonly service: string) {}
+  readonly replicas = new Set<Replica>();
+  median = 0;
+  medianAt = -Infinity;
+  /** Reused to find the median without allocating. */
+  scratch: number[] = [];
+}
+
+/** One replica's view; updated in place on every reply (no allocation on the hot path). */
+export class Replica {
+  /**
+   * Peak-EWMA of send-to-reply ms (0 until the first reply): believes a slower reply at once, forgets it
+   * with a 10 s half-life. The cost for 'least-latency'.
+   */
+  estimate = 0;
+  /**
+   * Smoothed send-to-reply ms per reply (weight 1/8; 0 until the first reply): the replica's typical time,
+   * whose service median is the reference for the outlier rule. Not the peak: a cold start's first slow
+   * reply would inflate a peak estimate, and with it the median, for tens of seconds.
+   */
+  typical = 0;
+  /** When `estimate` was last updated. */
+  stamp = 0;
+  /** Consecutive replies above the outlier threshold. */
+  slowStreak = 0;
+  /** While an outlier: consecutive replies under the healing threshold. */
+  fastStreak = 0;
+  outlier = false;
+  /** Consecutive failed replies. */
+  failures = 0;
+  /** Ejected until this time, then on probation (probes only) until a probe succeeds. */
+  ejectedUntil = 0;
+  ejected = false;
+  /** Consecutive ejections (reset by a successful reply): the next ejection lasts this + 1 times the base. */
+  ejections = 0;
+  nextProbeAt = 0;
+
+  constructor(
+    readonly iid: string,
+    readonly group: ServiceGroup,
+  ) {}
+
+  /** Only probes reach it: a latency outlier or an ejected replica. */
+  get excluded(): boolean {
+    return this.outlier || this.ejected;
+  }
+
+  /** The estimate decayed towards zero by the time since the last reply (read-only; for choice by cost). */
+  decayed(now: number): number {
+    const elapsed = now - this.stamp;
+    return elapsed <= 0 ? this.estimate : this.estimate * Math.exp(-elapsed / DECAY_TAU);
+  }
+}
+
+export interface ReplicaHealthStats {
+  /** Replicas this caller sends only probes to because they are far slower than their service's others. */
+  latencyOutliers: number;
+  /** Replicas this caller sends nothing (or only probes) to because their last replies failed. */
+  ejectedReplicas: number;
+  /** Ejections so far (reason: consecutive failures). */
+  ejections: number;
+  /** Times a replica became a latency outlier so far. */
+  latencyOutlierEvents: number;
+  /** Requests sent to an outlier or ejected replica as probes. */
+  probeRequests: number;
+}
+
+/**
+ * Every replica's health as this caller sees it. `version` changes whenever a replica becomes or stops
+ * being excluded, so routes cached on it are recomputed then and only then.
+ */
+export class ReplicaHealth {
+  version = 0;
+  private readonly replicas = new Map<string, Replica>();
+  private readonly groups = new Map<string, ServiceGroup>();
+  private ejectionCount = 0;
+  private outlierCount = 0;
+  private probeCount = 0;
+
+  constructor(
+    /** How many replicas the service has now (for the cap on ejections: a third of them). */
+    private readonly serviceSize: (service: string) => number,
+    private readonly clock: Clock = () => performance.now(),
+  ) {}
+
+  /** The replica's record, made on first use. */
+  of(iid: string, service: string): Replica {
+    let replica = this.replicas.get(iid);
+    if (replica === undefined) {
+      if (this.replicas.size >= 100_000) this.clear();
+      let group = this.groups.get(service);
+      if (group === undefined) this.groups.set(service, (group = new ServiceGroup(service)));
+      replica = new Replica(iid, group);
+      group.replicas.add(replica);
+      this.replicas.set(iid, replica);
+    }
+    return replica;
+  }
+
+  peek(iid: string): Replica | undefined {
+    return this.replicas.get(iid);
+  }
+
+  /** Forgets a replica that left (a new one with the same id starts fresh). */
+  forget(iid: string): void {
+    const replica = this.replicas.get(iid);
+    if (replica === undefined) return;
+    this.replicas.delete(iid);
+    replica.group.replicas.delete(replica);
+    replica.group.medianAt = -Infinity;
+    if (replica.group.replicas.size === 0) this.groups.delete(replica.group.service);
+    if (replica.excluded) this.version++;
+  }
+
+  /**
+   * A reply that is the service's value, `ms` after the request was sent: feeds the estimates, ends a
+   * failure streak and any ejection.
+   */
+  answered(replica: Replica, ms: number): void {
+    const now = this.clock();
+    if (replica.estimate === 0 || ms > replica.estimate) {
+      // Peak: a slower reply is believed at once; a faster one only pulls the estimate down gradually.
+      replica.estimate = ms;
+    } else {
+      const weight = Math.exp(-Math.max(0, now - replica.stamp) / DECAY_TAU);
+      replica.estimate = replica.estimate * weight + ms * (1 - weight);
+    }
+    replica.stamp = now;
+    replica.typical = replica.typical === 0 ? ms : replica.typical + (ms - replica.typical) * TYPICAL_WEIGHT;
+    this.recovered(replica);
+    const median = this.median(replica.group, now);
+    // Hysteresis: an outlier heals only with replies well under the bar that made it one, so a replica
+    // near the bar does not flap in and out (each return costs OUTLIER_STREAK slow requests).
+    let outlier: boolean;
+    if (replica.outlier) {
+      if (ms > HEAL_FACTOR * median && ms > OUTLIER_FLOOR_MS) replica.fastStreak = 0;
+      else replica.fastStreak++;
+      outlier = replica.fastStreak < HEAL_STREAK;
+    } else {
+      if (ms > OUTLIER_FACTOR * median && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
+      else replica.slowStreak = 0;
+      outlier = replica.slowStreak >= OUTLIER_STREAK && this.mayExclude(replica);
+    }
+    if (outlier !== replica.outlier) {
+      replica.outlier = outlier;
+      replica.slowStreak = 0;
+      replica.fastStreak = 0;
+      if (outlier) {
+        this.outlierCount++;
+        replica.nextProbeAt = now + PROBE_INTERVAL_MS;
+      }
+      this.version++;
+    }
+  }
+
+  /**
+   * A reply that is the application's error (an RpcException): the replica works, so its failure streak
+   * and any ejection end; its time is not a latency sample (errors are usually answered early, and would
+   * make the replicas that do the work look slow).
+   */
+  recovered(replica: Replica): void {
+    replica.failures = 0;
+    replica.ejections = 0;
+    if (replica.ejected) {
+      replica.ejected = false;
+      this.version++;
+    }
+  }
+
+  /**
+   * The replica answers PINGs again after a hang (see liveness): the timeouts of the requests caught in
+   * the hang were the hang's, which liveness already handled, so they do not keep it ejected.
+   */
+  revived(iid: string): void {
+    const replica = this.replicas.get(iid);
+    if (replica !== undefined) this.recovered(replica);
+  }
+
+  /**
+   * A reply that failed: the connection was lost, the request timed out, or the handler threw something
+   * other than an RpcException. The EJECT_AFTER-th in a row ejects the replica, unless a third of its
+   * service's replicas (at least one, with two or more replicas) are left out already.
+   */
+  failed(replica: Replica): void {
+    replica.failures++;
+    if (replica.ejected) {
+      // A failed probe (not a late reply to a request sent before the ejection): ejected again, longer.
+      if (this.clock() >= replica.ejectedUntil) this.eject(replica);
+      return;
+    }
+    if (replica.failures < EJECT_AFTER) return;
+    if (!replica.outlier && !this.mayExclude(replica)) return;
+    replica.ejected = true;
+    this.eject(replica);
+    this.version++;
+  }
+
+  private eject(replica: Replica): void {
+    const now = this.clock();
+    replica.ejections++;
+    this.ejectionCount++;
+    replica.ejectedUntil = now + Math.min(EJECT_MAX_MS, EJECT_BASE_MS * replica.ejections);
+    replica.nextProbeAt = replica.ejectedUntil;
+  }
+
+  /**
+   * Whether an excluded replica may be sent one request now (a probe); if so, its next probe is one
+   * interval away.
+   */
+  probe(replica: Replica): boolean {
+    const now = this.clock();
+    if (now < replica.nextProbeAt) return false;
+    replica.nextProbeAt = now + PROBE_INTERVAL_MS;
+    this.probeCount++;
+    return true;
+  }
+
+  stats(): ReplicaHealthStats {
+    let latencyOutliers = 0;
+    let ejected = 0;
+    for (const replica of this.replicas.values()) {
+      if (replica.ejected) ejected++;
+      else if (replica.outlier) latencyOutliers++;
+    }
+    return {
+      latencyOutliers,
+      ejectedReplicas: ejected,
+      ejections: this.ejectionCount,
+      latencyOutlierEvents: this.outlierCount,
+      probeRequests: this.probeCount,
+    };
+  }
+
+  /** Every excluded replica with its reason, for diagnostics. */
+  excluded(): { iid: string; reason: 'latency' | 'failures'; estimateMs: number; typicalMs: number }[] {
+    const list: { iid: string; reason: 'latency' | 'failures'; estimateMs: number; typicalMs: number }[] = [];
+    for (const replica of this.replicas.values()) {
+      if (replica.excluded) {
+        list.push({
+          iid: replica.iid,
+          reason: replica.ejected ? 'failures' : 'latency',
+          estimateMs: replica.estimate,
+          typicalMs: replica.typical,
+        });
+      }
+    }
+    return list;
+  }
+
+  private clear(): void {
+    this.replicas.clear();
+    this.groups.clear();
+    this.version++;
+  }
+
+  /**
+   * Whether one more of the replica's service may be left out: at most a third of a service's replicas
+   * are outliers or ejected at once (see maxExcluded).
+   */
+  private mayExclude(replica: Replica): boolean {
+    let excluded = 0;
+    for (const other of replica.group.replicas) if (other.excluded) excluded++;
+    return excluded < maxExcluded(this.serviceSize(replica.group.service));
+  }
+
+  /**
+   * The lower median of the typical times of the service's replicas that answered and are not ejected (the
+   * faster of two): the reference "normal" latency. Exact for small services; refreshed at most every
+   * MEDIAN_REFRESH_MS for large ones.
+   */
+  private median(group: ServiceGroup, now: number): number {
+    if (group.replicas.size > EXACT_MEDIAN_UP_TO && now - group.medianAt < MEDIAN_REFRESH_MS) {
+      return group.median;
+    }
+    const values = group.scratch;
+    let count = 0;
+    for (const replica of group.replicas) {
+      if (replica.ejected || replica.typical === 0) continue;
+      // Insertion sort into the reused array: a handful of replicas, no allocation once it has grown.
+      let i = count++;
+      while (i > 0 && values[i - 1] > replica.typical) {
+        values[i] = values[i - 1];
+        i--;
+      }
+      values[i] = replica.typical;
+    }
+    group.median = count === 0 ? 0 : values[(count - 1) >> 1];
+    group.medianAt = now;
+    return group.median;
+  }
+}
+
+/**
+ * At most a third of a service's replicas are left out (latency outliers and ejected ones together), so
+ * a wide failure (a shared database down) never piles all traffic on a few, and a busy moment of the
+ * caller's own, which makes every replica's replies look slow at once, can cost one replica its share
+ * for a few seconds but never send everything to the one replica that had nothing to answer (a stalled
+ * one, before liveness finds it out). With two to five replicas one may be; a single replica never is
+ * (there is nowhere else to send: its failures are the caller's answer).
+ */
+export function maxExcluded(replicas: number): number {
+  return replicas <= 1 ? 0 : Math.max(1, Math.floor(replicas / 3));
+}

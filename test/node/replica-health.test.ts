@@ -1,0 +1,282 @@
+import { describe, expect, it } from '@jest/globals';
+import { LeastLatency } from '../../lib/node/least-latency.js';
+import {
+  EJECT_AFTER,
+  EJECT_BASE_MS,
+  EJECT_MAX_MS,
+  LATENCY_HALF_LIFE_MS,
+  OUTLIER_STREAK,
+  PROBE_INTERVAL_MS,
+  ReplicaHealth,
+  maxExcluded,
+  type Replica,
+} from '../../lib/node/replica-health.js';
+
+/** A health view on a fake clock, with `size` replicas per service. */
+function setup(size = 3): { health: ReplicaHealth; clock: { now: number } } {
+  const clock = { now: 1_000 };
+  return {
+    health: new ReplicaHealth(
+      () => size,
+      () => clock.now,
+    ),
+    clock,
+  };
+}
+
+/** Three replicas of service "s" that have all answered in `ms`. */
+function trio(health: ReplicaHealth, ms = 2): Replica[] {
+  const replicas = ['a', 'b', 'c'].map((iid) => health.of(iid, 's'));
+  for (const replica of replicas) health.answered(replica, ms);
+  return replicas;
+}
+
+describe('ReplicaHealth: latency estimate', () => {
+  it('takes a slower reply at once (peak) and lets faster ones pull it down with a 10 s half-life', () => {
+    const { health, clock } = setup();
+    const replica = health.of('a', 's');
+    health.answered(replica, 2);
+    expect(replica.estimate).toBe(2);
+    health.answered(replica, 40);
+    expect(replica.estimate).toBe(40);
+    // A fast reply one half-life later: halfway from 40 to 2.
+    clock.now += LATENCY_HALF_LIFE_MS;
+    health.answered(replica, 2);
+    expect(replica.estimate).toBeCloseTo(21, 6);
+    // A fast reply at the same instant barely moves it: the peak is not forgotten by a burst.
+    health.answered(replica, 2);
+    expect(replica.estimate).toBeCloseTo(21, 6);
+  });
+
+  it('decays towards zero with time for choice by cost, without changing the estimate', () => {
+    const { health, clock } = setup();
+    const replica = health.of('a', 's');
+    health.answered(replica, 8);
+    expect(replica.decayed(clock.now + 2 * LATENCY_HALF_LIFE_MS)).toBeCloseTo(2, 6);
+    expect(replica.estimate).toBe(8);
+  });
+});
+
+describe('ReplicaHealth: latency outliers', () => {
+  it('makes a replica 5x slower than the median an outlier after its 3rd slow reply, and bumps the version', () => {
+    const { health } = setup();
+    const [, , c] = trio(health, 2);
+    const version = health.version;
+    for (let i = 1; i < OUTLIER_STREAK; i++) {
+      health.answered(c, 10);
+      expect(c.outlier).toBe(false);
+    }
+    health.answered(c, 10);
+    expect(c.outlier).toBe(true);
+    expect(c.excluded).toBe(true);
+    expect(health.version).toBeGreaterThan(version);
+    expect(health.stats()).toMatchObject({ latencyOutliers: 1, latencyOutlierEvents: 1 });
+    expect(health.excluded()).toEqual([
+      { iid: 'c', reason: 'latency', estimateMs: 10, typicalMs: expect.any(Number) },
+    ]);
+  });
+
+  it('never marks a replica slow below the 5 ms floor, nor below 3x the median', () => {
+    const { health } = setup();
+    const [, , c] = trio(health, 1);
+    // 4 ms is 4x the median but under the floor.
+    for (let i = 0; i < 10; i++) health.answered(c, 4);
+    expect(c.outlier).toBe(false);
+    const other = setup();
+    const [, , d] = trio(other.health, 4);
+    // 11 ms is over the floor but under 3x the median (12 ms).
+    for (let i = 0; i < 10; i++) other.health.answered(d, 11);
+    expect(d.outlier).toBe(false);
+  });
+
+  it('forgives one slow reply (a pause) between fast ones', () => {
+    const { health } = setup();
+    const [, , c] = trio(health, 2);
+    for (let i = 0; i < 20; i++) health.answered(c, i % 2 === 0 ? 50 : 2);
+    expect(c.outlier).toBe(false);
+  });
+
+  it('probes an outlier once per interval, and two fast probe replies in a row heal it', () => {
+    const { health, clock } = setup();
+    const [, , c] = trio(health, 2);
+    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 10);
+    expect(health.probe(c)).toBe(false);
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
+    expect(health.probe(c)).toBe(false);
+    // Still slow: stays out.
+    health.answered(c, 10);
+    expect(c.outlier).toBe(true);
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
+    health.answered(c, 2);
+    expect(c.outlier).toBe(true);
+    // A slow one in between starts the count again.
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
+    health.answered(c, 10);
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
+    health.answered(c, 2);
+    expect(c.outlier).toBe(true);
+    clock.now += PROBE_INTERVAL_MS;
+    expect(health.probe(c)).toBe(true);
+    const version = health.version;
+    health.answered(c, 2);
+    expect(c.outlier).toBe(false);
+    expect(health.version).toBeGreaterThan(version);
+    expect(health.stats()).toMatchObject({ latencyOutliers: 0, probeRequests: 5 });
+  });
+
+  it('heals an outlier only with replies at most 2x the median (hysteresis), not ones just under 3x', () => {
+    const { health } = setup();
+    const [, , c] = trio(health, 4);
+    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 20);
+    expect(c.outlier).toBe(true);
+    health.answered(c, 10);
+    health.answered(c, 10);
+    expect(c.outlier).toBe(true);
+    health.answered(c, 8);
+    health.answered(c, 8);
+    expect(c.outlier).toBe(false);
+  });
+
+  it('with two replicas compares the slower against the faster', () => {
+    const { health } = setup(2);
+    const a = health.of('a', 's');
+    const b = health.of('b', 's');
+    health.answered(a, 2);
+    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(b, 10);
+    expect(b.outlier).toBe(true);
+    expect(a.outlier).toBe(false);
+  });
+});
+
+describe('ReplicaHealth: failure ejection', () => {
+  it('ejects after 5 consecutive failures; an answer in between resets the count', () => {
+    const { health } = setup();
+    const [a] = trio(health);
+    for (let i = 1; i < EJECT_AFTER; i++) health.failed(a);
+    health.answered(a, 2);
+    for (let i = 1; i < EJECT_AFTER; i++) health.failed(a);
+    expect(a.ejected).toBe(false);
+    const version = health.version;
+    health.failed(a);
+    expect(a.ejected).toBe(true);
+    expect(health.version).toBeGreaterThan(version);
+    expect(health.stats()).toMatchObject({ ejectedReplicas: 1, ejections: 1 });
+    expect(health.excluded()).toEqual([{ iid: 'a', reason: 'failures', estimateMs: 2, typicalMs: 2 }]);
+  });
+
+  it('leaves out at most a third of a service, outliers and ejected together (one of 2 to 5, none of 1)', () => {
+    expect([1, 2, 3, 5, 6, 9, 10].map(maxExcluded)).toEqual([0, 1, 1, 1, 2, 3, 3]);
+    const { health } = setup(3);
+    const [a, b] = trio(health);
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
+    for (let i = 0; i < 3 * EJECT_AFTER; i++) health.failed(b);
+    expect(a.ejected).toBe(true);
+    expect(b.ejected).toBe(false);
+    const single = setup(1);
+    const only = single.health.of('x', 'solo');
+    for (let i = 0; i < 3 * EJECT_AFTER; i++) single.health.failed(only);
+    expect(only.ejected).toBe(false);
+  });
+
+  it('never leaves out the working replicas when the caller itself stalls (every reply slow at once)', () => {
+    const { health } = setup(3);
+    const [a, b, c] = trio(health);
+    // A pause of the caller's own makes the replies of a and b look slow; c (stalled) answers nothing.
+    for (let i = 0; i < OUTLIER_STREAK; i++) {
+      health.answered(a, 40);
+      health.answered(b, 40);
+    }
+    expect([a.outlier, b.outlier, c.outlier]).toEqual([true, false, false]);
+    // And a failing replica is not ejected beside an outlier in a service of three.
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(c);
+    expect(c.ejected).toBe(false);
+  });
+
+  it('sends nothing during the ejection, then one probe per interval; a failed probe ejects for longer, capped', () => {
+    const { health, clock } = setup();
+    const [a] = trio(health);
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
+    const start = clock.now;
+    expect(a.ejectedUntil - start).toBe(EJECT_BASE_MS);
+    clock.now = start + EJECT_BASE_MS - 1;
+    expect(health.probe(a)).toBe(false);
+    clock.now = start + EJECT_BASE_MS;
+    expect(health.probe(a)).toBe(true);
+    health.failed(a);
+    expect(a.ejected).toBe(true);
+    expect(a.ejectedUntil - clock.now).toBe(2 * EJECT_BASE_MS);
+    expect(health.stats().ejections).toBe(2);
+    // A late failure of a request sent before the ejection does not lengthen it.
+    const until = a.ejectedUntil;
+    health.failed(a);
+    expect(a.ejectedUntil).toBe(until);
+    for (let n = 3; n <= 20; n++) {
+      clock.now = a.ejectedUntil;
+      health.failed(a);
+    }
+    expect(a.ejectedUntil - clock.now).toBe(EJECT_MAX_MS);
+  });
+
+  it('a successful probe ends the ejection, and the next ejection starts from the base time again', () => {
+    const { health, clock } = setup();
+    const [a] = trio(health);
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
+    clock.now = a.ejectedUntil;
+    expect(health.probe(a)).toBe(true);
+    health.answered(a, 2);
+    expect(a.ejected).toBe(false);
+    expect(a.excluded).toBe(false);
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
+    expect(a.ejectedUntil - clock.now).toBe(EJECT_BASE_MS);
+  });
+
+  it('ends the ejection of a replica that answers PINGs again after a hang (its timeouts were the hang)', () => {
+    const { health } = setup();
+    const [a] = trio(health);
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
+    expect(a.ejected).toBe(true);
+    const version = health.version;
+    health.revived('a');
+    expect(a.ejected).toBe(false);
+    expect(health.version).toBeGreaterThan(version);
+    health.revived('unknown');
+  });
+
+  it('forgets a replica that left; its ejection no longer counts against the third', () => {
+    const { health } = setup();
+    const [a, b] = trio(health);
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(a);
+    health.forget('a');
+    for (let i = 0; i < EJECT_AFTER; i++) health.failed(b);
+    expect(b.ejected).toBe(true);
+    expect(health.peek('a')).toBeUndefined();
+  });
+});
+
+describe('LeastLatency', () => {
+  it('picks the cheaper of two distinct random candidates', () => {
+    const cost = new Map([
+      ['a', 5],
+      ['b', 1],
+      ['c', 3],
+    ]);
+    const draws = [0, 0, 0.99, 0.99, 0.5, 0.5];
+    let i = 0;
+    const balancer = new LeastLatency<string>(
+      (c) => cost.get(c)!,
+      () => draws[i++],
+    );
+    // Draws (a, then b of the others) -> b; (c, then b of a,b) -> b; (b, then c of a,c) -> b.
+    expect([
+      balancer.select(['a', 'b', 'c']),
+      balancer.select(['a', 'b', 'c']),
+      balancer.select(['a', 'b', 'c']),
+    ]).toEqual(['b', 'b', 'b']);
+    expect(new LeastLatency<string>(() => 0).select(['only'])).toBe('only');
+    expect(new LeastLatency<string>(() => 0).select([])).toBeUndefined();
+  });
+});
