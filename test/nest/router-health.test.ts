@@ -22,6 +22,7 @@ function peer(iid: string): PeerRecord {
     state: 'RUNNING',
     patterns: `digest-${iid}`,
     self: false,
+    compatible: true,
   } as unknown as PeerRecord;
 }
 
