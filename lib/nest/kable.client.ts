@@ -133,9 +133,13 @@ export class KableClientProxy extends ClientProxy {
    * service's others) or 'failures' (ejected after consecutive failed replies).
    */
   excludedReplicas(): {
+    /** The replica's instance id. */
     iid: string;
+    /** Why it is left out: far slower than the others, or ejected after consecutive failures. */
     reason: 'latency' | 'failures';
+    /** Its peak-EWMA latency estimate, ms (what 'least-latency' compares). */
     estimateMs: number;
+    /** Its smoothed typical reply time, ms (what the outlier rule compares). */
     typicalMs: number;
   }[] {
     return this.health.excluded();
