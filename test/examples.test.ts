@@ -5,6 +5,12 @@ import { parse, parseAllDocuments } from 'yaml';
 import { KableClientProxy, KableServer, type KableOptions } from '../lib/index.js';
 import { sampleClientOptions, sampleNodeOptions, serviceArguments } from '../sample/sample-options.js';
 
+/**
+ * What the downward API would give as the pod's IP. Any address a node may bind does for validating the
+ * options: the test constructs servers and clients, it never listens or sends.
+ */
+const POD_IP = '127.0.0.3';
+
 // examples/ deploys the sample's services (Docker Compose, Kubernetes). Nothing here starts a container
 // or sends a packet: the files are parsed, the environment they give each container is turned into
 // Kable options by the sample's own code, and those options go through the library's constructors,
@@ -78,7 +84,7 @@ function kubernetesContainers(): Container[] {
       const env: Environment = {};
       for (const entry of container.env as EnvEntry[]) {
         if (entry.value !== undefined) env[entry.name] = entry.value;
-        else if (entry.valueFrom?.fieldRef?.fieldPath === 'status.podIP') env[entry.name] = '10.1.2.3';
+        else if (entry.valueFrom?.fieldRef?.fieldPath === 'status.podIP') env[entry.name] = POD_IP;
         else if (entry.valueFrom?.secretKeyRef?.name === 'kable-sample-key') env[entry.name] = key;
         else throw new Error(`${file}: ${entry.name} comes from something the test does not know`);
       }
@@ -170,7 +176,7 @@ describe('examples/', () => {
       const options = checkContainer(container);
       for (const each of [options.server, options.client]) {
         if (each === undefined) continue;
-        expect(each.host).toBe('10.1.2.3'); // the pod's IP, from the downward API
+        expect(each.host).toBe(POD_IP); // the pod's IP, from the downward API
         expect(each.discovery).toMatchObject({ mode: 'unicast', peers: [seed] });
       }
       // Two nodes of one process need two unicast ports; the seeds are the servers' port.

@@ -227,7 +227,7 @@ export function configuration(): KableServer {
     id: 'math',
     replica: true,
     key: process.env.KABLE_KEY,
-    discovery: { mode: 'multicast', address: '239.255.42.99', interface: '10.0.0.5' },
+    discovery: { mode: 'multicast', address: '239.255.42.99', interface: '192.0.2.5' },
     drainTimeout: 20_000,
   });
   // #endregion config-server
