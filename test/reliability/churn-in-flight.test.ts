@@ -12,7 +12,8 @@ const TIMEOUT = 5000;
 
 // A closed loop under plain round robin drifts its requests in flight onto whichever replica is slowest
 // at the moment, so a crash used to fail all of them. The load-aware balancer keeps any one replica at
-// most about half of them (1.25 × the others' mean + 2: 9 of 20 over three replicas).
+// most about half of them (1.25 × the others' mean + 2: 10 of 20 over three replicas in rotation, 14 over
+// two when one is left out as a latency outlier).
 describe('requests in flight under churn', () => {
   const processes = new ReplicaProcesses();
   let client: KableClientProxy | undefined;
@@ -61,6 +62,9 @@ describe('requests in flight under churn', () => {
     const replace = async (how: 'SIGKILL' | 'SIGTERM') => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       const victim = live.shift()!;
+      // A replica this busy machine made look slow may be left out of the rotation (a latency outlier,
+      // at most one of three): the requests in flight are then spread over the other two.
+      const inRotation = 3 - math.excludedReplicas().length;
       const gone = waitForEvent<[PeerRecord]>(
         math.unwrap(),
         'peer:removed',
@@ -75,7 +79,7 @@ describe('requests in flight under churn', () => {
       await math.whenServed('async', { count: 3, timeout: 20_000 });
       // Failures name the connection that broke: count the victim's.
       const failed = failures.filter((f) => f.message?.includes(`:${ports.get(victim)} `)).length;
-      return { how, failed };
+      return { how, failed, inRotation };
     };
     const rounds = [];
     for (const how of ['SIGKILL', 'SIGTERM', 'SIGKILL'] as const) rounds.push(await replace(how));
@@ -89,7 +93,9 @@ describe('requests in flight under churn', () => {
     expect(rounds.reduce((sum, round) => sum + round.failed, 0)).toBe(failures.length);
     for (const round of rounds) {
       if (round.how === 'SIGTERM') expect(round).toEqual({ ...round, failed: 0 });
-      else expect(round.failed).toBeLessThanOrEqual(LANES / 2);
+      // The guard's bound on one replica's share: 1.25 x the mean over the replicas in rotation, + 2
+      // (10 of 20 over three; 14 over two).
+      else expect(round.failed).toBeLessThanOrEqual(Math.floor((1.25 * LANES) / round.inRotation + 2));
     }
   }, 90_000);
 });
