@@ -17,6 +17,12 @@ export const OUTLIER_FLOOR_MS = 5;
 /** ...in a row: one slow reply (a GC pause) is not enough. */
 export const OUTLIER_STREAK = 3;
 /**
+ * Replies of a replica neither judged for latency nor counted in its typical time: a fresh process
+ * answers its first requests slowly (JIT, a new connection), and a replica left out then would have one
+ * probe a second to warm up with. Under load a fresh replica was left out in every round of a churn test.
+ */
+export const WARM_UP_REPLIES = 8;
+/**
  * An outlier is one until HEAL_STREAK replies in a row (probes, one a second) each take at most this many
  * times the median, or at most the floor: one fast-looking probe against a median that a busy moment
  * raised does not bring it back for three more slow requests.
@@ -66,6 +72,8 @@ export class Replica {
   stamp = 0;
   /** Consecutive replies above the outlier threshold. */
   slowStreak = 0;
+  /** Replies timed so far, up to the warm-up (see WARM_UP_REPLIES). */
+  replies = 0;
   /** While an outlier: consecutive replies under the healing threshold. */
   fastStreak = 0;
   outlier = false;
@@ -124,6 +132,8 @@ export class ReplicaHealth {
     /** How many replicas the service has now (for the cap on ejections: a third of them). */
     private readonly serviceSize: (service: string) => number,
     private readonly clock: Clock = () => performance.now(),
+    /** Replies of each replica not judged (see WARM_UP_REPLIES); the rules' tests set 0. */
+    private readonly warmUp = WARM_UP_REPLIES,
   ) {}
 
   /** The replica's record, made on first use. */
@@ -169,8 +179,12 @@ export class ReplicaHealth {
       replica.estimate = replica.estimate * weight + ms * (1 - weight);
     }
     replica.stamp = now;
-    replica.typical = replica.typical === 0 ? ms : replica.typical + (ms - replica.typical) * TYPICAL_WEIGHT;
     this.recovered(replica);
+    if (replica.replies < this.warmUp) {
+      replica.replies++;
+      return;
+    }
+    replica.typical = replica.typical === 0 ? ms : replica.typical + (ms - replica.typical) * TYPICAL_WEIGHT;
     const median = this.median(replica.group, now);
     // Hysteresis: an outlier heals only with replies well under the bar that made it one, so a replica
     // near the bar does not flap in and out (each return costs OUTLIER_STREAK slow requests).

@@ -38,6 +38,7 @@ function setup(count = 3) {
   const health = new ReplicaHealth(
     () => peers.length,
     () => clock.now,
+    0,
   );
   const router = new PatternRouter(
     node as unknown as KableNode,

@@ -8,6 +8,7 @@ import {
   OUTLIER_STREAK,
   PROBE_INTERVAL_MS,
   ReplicaHealth,
+  WARM_UP_REPLIES,
   maxExcluded,
   type Replica,
 } from '../../lib/node/replica-health.js';
@@ -16,9 +17,11 @@ import {
 function setup(size = 3): { health: ReplicaHealth; clock: { now: number } } {
   const clock = { now: 1_000 };
   return {
+    // No warm-up: these tests are about the rules (the warm-up has its own test below).
     health: new ReplicaHealth(
       () => size,
       () => clock.now,
+      0,
     ),
     clock,
   };
@@ -54,6 +57,28 @@ describe('ReplicaHealth: latency estimate', () => {
     health.answered(replica, 8);
     expect(replica.decayed(clock.now + 2 * LATENCY_HALF_LIFE_MS)).toBeCloseTo(2, 6);
     expect(replica.estimate).toBe(8);
+  });
+});
+
+describe('ReplicaHealth: warm-up', () => {
+  it('neither judges nor counts a replica’s first replies: a fresh process is slow at first', () => {
+    const clock = { now: 1_000 };
+    const health = new ReplicaHealth(
+      () => 3,
+      () => clock.now,
+    );
+    const [a, b, c] = ['a', 'b', 'c'].map((iid) => health.of(iid, 's'));
+    for (let i = 0; i < WARM_UP_REPLIES; i++) for (const warm of [a, b]) health.answered(warm, 2);
+    for (const warm of [a, b]) health.answered(warm, 2);
+    // The fresh one: its first replies are ten times slower, then as fast as the others.
+    for (let i = 0; i < WARM_UP_REPLIES; i++) health.answered(c, 20);
+    expect(c.outlier).toBe(false);
+    expect(c.typical).toBe(0);
+    health.answered(c, 2);
+    expect(c.typical).toBe(2);
+    // Past its warm-up, a replica that stays slow is found as before.
+    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 20);
+    expect(c.outlier).toBe(true);
   });
 });
 
