@@ -83,7 +83,12 @@ export class KableClientProxy extends ClientProxy {
     );
     this.catalog = new PatternCatalog((peer) => this.pool.get(peer).describe(DESCRIBE_TIMEOUT));
     const load = (peer: PeerRecord): number => this.pool.inFlight(peer.iid);
-    const health = new ReplicaHealth((service) => this.node.running(service).length);
+    const health = new ReplicaHealth(
+      (service) => this.node.running(service).length,
+      undefined,
+      undefined,
+      resolved.excludeUnhealthy,
+    );
     this.health = health;
     this.router = new PatternRouter(
       this.node,

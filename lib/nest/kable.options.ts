@@ -138,6 +138,13 @@ export interface KableClientOptions extends KableOptions {
    * random replicas by peak-EWMA latency x (requests in flight + 1); shares follow speed, not turns.
    */
   balance?: 'round-robin' | 'least-latency';
+  /**
+   * Leave latency outliers and failing replicas out of the rotation, sending them one probe a second
+   * until they recover (default false in this release: on a small machine shared by several busy
+   * processes, a replica starved of CPU for a moment reads as an outlier, and its share moves to the
+   * others; see "How a replica is chosen").
+   */
+  excludeUnhealthy?: boolean;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -146,6 +153,7 @@ export const CLIENT_DEFAULTS = {
   timeout: 30_000,
   retries: 2,
   balance: 'round-robin',
+  excludeUnhealthy: false,
 } as const;
 
 const NODE_KEYS = NODE_OPTION_NAMES;
@@ -192,6 +200,7 @@ const CLIENT_KEYS = new Set<string>([
   'liveness',
   'idleTimeout',
   'balance',
+  'excludeUnhealthy',
 ]);
 
 /** A misspelt option would otherwise be ignored silently: name it and list what is accepted. */

@@ -19,6 +19,7 @@ export interface ResolvedClientSettings {
   liveness: LivenessOptions | false;
   idleTimeout: number;
   balance: 'round-robin' | 'least-latency';
+  excludeUnhealthy: boolean;
 }
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
@@ -53,6 +54,14 @@ function balanceOf(balance: unknown): 'round-robin' | 'least-latency' {
   if (balance === 'round-robin' || balance === 'least-latency') return balance;
   throw new KableOptionsError(
     `KableClientProxy option "balance" must be 'round-robin' (the default) or 'least-latency'; got ${JSON.stringify(balance) ?? String(balance)}.`,
+  );
+}
+
+function excludeUnhealthyOf(value: unknown): boolean {
+  if (value === undefined) return CLIENT_DEFAULTS.excludeUnhealthy;
+  if (typeof value === 'boolean') return value;
+  throw new KableOptionsError(
+    `KableClientProxy option "excludeUnhealthy" must be true or false (the default); got ${JSON.stringify(value) ?? String(value)}.`,
   );
 }
 
@@ -113,5 +122,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     liveness: livenessOf(options.liveness),
     idleTimeout: milliseconds('idleTimeout', options.idleTimeout ?? CLIENT_IDLE_TIMEOUT, WHO),
     balance: balanceOf(options.balance),
+    excludeUnhealthy: excludeUnhealthyOf(options.excludeUnhealthy),
   };
 }

@@ -134,6 +134,11 @@ export class ReplicaHealth {
     private readonly clock: Clock = () => performance.now(),
     /** Replies of each replica not judged (see WARM_UP_REPLIES); the rules' tests set 0. */
     private readonly warmUp = WARM_UP_REPLIES,
+    /**
+     * Whether outliers and failing replicas are left out at all (the client's `excludeUnhealthy`); when
+     * false, only the estimates are kept (for 'least-latency' and the stats).
+     */
+    private readonly excludes = true,
   ) {}
 
   /** The replica's record, made on first use. */
@@ -185,6 +190,7 @@ export class ReplicaHealth {
       return;
     }
     replica.typical = replica.typical === 0 ? ms : replica.typical + (ms - replica.typical) * TYPICAL_WEIGHT;
+    if (!this.excludes) return;
     const median = this.median(replica.group, now);
     // Hysteresis: an outlier heals only with replies well under the bar that made it one, so a replica
     // near the bar does not flap in and out (each return costs OUTLIER_STREAK slow requests).
@@ -245,7 +251,7 @@ export class ReplicaHealth {
       if (this.clock() >= replica.ejectedUntil) this.eject(replica);
       return;
     }
-    if (replica.failures < EJECT_AFTER) return;
+    if (replica.failures < EJECT_AFTER || !this.excludes) return;
     if (!replica.outlier && !this.mayExclude(replica)) return;
     replica.ejected = true;
     this.eject(replica);

@@ -22,10 +22,10 @@ describe('balancing around a slow or failing replica', () => {
     return failures;
   }
 
-  it('sends a replica 5x slower than the others only probes after warm-up', async () => {
+  it('with excludeUnhealthy, sends a replica 5x slower than the others only probes after warm-up', async () => {
     const replicas = await trio();
     replicas[2].delayMs = 100;
-    const client = cluster.client({ target: 'uneven' });
+    const client = cluster.client({ target: 'uneven', excludeUnhealthy: true });
     await client.whenServed('work', { count: 3 });
     const send = (): Promise<unknown> => firstValueFrom(client.send('work', {}));
     expect(await sequential(send, 30)).toBe(0);
@@ -40,11 +40,11 @@ describe('balancing around a slow or failing replica', () => {
     expect(client.node.stats()['client.latencyOutliers']).toBe(1);
   }, 30_000);
 
-  it('ejects a replica after 5 internal errors in a row; one answering RpcExceptions keeps its share', async () => {
+  it('with excludeUnhealthy, ejects a replica after 5 internal errors in a row; one answering RpcExceptions keeps its share', async () => {
     const replicas = await trio();
     replicas[1].fail = 'internal';
     replicas[2].fail = 'rpc';
-    const client = cluster.client({ target: 'uneven' });
+    const client = cluster.client({ target: 'uneven', excludeUnhealthy: true });
     await client.whenServed('work', { count: 3 });
     const send = (): Promise<unknown> => firstValueFrom(client.send('work', {}));
     await sequential(send, 90);
@@ -67,6 +67,21 @@ describe('balancing around a slow or failing replica', () => {
     expect(await sequential(send, 240)).toBe(0);
     // Two random candidates: the slow one wins only against a replica not yet timed or long idle.
     expect(replicas[2].served - before).toBeLessThanOrEqual(16);
+  }, 30_000);
+
+  it('by default (excludeUnhealthy false) keeps a slow replica in the rotation, as plain round robin', async () => {
+    const replicas = await trio();
+    replicas[2].delayMs = 100;
+    const client = cluster.client({ target: 'uneven' });
+    await client.whenServed('work', { count: 3 });
+    const send = (): Promise<unknown> => firstValueFrom(client.send('work', {}));
+    const before = replicas.map((replica) => replica.served);
+    expect(await sequential(send, 60)).toBe(0);
+    expect(replicas.map((replica, i) => replica.served - before[i])).toEqual([20, 20, 20]);
+    expect(client.excludedReplicas()).toEqual([]);
+    expect(() => new KableClientProxy({ excludeUnhealthy: 'yes' as never })).toThrow(
+      'KableClientProxy option "excludeUnhealthy" must be true or false (the default); got "yes".',
+    );
   }, 30_000);
 
   it('refuses an unknown balance at construction, naming the accepted ones', () => {
