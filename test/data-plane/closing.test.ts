@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { DataPlaneServer, type ReplyChannel } from '../../lib/data-plane/data-plane-server.js';
-import { PeerConnection, type ReplyObserver } from '../../lib/data-plane/peer-connection.js';
+import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
+import { PeerConnection } from '../../lib/data-plane/peer-connection.js';
 import { PeerPool } from '../../lib/data-plane/peer-pool.js';
+import { call, echoServer } from '../support/echo-server.js';
 
 // Issue 29, defect 7: closing leaves nothing behind. A server's close() resolves once its connections
 // are gone (not merely once it stopped listening), and a client's pool closes the connections it left
@@ -11,26 +12,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
-async function start() {
-  const held: ReplyChannel[] = [];
-  const server = new DataPlaneServer({
-    request(request, reply) {
-      if (request.pattern === 'hold') held.push(reply);
-      else reply.next(request.data, true);
-    },
-    event: () => undefined,
-    describe: () => ({ messages: [], events: [] }),
-  });
-  servers.push(server);
-  const { port } = await server.listen('127.0.0.1', 0);
-  return { server, port, held };
-}
-
-function call(connection: PeerConnection, pattern: string, data: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const observer: ReplyObserver = { next: resolve, error: reject, complete: () => resolve(undefined) };
-    connection.request(pattern, data, undefined, observer);
-  });
+function start(options: ConstructorParameters<typeof DataPlaneServer>[1] = {}) {
+  return echoServer(servers, options);
 }
 
 describe('closing the data plane', () => {

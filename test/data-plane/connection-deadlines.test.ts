@@ -2,12 +2,13 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { DataPlaneServer, type ReplyChannel } from '../../lib/data-plane/data-plane-server.js';
+import { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
-import { PeerConnection, type ReplyObserver } from '../../lib/data-plane/peer-connection.js';
+import { PeerConnection } from '../../lib/data-plane/peer-connection.js';
 import { PeerPool } from '../../lib/data-plane/peer-pool.js';
 import { secureChannel } from '../../lib/data-plane/secure-channel.js';
 import { waitForEvent, waitUntil } from '../support/events.js';
+import { call, echoServer } from '../support/echo-server.js';
 
 // Issue 29, defect 4: sockets that connect and say nothing, or start a frame and stop, or sit idle, or
 // come by the thousand from one address, no longer hold a data-plane server's slots for ever. Real TCP on
@@ -21,29 +22,8 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((server) => server.close()));
 });
 
-async function start(options: ConstructorParameters<typeof DataPlaneServer>[1] = {}) {
-  const held: ReplyChannel[] = [];
-  const server = new DataPlaneServer(
-    {
-      request(request, reply) {
-        if (request.pattern === 'hold') held.push(reply);
-        else reply.next(request.data, true);
-      },
-      event: () => undefined,
-      describe: () => ({ messages: [], events: [] }),
-    },
-    options,
-  );
-  servers.push(server);
-  const { port } = await server.listen('127.0.0.1', 0);
-  return { server, port, held };
-}
-
-function call(connection: PeerConnection, pattern: string, data: unknown): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const observer: ReplyObserver = { next: resolve, error: reject, complete: () => resolve(undefined) };
-    connection.request(pattern, data, undefined, observer);
-  });
+function start(options: ConstructorParameters<typeof DataPlaneServer>[1] = {}) {
+  return echoServer(servers, options);
 }
 
 interface Watched {

@@ -9,7 +9,7 @@ import {
   type MicroserviceOptions,
 } from '@nestjs/microservices';
 import type { AddressInfo, Server as NetServer } from 'node:net';
-import { firstValueFrom, lastValueFrom, tap, toArray, type Observable } from 'rxjs';
+import { firstValueFrom, lastValueFrom, tap, toArray } from 'rxjs';
 import { KableClientProxy } from '../../lib/nest/kable.client.js';
 import { NO_MESSAGE_HANDLER } from '../../lib/nest/kable.constants.js';
 import { KableServer } from '../../lib/nest/kable.server.js';
@@ -17,19 +17,9 @@ import { waitUntil } from '../support/events.js';
 import { InProcessCluster, serverOf } from './fixtures/in-process.js';
 import { MathLedger, MathModule } from './fixtures/math.module.js';
 import { OrdersLedger, OrdersModule } from './fixtures/orders.module.js';
+import { outcome } from '../support/outcome.js';
 
 const nest11 = process.env.KABLE_NEST_COMPAT === '11';
-
-/** What a caller gets from a reply: its values and how it ended. */
-async function outcome(reply: Observable<unknown>): Promise<{ values: unknown[]; error?: unknown }> {
-  const values: unknown[] = [];
-  try {
-    await lastValueFrom(reply.pipe(tap((value) => values.push(value))), { defaultValue: undefined });
-    return { values };
-  } catch (error) {
-    return { values, error };
-  }
-}
 
 // Every test runs twice: with no processing hooks (replies straight from the handler's result, see
 // lib/nest/direct-reply.ts) and with hooks set, as instrumentation does (Nest 12's handleRequest, Nest 11's

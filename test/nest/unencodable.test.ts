@@ -1,26 +1,17 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { INestMicroservice } from '@nestjs/common';
-import { firstValueFrom, lastValueFrom, tap, type Observable } from 'rxjs';
+import { firstValueFrom } from 'rxjs';
 import { KableDataPlaneError } from '../../lib/data-plane/data-plane-errors.js';
 import type { KableServer } from '../../lib/nest/kable.server.js';
 import { waitUntil } from '../support/events.js';
 import { InProcessCluster, serverOf } from './fixtures/in-process.js';
 import { UnencodableLedger, UnencodableModule } from './fixtures/unencodable.module.js';
+import { outcome } from '../support/outcome.js';
 
 // Real Nest apps and TCP data planes in one process: handlers returning what MessagePack cannot encode
 // (a bigint, a circular object, one nested too deep). Before, each of these took the server process down
 // (an unhandled rejection or uncaught exception) or left the caller waiting; now the caller gets a
 // KABLE_UNENCODABLE error at once and the server serves on.
-
-async function outcome(reply: Observable<unknown>): Promise<{ values: unknown[]; error?: unknown }> {
-  const values: unknown[] = [];
-  try {
-    await lastValueFrom(reply.pipe(tap((value) => values.push(value))), { defaultValue: undefined });
-    return { values };
-  } catch (error) {
-    return { values, error };
-  }
-}
 
 describe.each(['direct', 'hooks'] as const)(
   'a handler returning what MessagePack cannot encode (%s replies)',
