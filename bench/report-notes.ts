@@ -1,6 +1,38 @@
 // Fixed explanations printed under the tables of docs/benchmarks.md: what each row's result comes from,
 // and the figures from before each change (measured once, so they are text here, not regenerated).
 
+/** What the bench runs and how to read it: printed under the run's header. */
+export const READING_NOTES = [
+  "`npm run bench` runs the same Nest handler through Kable, Nest's TCP transport and a bare length-prefixed",
+  "MessagePack socket, and the same `sum` through the peers a user would pick instead: Moleculer's TCP",
+  "transporter (static peer list on loopback) and Nest's NATS transport with a queue group (through a",
+  '`nats-server`, Debian package `nats-server`, that the bench starts on loopback; without it the bench',
+  'fails, naming the package). `BENCH_PIN=0` leaves the pairs to the scheduler; `BENCH_CPU_PROF=<dir> npm',
+  'run bench` also writes a V8 CPU profile of every server and client process; `npm run bench -- --only=freeze`',
+  'measures only the frozen-replica rows and prints them.',
+  '',
+  'Read the ratios, not the absolute numbers, and only from quiet runs: when the host is busy (steal above',
+  'a few percent) the same configuration swings by 3× from one run to the next and a single bad round',
+  "decides a pair's ratio; the run of 2026-11-23 on a busier host measured every transport at a quarter of",
+  'the rates of 2026-12-03 (Kable 75,000 req/s). The payload rows swing most from run to run: read them with',
+  'their per-run values.',
+  '',
+  'Against the raw socket that corks per tick on both ends, a Kable caller writes its burst in slices of 32',
+  'frames, so the server works on the first slice while the caller writes the next, where the corked socket',
+  'ping-pongs whole ticks. Left to the scheduler, which on a 2-core VM often wakes a loopback peer on the',
+  'same core, that overlap is lost and Kable is at parity with it (on 2026-12-03: 0.93 in one full run,',
+  '1.14 in a second the same day, 0.95 to 1.09 in others). There the CPU of both ends adds up, and the two',
+  "Kable ends together spend a little more per request than that socket's.",
+  '',
+  "Where the time goes: Kable answers straight from the handler's result when no processing hooks are set",
+  '(no per-request rxjs pipeline), computes pattern routes without sorting and once per object pattern,',
+  'writes and reads request and reply frames by hand around their data, keeps one deadline timer per',
+  "client, writes a caller's burst in slices of 32 frames and a server's replies once per tick; what is left",
+  "is Nest's own handler wrapping (context, pipes, interceptors), the Observable of each `send`, and the",
+  "system calls (about half of each side's busy time), which the raw socket pays too. The CPU columns give",
+  "each side's cost per request.",
+];
+
 export const SMALL_REQUEST_NOTES = [
   'Every transport gets the same loaded warm-up before it is measured (as many requests as the run, at most',
   '20,000, 100 in flight, after 2,000 sequential ones): 2,000 sequential calls alone left Kable’s batched',

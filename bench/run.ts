@@ -10,7 +10,13 @@ import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
 import { comparePayloads, headOfLine, headOfLineTable, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
-import { PAYLOAD_NOTES, SMALL_REQUEST_NOTES, STREAM_NOTES, STRING_NOTES } from './report-notes.js';
+import {
+  PAYLOAD_NOTES,
+  READING_NOTES,
+  SMALL_REQUEST_NOTES,
+  STREAM_NOTES,
+  STRING_NOTES,
+} from './report-notes.js';
 import { compareStrings, stringTable } from './strings.js';
 import { compareTelemetry, telemetryTable } from './telemetry.js';
 import { median, stealMeter } from './support.js';
@@ -89,6 +95,8 @@ const lines = [
     ? ['last rows below repeat Kable / raw corked with both pairs left to the scheduler (see the notes).']
     : []),
   `While these ran, the hypervisor took ${Number.isNaN(stolen) ? 'an unknown share' : `${fmt(stolen * 100)}%`} of the CPU time for other guests (steal, /proc/stat).`,
+  '',
+  ...READING_NOTES,
   '',
   '| transport | throughput (req/s) | p50 (ms) | p99 (ms) | server CPU per request (µs) | client CPU per request (µs) |',
   '| --- | ---: | ---: | ---: | ---: | ---: |',
