@@ -8,10 +8,25 @@ import { DEFAULTS } from '../lib/node/options.js';
 import { OverloadMonitor } from '../lib/node/overload-monitor.js';
 import { MemoryCluster } from './support/memory-cluster.js';
 
-// README statements that no behavioural test pins down by number: the option tables' defaults, the
-// optional peers, the repeated DOWN.
-describe('README claims', () => {
-  it('option defaults are the ones in the README tables', () => {
+/** A guide's text with its line breaks and runs of spaces made single spaces, for matching prose. */
+function prose(file: string): string {
+  return readFileSync(file, 'utf8').replace(/\s+/g, ' ');
+}
+
+/** The default cell of `option`'s row in docs/configuration.md. */
+function documentedDefault(option: string): string {
+  const row = readFileSync('docs/configuration.md', 'utf8')
+    .split('\n')
+    .find((line) => line.startsWith(`| \`${option}\` `));
+  if (row === undefined) throw new Error(`docs/configuration.md has no row for ${option}`);
+  return row.split('|')[2].trim();
+}
+
+// Documented statements (once the README's, now in docs/) that no behavioural test pins down by number:
+// the options' defaults, the optional peers, the repeated DOWN. Each is checked against the library and
+// against the guide that states it, so a change to either fails here.
+describe('documented claims', () => {
+  it('option defaults are the ones in the docs (configuration.md and concepts.md)', () => {
     expect(DEFAULTS).toMatchObject({
       advertiseInterval: 3000,
       nodeTimeoutFactor: 3.5,
@@ -43,6 +58,22 @@ describe('README claims', () => {
       recoverNs: 0.5 * 200 * 1e6,
       recoverChecks: 2,
     });
+    expect({
+      checkInterval: documentedDefault('busy.checkInterval'),
+      recoverRatio: documentedDefault('busy.recoverRatio'),
+      recoverChecks: documentedDefault('busy.recoverChecks'),
+      nodeTimeout: documentedDefault('discovery.nodeTimeout'),
+    }).toEqual({
+      checkInterval: '`500` ms',
+      recoverRatio: '`0.5`',
+      recoverChecks: '`2`',
+      nodeTimeout: '3.5 × `advertiseInterval` (10500 ms)',
+    });
+    const concepts = prose('docs/concepts.md');
+    expect(concepts).toContain('every `checkInterval` (default 500 ms)');
+    expect(concepts).toContain(
+      'under `recoverRatio` × the limit (default 0.5) for `recoverChecks` checks in a row (default 2)',
+    );
   });
 
   it('ioredis is loaded only by the redis backend, at start; @nestjs/terminus is never imported', () => {
@@ -56,9 +87,18 @@ describe('README claims', () => {
       /^import .* from 'ioredis'/m,
     );
     expect(importing('@nestjs/terminus')).toEqual([]);
+    const install = prose('docs/getting-started.md');
+    expect(install).toContain('`ioredis` (loaded only in `redis` discovery mode');
+    expect(install).toContain(
+      '`@nestjs/terminus` (whose result format `KableHealthIndicator` returns; never imported)',
+    );
+    expect(prose('docs/operations.md')).toContain('Terminus is not a dependency');
   });
 
   it('a node going down announces DOWN three times (UDP may lose one), and nothing else', async () => {
+    expect(prose('docs/operations.md')).toContain('announce DOWN (three times, as UDP may lose one)');
+    expect(prose('docs/concepts.md')).toContain('`unregister`, three times, when it goes down');
+    expect(prose('docs/deployment.md')).toContain('`unregister` three times when it goes down');
     const cluster = new MemoryCluster();
     try {
       const node = await cluster.up('leaving', { advertiseInterval: 60_000 });

@@ -1,6 +1,6 @@
 // The code blocks of docs/*.md, whole: `npm run typecheck` compiles them against the library, and
-// test/docs.test.ts checks that every ```ts block of a guide is a region of this file (or of
-// sample/readme/examples.ts), word for word. Nothing here runs: the functions are only compiled.
+// test/docs.test.ts checks that every ```ts block of a guide is a region of this file, word for word.
+// Nothing here runs: the functions are only compiled.
 import {
   Controller,
   Get,
@@ -22,6 +22,7 @@ import {
   KableServer,
   KableServingGuard,
   kable,
+  sentinel,
   type KableHealthDetails,
 } from 'nestjs-kable';
 import { catchError, firstValueFrom, of, throwError, type Observable } from 'rxjs';
@@ -243,3 +244,82 @@ export const mathClient = ClientsModule.register([
   },
 ]);
 // #endregion config-client
+
+// #region hybrid
+@Controller()
+class OrdersController {
+  constructor(@Inject('MATH') private readonly math: ClientProxy) {}
+
+  @Get('total')
+  total(): Observable<number> {
+    return this.math.send<number>({ cmd: 'sum' }, [1, 2, 3]);
+  }
+}
+
+@Module({
+  imports: [
+    KableModule.forRoot({ id: 'orders', replica: true }),
+    ClientsModule.registerAsync([
+      {
+        name: 'MATH',
+        inject: [KableNode],
+        useFactory: (node: KableNode) => ({
+          customClass: KableClientProxy,
+          options: { node, target: 'math' },
+        }),
+      },
+    ]),
+  ],
+  controllers: [OrdersController],
+})
+export class OrdersModule {}
+
+export async function hybrid(): Promise<void> {
+  const app = await NestFactory.create(OrdersModule);
+  app.connectMicroservice({ strategy: new KableServer({ node: app.get(KableNode) }) });
+  await app.startAllMicroservices();
+  await app.listen(3000);
+}
+// #endregion hybrid
+
+export async function sentinels(pool: { query(sql: string): Promise<unknown> }): Promise<void> {
+  // #region sentinel
+  const db = sentinel('postgres', { probe: () => pool.query('select 1').then(() => true), interval: 1000 });
+  await db.start(); // RUNNING while the probe answers, STOPPED while it does not
+  // #endregion sentinel
+}
+
+// #region telemetry
+// telemetry.ts: run it before the Nest app (or any Kable client) is created.
+import { context, metrics, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import {
+  ConsoleMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { BatchSpanProcessor, ConsoleSpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
+
+export function startTelemetry(): void {
+  // Handler spans find their parent through the active context: AsyncLocalStorage carries it.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  // traceparent, tracestate and baggage: what Kable puts in each request's metadata.
+  propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
+  trace.setGlobalTracerProvider(
+    new TracerProvider({ spanProcessors: [new BatchSpanProcessor({ exporter: new ConsoleSpanExporter() })] }),
+  );
+  metrics.setGlobalMeterProvider(
+    new MeterProvider({
+      readers: [
+        new PeriodicExportingMetricReader({
+          exporter: new ConsoleMetricExporter(),
+          exportIntervalMillis: 10_000,
+        }),
+      ],
+    }),
+  );
+}
+// #endregion telemetry
