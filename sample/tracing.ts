@@ -1,6 +1,6 @@
 // `npm start -- --trace`: each sample service registers an OpenTelemetry SDK that prints every span it
 // ends as a JSON line {"span": {...}} on stdout, where sample/start.ts collects them into one tree.
-// A real deployment would export to a collector instead (see the README's "Tracing and metrics").
+// A real deployment would export to a collector instead (see docs/operations.md, "Tracing and metrics").
 import type { CallHandler, ExecutionContext, NestInterceptor } from '@nestjs/common';
 import { SpanKind, context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';

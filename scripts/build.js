@@ -1,4 +1,4 @@
-// npm run build: the package's two builds from the same sources, by tsc (see README "Install"):
+// npm run build: the package's two builds from the same sources, by tsc (see docs/development.md, "Builds"):
 // dist/esm for `import` and dist/cjs for `require`. Each folder gets a package.json that says its module
 // type, so Node and TypeScript read dist/cjs/*.js as CommonJS although the package itself is "module".
 import { spawnSync } from 'node:child_process';

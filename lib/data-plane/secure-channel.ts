@@ -25,7 +25,7 @@ export interface SecureChannel {
   /** `handshakeTimeout`: ms a handshake may take (default CONNECTION_DEADLINE_DEFAULTS'; Node's own is 120 s). */
   createServer?: (onConnection: (socket: net.Socket) => void, handshakeTimeout?: number) => net.Server;
   connect?: (host: string, port: number) => net.Socket;
-  /** How this data plane is protected, for logs and the README's wording. */
+  /** How this data plane is protected, for logs and the docs' wording (docs/security.md). */
   mode: 'plain' | 'tls-psk' | 'mtls';
 }
 

@@ -1,4 +1,4 @@
-// The consumer apps, end to end, from the packed tarball (see README "Install"):
+// The consumer apps, end to end, from the packed tarball (see docs/getting-started.md, "ESM and CommonJS apps"):
 //   node test/consumers/run.mjs [app ...]
 // packs the package (`npm pack`, which builds it), then for each app: `npm ci` from its committed
 // lockfile, its own build, its own e2e tests, and two replicas of its microservice plus a caller process,

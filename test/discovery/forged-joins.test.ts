@@ -13,7 +13,7 @@ import { eventually } from '../support/events.js';
 // Unicast without a key, on real sockets (loopback only): join requests forged with the source address
 // of another host (127.0.0.2 here), a new port each time, sent to a seed. What the cluster sends back to
 // that host, and how much it relays among itself, is counted. Default timings (advertiseInterval 3 s):
-// a node answers one address at most four times a second (README, Security), after a burst of four.
+// a node answers one address at most four times a second (docs/security.md), after a burst of four.
 const NODES = 4;
 const FORGED = 40;
 const VICTIM = '127.0.0.2';

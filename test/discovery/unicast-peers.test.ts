@@ -39,7 +39,7 @@ describe('unicast send list', () => {
     expect(keys(peers, 0)).toEqual(['127.0.0.1:4000']);
   });
 
-  it('keeps at most 1024 addresses and tells at most 24 per advert (README figures)', () => {
+  it('keeps at most 1024 addresses and tells at most 24 per advert (docs/deployment.md figures)', () => {
     expect({ MAX_UNICAST_PEERS, GOSSIP_FANOUT }).toEqual({ MAX_UNICAST_PEERS: 1024, GOSSIP_FANOUT: 24 });
     const peers = new UnicastPeers([seed], NODE_TIMEOUT);
     for (let i = 0; i < 1100; i++) peers.heard(`127.0.${i >> 8}.${(i & 255) + 1}`, 5000, 0);

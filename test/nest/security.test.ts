@@ -68,7 +68,7 @@ describe('data-plane security', () => {
     const math = client({ key: keyA });
     await math.whenServed({ cmd: 'sum' });
     expect(await firstValueFrom(math.send({ cmd: 'sum' }, [1, 2, 3]))).toBe(6);
-    // What the README promises: the connection that carried it is TLS 1.3.
+    // What docs/security.md promises: the connection that carried it is TLS 1.3.
     const pool = (
       math as unknown as { pool: { main: { connections: Map<string, { socket?: tls.TLSSocket }> } } }
     ).pool.main;

@@ -11,7 +11,7 @@ import type { PeerRecord } from '../../lib/node/peer-record.js';
 import { waitForEvent, waitUntil } from '../support/events.js';
 import { MathLedger, MathModule } from './fixtures/math.module.js';
 
-// The README's graceful shutdown, step by step: STOPPED at once, requests in flight finish (up to
+// The graceful shutdown of docs/operations.md, step by step: STOPPED at once, requests in flight finish (up to
 // drainTimeout), leaveGrace, DOWN announced, connections closed.
 describe('graceful shutdown of a KableServer', () => {
   let bus: MemoryBus;

@@ -7,7 +7,7 @@ let cluster: MemoryCluster;
 afterEach(() => cluster.close());
 
 describe('peer timeout', () => {
-  it('defaults nodeTimeout to 3.5 advert intervals (README), and to 10500 ms with the default interval', () => {
+  it('defaults nodeTimeout to 3.5 advert intervals (docs/configuration.md), and to 10500 ms with the default interval', () => {
     cluster = new MemoryCluster();
     expect(cluster.node('a', { advertiseInterval: 1000 }).nodeTimeout).toBe(3500);
     const node = kable('b', {}); // never started: nothing is sent

@@ -121,7 +121,7 @@ describe('JoinAnswers', () => {
     expect(answered).toHaveLength(MAX_REQUESTERS + 1);
   });
 
-  it('answers one address, whatever its ports, a burst of four, then 1000 / gap a second (README: four)', () => {
+  it('answers one address, whatever its ports, a burst of four, then 1000 / gap a second (docs/limits.md: four)', () => {
     // Forged requests naming one address, a new port each time: 50 a second for 10 s.
     const start = Date.now();
     for (let i = 0; i < 500; i++) {

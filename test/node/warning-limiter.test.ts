@@ -2,7 +2,7 @@ import { describe, expect, it, jest } from '@jest/globals';
 import type { KableWarning } from '../../lib/node/errors.js';
 import { WarningLimiter } from '../../lib/node/warning-limiter.js';
 
-// README: dropped input is "counted by kind and reported as a warning event at most once a second per
+// docs/security.md: dropped input is "counted by kind and reported as a warning event at most once a second per
 // kind". On a fake clock (Date only).
 describe('warnings about dropped input', () => {
   it('counts every drop, reports at most once a second per kind, with how many went unreported', () => {
