@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import type { WatchedNode } from '../lib/watch/cluster-watcher.js';
 import { renderTable } from '../lib/watch/render-table.js';
+import { READING_NOTES } from '../bench/report-notes.js';
 import { regions } from './support/code-regions.js';
 
 const readme = readFileSync('README.md', 'utf8');
@@ -95,5 +96,13 @@ describe('README', () => {
       });
     }
     expect(section).toContain('](docs/benchmarks.md)');
+  });
+
+  it('left how to run and read the benchmarks to docs/benchmarks.md, which the bench writes with them', () => {
+    // The README's Benchmarks prose is bench/report-notes.ts' READING_NOTES: bench/run.ts prints it into
+    // docs/benchmarks.md, and the file in the repository holds it too.
+    expect(READING_NOTES.join('\n')).toContain('`npm run bench` runs the same Nest handler through Kable');
+    expect(readFileSync('docs/benchmarks.md', 'utf8')).toContain(READING_NOTES.join('\n'));
+    expect(readFileSync('bench/run.ts', 'utf8')).toContain('...READING_NOTES,');
   });
 });
