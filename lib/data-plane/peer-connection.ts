@@ -670,9 +670,20 @@ export class PeerConnection {
       this.writer.remove(event.batch, event.start, event.size);
       return this.tooLarge('Event', event.pattern, event.size, limit);
     });
+    // A server closes a connection whose hello came late (its helloTimeout): after a stall of this caller,
+    // the server's hello and its close are read in one poll, and what was sent now would be lost after
+    // sending. Sending waits one turn of the loop, when such a close has been read: what is queued then
+    // fails as unreachable, never sent, and goes to another replica.
+    setImmediate(this.startAfterHello);
+  }
+
+  private readonly startAfterHello = (): void => {
+    if (this.closed) return;
+    if (this.socket?.readableEnded === true)
+      return this.fail(new Error('the server closed the connection before anything was sent'));
     this.startSending();
     this.admitWaiting();
-  }
+  };
 
   private markWritten(): void {
     for (const id of this.unwritten) {
