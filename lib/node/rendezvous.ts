@@ -52,6 +52,20 @@ export function identityHash(host: string, port: number): number {
   return hashString(`${host}:${port}`);
 }
 
+const addressHashes = new WeakMap<object, { host: string; port: number; hash: number }>();
+
+/**
+ * `identityHash` of a replica's current address, kept per replica object until its address changes:
+ * lists that are new arrays for each message (an event's replicas of one service) hash nothing again.
+ */
+export function addressHash(replica: { host: string; port: number }): number {
+  const known = addressHashes.get(replica);
+  if (known !== undefined && known.host === replica.host && known.port === replica.port) return known.hash;
+  const hash = identityHash(replica.host, replica.port);
+  addressHashes.set(replica, { host: replica.host, port: replica.port, hash });
+  return hash;
+}
+
 /** A replica's score for a key: higher wins. The mix keeps replicas' scores for one key independent. */
 export function score(key: number, identity: number): number {
   // The golden-ratio multiply spreads identities before the XOR, so two identities close in value
