@@ -271,7 +271,7 @@ export class KableClientProxy extends ClientProxy {
   override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     let callKey: unknown;
     let payload: unknown = data;
-    if (typeof data === 'object' && data !== null && data instanceof KableRecord) {
+    if (isRecord(data)) {
       callKey = data.options.affinityKey;
       payload = data.data;
     }
@@ -326,7 +326,7 @@ export class KableClientProxy extends ClientProxy {
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
     let callKey: unknown;
     let payload: unknown = data;
-    if (typeof data === 'object' && data !== null && data instanceof KableRecord) {
+    if (isRecord(data)) {
       callKey = data.options.affinityKey;
       payload = data.data;
     }
@@ -475,6 +475,17 @@ export class KableClientProxy extends ClientProxy {
     if (typeof self.createPacket === 'function') return self.createPacket(pattern, data);
     return { pattern, data };
   }
+}
+
+/**
+ * A KableRecord, from this copy of the package or another (branded): plain objects and arrays, the usual
+ * data, are told apart without walking their prototype chain.
+ */
+function isRecord(data: unknown): data is KableRecord {
+  if (typeof data !== 'object' || data === null) return false;
+  const proto: unknown = Object.getPrototypeOf(data);
+  if (proto === Object.prototype || proto === Array.prototype || proto === null) return false;
+  return data instanceof KableRecord;
 }
 
 /**
