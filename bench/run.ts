@@ -4,6 +4,7 @@
 // npm run bench -- --only=freeze: only the frozen-replica rows, printed (docs/benchmarks.md is left alone).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { affinityFigures, affinityTable } from './affinity.js';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
 import { freezeImpact, type FreezeFigures } from './freeze.js';
@@ -68,6 +69,8 @@ const payloadStolen = payloadSteal();
 // Kable with and without OpenTelemetry (see bench/telemetry.ts), five runs: CPU per request is the
 // steadier figure on a shared machine.
 const telemetry = await compareTelemetry(smoke ? 1 : 5, smoke ? 2000 : 30_000);
+// Key affinity: key movement, Zipf keys against the load bound, throughput with a key / round robin.
+const affinity = await affinityFigures(smoke ? 2000 : 50_000, smoke ? 1 : 7);
 const picks = await pickRate(smoke ? 100_000 : 5_000_000);
 const seals = sealRate(smoke ? 1000 : 50_000);
 const interval = 1000;
@@ -169,6 +172,8 @@ const lines = [
   ...STREAM_NOTES,
   '',
   ...telemetryTable(telemetry),
+  '',
+  ...affinityTable(affinity),
   '',
   '| Kable figure | value | target |',
   '| --- | ---: | ---: |',

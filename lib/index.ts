@@ -17,6 +17,7 @@ export { KableDataPlaneError } from './data-plane/data-plane-errors.js';
 export type { LivenessOptions } from './data-plane/peer-liveness.js';
 export { KableServer, type KableServerStatus } from './nest/kable.server.js';
 export { KableClientProxy, type KableClientStatus } from './nest/kable.client.js';
+export { KableRecord, KABLE_AFFINITY_METADATA, type KableRecordOptions } from './nest/kable-record.js';
 export { KableContext, type KableCaller, type KableServingNode } from './nest/kable.context.js';
 export { KableModule, type KableModuleOptions, type KableModuleAsyncOptions } from './nest/kable.module.js';
 export { KableDoing } from './nest/decorators/kable-doing.decorator.js';

@@ -52,3 +52,10 @@ export function sampleClientOptions(env: Environment = process.env): KableOption
 export function serviceArguments(role: 'math' | 'orders' | 'gateway'): string[] {
   return ['sample/service.ts', role];
 }
+
+/**
+ * The sample's customers, c-0 to c-14: each /order without one is for the next, in turn. An odd number,
+ * so that round robin over two orders replicas would give a customer each replica in turn: what keeps
+ * every customer on one replica is the key affinity.
+ */
+export const SAMPLE_CUSTOMERS = 15;

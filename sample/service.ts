@@ -20,7 +20,7 @@ tracing?.startSampleTracing(line);
 const logger = ['warn', 'error'] as const;
 
 let app: INestApplication | INestMicroservice;
-let counters: { served: number; inFlight: number };
+let counters: { served: number; inFlight: number; byCustomer?: Record<string, number> };
 let identity: { iid: string; http?: string };
 let servedAtStop: number | undefined;
 const report = () =>
@@ -29,6 +29,7 @@ const report = () =>
       served: counters.served,
       inFlight: counters.inFlight,
       servedSinceStop: servedAtStop === undefined ? 0 : counters.served - servedAtStop,
+      ...(counters.byCustomer === undefined ? {} : { byCustomer: counters.byCustomer }),
     },
   });
 

@@ -1,6 +1,7 @@
 // npm start: the sample cluster on this machine (loopback only). A gateway, three `math` replicas and two
 // `orders` replicas, each its own process; traffic through the gateway; a live table of the cluster; and
-// a script: a replica turns busy, one is stopped and drained, one is killed, a new one joins.
+// a script: a replica turns busy, one is stopped and drained, one is killed, a new one joins. Orders are
+// keyed by customer (key affinity): the table shows each orders replica's customers, by range.
 //   --watch   keep running after the script (Ctrl-C to end)
 //   --json    print the summary as JSON (for scripts and the test)
 //   --quiet   no live table
@@ -10,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ClusterWatcher } from '../lib/watch/cluster-watcher.js';
 import { renderTable } from '../lib/watch/render-table.js';
-import { sampleDiscovery, serviceArguments } from './sample-options.js';
+import { SAMPLE_CUSTOMERS, sampleDiscovery, serviceArguments } from './sample-options.js';
 import { renderTraceTree } from './trace-tree.js';
 import type { PrintedSpan } from './tracing.js';
 
@@ -37,6 +38,8 @@ interface Service {
   served: number;
   inFlight: number;
   servedSinceStop: number;
+  /** orders replicas: orders served per customer. */
+  byCustomer: Record<string, number>;
   exited: Promise<void>;
 }
 
@@ -66,6 +69,7 @@ function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
     served: 0,
     inFlight: 0,
     servedSinceStop: 0,
+    byCustomer: {},
     exited: new Promise((resolve) => child.on('exit', () => resolve())),
   };
   services.push(service);
@@ -76,7 +80,12 @@ function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
         ready?: boolean;
         iid?: string;
         http?: string;
-        stats?: { served: number; inFlight: number; servedSinceStop: number };
+        stats?: {
+          served: number;
+          inFlight: number;
+          servedSinceStop: number;
+          byCustomer?: Record<string, number>;
+        };
         span?: PrintedSpan;
       };
       if (message.span) {
@@ -92,6 +101,7 @@ function launch(role: 'math' | 'orders' | 'gateway'): Promise<Service> {
         service.served = message.stats.served;
         service.inFlight = message.stats.inFlight;
         service.servedSinceStop = message.stats.servedSinceStop;
+        service.byCustomer = message.stats.byCustomer ?? {};
       }
     });
     void service.exited.then(() => reject(new Error(`${name} exited before it was ready`)));
@@ -107,8 +117,40 @@ function draw(): void {
   const table = renderTable(watcher.nodes(), { names, served, inFlight });
   const traffic = `requests: ${result.sent} sent, ${result.ok} ok, ${result.failed} failed`;
   process.stdout.write(
-    `\x1b[2J\x1b[Hnestjs-kable sample cluster\n\n${table}\n\n${traffic}\n\n${log.slice(-8).join('\n')}\n`,
+    `\x1b[2J\x1b[Hnestjs-kable sample cluster\n\n${table}\n\n${customerTable()}\n\n${traffic}\n\n${log.slice(-8).join('\n')}\n`,
   );
+}
+
+/** The customers in ranges of five; the gateway keys orders by customer (key affinity). */
+const RANGES = Array.from({ length: Math.ceil(SAMPLE_CUSTOMERS / 5) }, (_, r) => {
+  const customers = Array.from({ length: 5 }, (_, i) => r * 5 + i).filter((c) => c < SAMPLE_CUSTOMERS);
+  return { label: `c-${customers[0]}..${customers.at(-1)}`, customers: customers.map((c) => `c-${c}`) };
+});
+
+/** Orders per orders replica per customer range: each customer's orders stay on one replica. */
+function customerTable(): string {
+  const orders = services.filter((s) => s.role === 'orders');
+  const width = 12;
+  const header = ['orders by customer'.padEnd(20), ...RANGES.map((r) => r.label.padStart(width))].join('');
+  const rows = orders.map((service) =>
+    [
+      service.name.padEnd(20),
+      ...RANGES.map((range) =>
+        String(range.customers.reduce((sum, c) => sum + (service.byCustomer[c] ?? 0), 0)).padStart(width),
+      ),
+    ].join(''),
+  );
+  const split = customersOnSeveralReplicas();
+  return [header, ...rows, `customers served by more than one orders replica: ${split}`].join('\n');
+}
+
+/** Customers whose orders reached more than one orders replica (0 while both stay up: affinity). */
+function customersOnSeveralReplicas(): number {
+  const replicasOf = new Map<string, number>();
+  for (const service of services.filter((s) => s.role === 'orders'))
+    for (const customer of Object.keys(service.byCustomer))
+      replicasOf.set(customer, (replicasOf.get(customer) ?? 0) + 1);
+  return [...replicasOf.values()].filter((count) => count > 1).length;
 }
 
 const result = { sent: 0, ok: 0, failed: 0, errors: {} as Record<string, number> };
@@ -235,6 +277,12 @@ const summary = {
   stopped: { replica: stopped.name, served: stopped.served, servedAfterStop },
   killed: { replica: killed.name, failedAroundKill },
   joined: { replica: fresh.name, served: fresh.served },
+  affinity: {
+    customersByReplica: Object.fromEntries(
+      services.filter((s) => s.role === 'orders').map((s) => [s.name, Object.keys(s.byCustomer).sort()]),
+    ),
+    customersOnSeveralReplicas: customersOnSeveralReplicas(),
+  },
   explanation:
     result.failed === 0
       ? 'no request failed'

@@ -98,6 +98,7 @@ async function check(sample: ChildProcessWithoutNullStreams, watchArgs: string[]
       busy: { servedWhileBusy: number };
       stopped: { servedAfterStop: number };
       killed: { failedAroundKill: number };
+      affinity: { customersByReplica: Record<string, string[]>; customersOnSeveralReplicas: number };
     };
   };
   // Every replica served, including the one that joined late.
@@ -119,4 +120,9 @@ async function check(sample: ChildProcessWithoutNullStreams, watchArgs: string[]
   expect(summary.requests.failed).toBeLessThanOrEqual(8);
   expect(Object.keys(summary.requests.errors).filter((code) => code !== 'KABLE_PEER_LOST')).toEqual([]);
   expect(summary.requests.ok + summary.requests.failed).toBe(summary.requests.sent);
+  // Orders are keyed by customer: each of the 15 customers' orders stayed on one orders replica (round
+  // robin would have given each customer both in turn).
+  const customers = Object.values(summary.affinity.customersByReplica);
+  expect(customers.flat().sort()).toEqual(Array.from({ length: 15 }, (_, i) => `c-${i}`).sort());
+  expect(summary.affinity.customersOnSeveralReplicas).toBe(0);
 }

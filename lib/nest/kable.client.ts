@@ -7,10 +7,13 @@ import type { KableNode, KableNodeEvents } from '../node/kable-node.js';
 import { LeastLatency } from '../node/least-latency.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { ReplicaHealth } from '../node/replica-health.js';
+import { KableError } from '../node/errors.js';
+import { keyHash } from '../node/rendezvous.js';
 import { milliseconds } from '../node/validate-options.js';
 import { loadTelemetry, telemetry, type OutboundTrace } from '../telemetry/telemetry.js';
 import type { RemovalReason } from '../node/registry.js';
 import { CLIENT_DEFAULTS, nodeOptionsOf, type KableClientOptions } from './kable.options.js';
+import { KABLE_AFFINITY_METADATA, KableRecord } from './kable-record.js';
 import { OutboundRequest, type RequestSettings } from './outbound-request.js';
 import { PatternCatalog } from './pattern-catalog.js';
 import { channelFor } from './secure-data-plane.js';
@@ -38,6 +41,8 @@ export class KableClientProxy extends ClientProxy {
   readonly node: KableNode;
   private readonly ownsNode: boolean;
   private readonly settings: RequestSettings;
+  /** The `affinity` option's functions by route, if any. */
+  private readonly affinity: Map<string, (data: any) => unknown> | undefined;
   private readonly pool: PeerLanes;
   private readonly catalog: PatternCatalog;
   private readonly router: PatternRouter;
@@ -60,6 +65,7 @@ export class KableClientProxy extends ClientProxy {
       this.serializeResponse !== nest.serializeResponse || this.serializeError !== nest.serializeError;
     const resolved = validateClientOptions(options);
     this.settings = resolved;
+    this.affinity = resolved.affinity;
     if (options.node !== undefined) {
       this.node = options.node;
       this.ownsNode = false;
@@ -258,14 +264,33 @@ export class KableClientProxy extends ClientProxy {
     );
   }
 
+  /**
+   * Sends a request to one replica that serves the pattern. `data` may be a {@link KableRecord}: the
+   * handler receives its `data`, and its `affinityKey` chooses the replica (see the `affinity` option).
+   */
   override send<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
+    let callKey: unknown;
+    let payload: unknown = data;
+    if (isRecord(data)) {
+      callKey = data.options.affinityKey;
+      payload = data.data;
+    }
     // Nest's own check: it fails with its InvalidMessageException before doing anything else.
-    if (pattern === undefined || pattern === null || data === undefined || data === null) {
-      return super.send(pattern, data);
+    if (pattern === undefined || pattern === null || payload === undefined || payload === null) {
+      return super.send(pattern, payload);
     }
     const request$ = new Observable<TResult>((subscriber) => {
-      const packet = this.packetOf(pattern, data);
+      const packet = this.packetOf(pattern, payload);
       const route = this.normalizePattern(pattern);
+      let key: number | undefined;
+      if (callKey !== undefined || packet.metadata !== undefined || this.affinity !== undefined) {
+        try {
+          key = this.affinityKey(callKey, packet, route);
+        } catch (error) {
+          subscriber.error(error);
+          return;
+        }
+      }
       const trace = telemetry.active?.outbound('request', route, packet.metadata);
       const request = new OutboundRequest(
         this.deadlines,
@@ -283,6 +308,7 @@ export class KableClientProxy extends ClientProxy {
             )
           : (subscriber as Observer<unknown>),
         trace,
+        key,
       );
       request.start();
       return request;
@@ -292,14 +318,29 @@ export class KableClientProxy extends ClientProxy {
     return defer(() => this.connect()).pipe(mergeMap(() => request$));
   }
 
+  /**
+   * Sends an event to one replica of every service that handles it. `data` may be a
+   * {@link KableRecord}: the handlers receive its `data`, and its `affinityKey` chooses each service's
+   * replica (see the `affinity` option).
+   */
   override emit<TResult = any, TInput = any>(pattern: any, data: TInput): Observable<TResult> {
-    if (pattern === undefined || pattern === null || data === undefined || data === null) {
-      return super.emit(pattern, data);
+    let callKey: unknown;
+    let payload: unknown = data;
+    if (isRecord(data)) {
+      callKey = data.options.affinityKey;
+      payload = data.data;
+    }
+    if (pattern === undefined || pattern === null || payload === undefined || payload === null) {
+      return super.emit(pattern, payload);
     }
     // Hot, as Nest's own emit: the event goes out whether or not anyone subscribes.
     const source = defer(async () => {
       await this.connect();
-      return this.dispatchEvent(this.packetOf(pattern, data));
+      const packet = this.packetOf(pattern, payload);
+      return this.dispatchEvent(
+        packet,
+        this.affinityKey(callKey, packet, this.normalizePattern(packet.pattern)),
+      );
     });
     const hot = connectable(source, { connector: () => new Subject(), resetOnDisconnect: false });
     hot.connect();
@@ -319,7 +360,7 @@ export class KableClientProxy extends ClientProxy {
    * Delivers the event once to one RUNNING node of every service that handles it, waiting (up to
    * pickTimeout) until at least one does. At most once: a node that dies with the event unread loses it.
    */
-  protected async dispatchEvent<T = any>(packet: ReadPacket): Promise<T> {
+  protected async dispatchEvent<T = any>(packet: ReadPacket, key?: number): Promise<T> {
     const pattern = this.normalizePattern(packet.pattern);
     const data = packet.data;
     const trace = telemetry.active?.outbound(
@@ -329,7 +370,7 @@ export class KableClientProxy extends ClientProxy {
     );
     const metadata = trace?.metadata ?? (packet as { metadata?: Record<string, unknown> }).metadata;
     try {
-      await this.deliver(pattern, data, metadata, trace);
+      await this.deliver(pattern, data, metadata, trace, key);
       trace?.end();
     } catch (error) {
       trace?.end(error);
@@ -343,13 +384,14 @@ export class KableClientProxy extends ClientProxy {
     data: unknown,
     metadata: Record<string, unknown> | undefined,
     trace: OutboundTrace | undefined,
+    key: number | undefined,
   ): Promise<void> {
     // Only nodes of another major protocol version may take it: no use waiting for them.
     const incompatible = this.router.incompatibleOnly(pattern, 'events');
     if (incompatible !== undefined) throw incompatible;
     const targets = await this.router.waitFor(
       () => {
-        const found = this.router.eventTargets(pattern);
+        const found = this.router.eventTargets(pattern, key);
         return found.length > 0 ? found : undefined;
       },
       `event "${pattern}"`,
@@ -385,6 +427,43 @@ export class KableClientProxy extends ClientProxy {
     }
   }
 
+  /**
+   * The hash of a message's affinity key: the call's own (a KableRecord's), else the packet metadata's
+   * (KABLE_AFFINITY_METADATA, from a Nest 12 dispatch hook), else the `affinity` option's function for
+   * the route; undefined when none gives one. Throws what the function throws, or KABLE_AFFINITY_KEY
+   * for a key that is neither a string nor a finite number.
+   */
+  private affinityKey(
+    callKey: unknown,
+    packet: { data: unknown; metadata?: Record<string, unknown> },
+    route: string,
+  ): number | undefined {
+    let key = callKey;
+    // Where the key came from, named only in the error: 0 the call, 1 the metadata, 2 the option.
+    let from = 0;
+    if (key === undefined && packet.metadata !== undefined) {
+      key = packet.metadata[KABLE_AFFINITY_METADATA];
+      from = 1;
+    }
+    if (key === undefined) {
+      const derive = this.affinity?.get(route);
+      if (derive === undefined) return undefined;
+      key = derive(packet.data);
+      from = 2;
+    }
+    if (key === undefined || key === null) return undefined;
+    if (typeof key === 'string' || (typeof key === 'number' && Number.isFinite(key))) return keyHash(key);
+    const source = [
+      'KableRecord option "affinityKey"',
+      `packet metadata "${KABLE_AFFINITY_METADATA}"`,
+      `the "affinity" function of "${route}"`,
+    ][from];
+    throw new KableError(
+      'KABLE_AFFINITY_KEY',
+      `The affinity key from ${source} must be a string or a finite number (or undefined for none); got ${typeof key === 'number' ? String(key) : typeof key}.`,
+    );
+  }
+
   /** The same route as Nest's, computed faster for the usual pattern shapes (once per request). */
   protected override normalizePattern(pattern: unknown): string {
     return fastPatternRoute(pattern) ?? super.normalizePattern(pattern as never);
@@ -396,6 +475,17 @@ export class KableClientProxy extends ClientProxy {
     if (typeof self.createPacket === 'function') return self.createPacket(pattern, data);
     return { pattern, data };
   }
+}
+
+/**
+ * A KableRecord, from this copy of the package or another (branded): plain objects and arrays, the usual
+ * data, are told apart without walking their prototype chain.
+ */
+function isRecord(data: unknown): data is KableRecord {
+  if (typeof data !== 'object' || data === null) return false;
+  const proto: unknown = Object.getPrototypeOf(data);
+  if (proto === Object.prototype || proto === Array.prototype || proto === null) return false;
+  return data instanceof KableRecord;
 }
 
 /**

@@ -145,6 +145,22 @@ export interface KableClientOptions extends KableOptions {
    * others; see "How a replica is chosen").
    */
   excludeUnhealthy?: boolean;
+  /**
+   * Affinity keys by pattern (default: none). Each function receives a request's or event's data and
+   * returns its key, or undefined for none; requests and events with the same key go to the same
+   * replica of a service, on every caller (rendezvous hashing over the replicas' `host:port`), unless
+   * it is over the load bound: see docs/affinity.md. Requests without a key are balanced as usual.
+   *
+   * Keyed by the pattern's route, as Kable routes it: a string pattern as it is, an object pattern as
+   * Nest's JSON text of it with its keys sorted, such as `'{"cmd":"get"}'` for `{ cmd: 'get' }`. A
+   * key given per call (`new KableRecord(data, { affinityKey })`) or by a dispatch hook in the packet
+   * metadata (`KABLE_AFFINITY_METADATA`, Nest 12) comes first. A function that throws fails its request
+   * with what it threw; one that returns something other than a string, a finite number or undefined
+   * fails it with KABLE_AFFINITY_KEY.
+   *
+   * `affinity: { 'orders.get': (order) => order.customerId }`
+   */
+  affinity?: Record<string, (data: any) => string | number | undefined>;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -201,6 +217,7 @@ const CLIENT_KEYS = new Set<string>([
   'idleTimeout',
   'balance',
   'excludeUnhealthy',
+  'affinity',
 ]);
 
 /** A misspelt option would otherwise be ignored silently: name it and list what is accepted. */

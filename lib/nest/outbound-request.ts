@@ -70,6 +70,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     private readonly subscriber: Observer<unknown>,
     /** Its span and metrics, when OpenTelemetry is installed. */
     private readonly trace?: OutboundTrace,
+    /** Its affinity key's hash (keyHash), if it has one: it goes to the key's replica (see rendezvous.ts). */
+    private key?: number,
   ) {
     super();
     this.bulk = pool.isBulk(data);
@@ -77,7 +79,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   }
 
   start(): void {
-    const ready = this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern);
+    const ready = this.router.next(this.pattern, this.key) ?? this.router.targetWithoutHandler(this.pattern);
     if (ready !== undefined) return this.sendTo(ready);
     // Only nodes of another major protocol version may serve it: no use waiting for them.
     const incompatible = this.router.incompatibleOnly(this.pattern, 'messages');
@@ -86,7 +88,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     this.waitingForNode = true;
     this.router
       .waitFor(
-        () => this.router.next(this.pattern) ?? this.router.targetWithoutHandler(this.pattern),
+        () => this.router.next(this.pattern, this.key) ?? this.router.targetWithoutHandler(this.pattern),
         `pattern "${this.pattern}"`,
         Math.min(pickTimeout, timeout),
         (this.waiting ??= new AbortController()).signal,
@@ -219,6 +221,9 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     }
     if (isRetryable(error) && this.attempts <= this.settings.retries) {
       this.trace?.retry(error);
+      // This caller's queue to the key's replica is full and it is not avoided: the key would lead back
+      // to it, so the retry goes round robin.
+      if (code === 'KABLE_BACKPRESSURE') this.key = undefined;
       // The next replica in the rotation; waits (bounded) if the failed one was the last RUNNING.
       this.start();
       return;

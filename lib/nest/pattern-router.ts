@@ -4,6 +4,7 @@ import type { KableNode } from '../node/kable-node.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { LoadAwareRoundRobin } from '../node/load-aware-round-robin.js';
 import type { ReplicaHealth } from '../node/replica-health.js';
+import { Rendezvous, addressHash } from '../node/rendezvous.js';
 import { RoundRobin, type BalancingStrategy } from '../node/round-robin.js';
 import { noNodeError } from './no-node-error.js';
 import type { PatternCatalog, PatternKind } from './pattern-catalog.js';
@@ -24,7 +25,11 @@ interface Route {
   incompatible: PeerRecord[];
   /** Whose turn it is; kept when the candidates are recomputed, so churn does not reset the rotation. */
   balancer: BalancingStrategy<PeerRecord>;
+  /** Chooses for requests with an affinity key; made at the first one. */
+  affinity: Rendezvous<PeerRecord> | undefined;
 }
+
+const noLoad = (): number => 0;
 
 interface Waiter {
   check(): void;
@@ -40,6 +45,8 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   private readonly eventRoutes = new Map<string, Route>();
   private readonly balancers = new Map<string, RoundRobin<PeerRecord>>();
   private readonly waiters = new Set<Waiter>();
+  /** Chooses each service's replica for events with an affinity key. */
+  private eventAffinity: Rendezvous<PeerRecord> | undefined;
   /**
    * Nodes that just refused or could not be reached, skipped until they advertise again or the
    * `performance.now()` time kept here. Expiry is checked when routes are read, so an entry never outlives
@@ -182,14 +189,22 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     return this.route(pattern, kind).serving;
   }
 
-  /** The next node for a request, round robin; undefined when none serves it right now. */
-  next(pattern: string): PeerRecord | undefined {
+  /**
+   * The next node for a request: with an affinity key (its `keyHash`), the key's replica among the
+   * candidates within the load bound (see rendezvous.ts); else round robin. Undefined when none serves
+   * it right now.
+   */
+  next(pattern: string, key?: number): PeerRecord | undefined {
     const route = this.route(pattern, 'messages');
     if (route.probes.length > 0) {
       const probe = this.probe(route.probes);
       if (probe !== undefined) return probe;
     }
     if (route.candidates.length === 0) return undefined;
+    if (key !== undefined) {
+      route.affinity ??= new Rendezvous<PeerRecord>(addressHash, this.load ?? noLoad);
+      return route.affinity.select(route.candidates, key);
+    }
     return route.balancer.select(route.candidates);
   }
 
@@ -202,8 +217,11 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     return undefined;
   }
 
-  /** One node of each service id that handles the event, each service's own round robin. */
-  eventTargets(pattern: string): PeerRecord[] {
+  /**
+   * One node of each service id that handles the event: with an affinity key (its `keyHash`), the key's
+   * replica of each service; else each service's own round robin.
+   */
+  eventTargets(pattern: string, key?: number): PeerRecord[] {
     const byService = new Map<string, PeerRecord[]>();
     for (const peer of this.route(pattern, 'events').candidates) {
       const list = byService.get(peer.id);
@@ -212,7 +230,13 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     }
     const targets: PeerRecord[] = [];
     for (const [id, peers] of byService) {
-      const chosen = this.balancer(`e:${id}:${pattern}`).select(peers);
+      const chosen =
+        key === undefined
+          ? this.balancer(`e:${id}:${pattern}`).select(peers)
+          : (this.eventAffinity ??= new Rendezvous<PeerRecord>(addressHash, this.load ?? noLoad)).select(
+              peers,
+              key,
+            );
       if (chosen !== undefined) targets.push(chosen);
     }
     return targets;
@@ -350,6 +374,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
             : kind === 'messages' && this.load !== undefined
               ? new LoadAwareRoundRobin<PeerRecord>(this.load)
               : new RoundRobin<PeerRecord>(),
+        affinity: undefined,
       };
       routes.set(pattern, route);
     }

@@ -20,6 +20,8 @@ export interface ResolvedClientSettings {
   idleTimeout: number;
   balance: 'round-robin' | 'least-latency';
   excludeUnhealthy: boolean;
+  /** The `affinity` option's functions by route; a Map, so a route such as "constructor" finds nothing inherited. */
+  affinity: Map<string, (data: any) => unknown> | undefined;
 }
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
@@ -63,6 +65,26 @@ function excludeUnhealthyOf(value: unknown): boolean {
   throw new KableOptionsError(
     `KableClientProxy option "excludeUnhealthy" must be true or false (the default); got ${JSON.stringify(value) ?? String(value)}.`,
   );
+}
+
+function affinityOf(value: unknown): Map<string, (data: any) => unknown> | undefined {
+  if (value === undefined) return undefined;
+  const example = "such as { 'orders.get': (order) => order.customerId }";
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new KableOptionsError(
+      `KableClientProxy option "affinity" must be an object of functions by pattern, ${example}; got ${String(value)}.`,
+    );
+  }
+  const functions = new Map<string, (data: any) => unknown>();
+  for (const [route, derive] of Object.entries(value)) {
+    if (typeof derive !== 'function') {
+      throw new KableOptionsError(
+        `KableClientProxy option "affinity" must map each pattern to a function of the data that returns its key, ${example}; "${route}" is ${typeof derive}.`,
+      );
+    }
+    functions.set(route, derive as (data: any) => unknown);
+  }
+  return functions.size === 0 ? undefined : functions;
 }
 
 const WHO = 'KableClientProxy option ';
@@ -123,5 +145,6 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     idleTimeout: milliseconds('idleTimeout', options.idleTimeout ?? CLIENT_IDLE_TIMEOUT, WHO),
     balance: balanceOf(options.balance),
     excludeUnhealthy: excludeUnhealthyOf(options.excludeUnhealthy),
+    affinity: affinityOf(options.affinity),
   };
 }

@@ -19,8 +19,10 @@ import {
   KableHealthIndicator,
   KableModule,
   KableNode,
+  KableRecord,
   KableServer,
   KableServingGuard,
+  KABLE_AFFINITY_METADATA,
   kable,
   sentinel,
   type KableHealthDetails,
@@ -323,3 +325,33 @@ export function startTelemetry(): void {
   );
 }
 // #endregion telemetry
+// #region affinity-option
+export const ordersClient = ClientsModule.register([
+  {
+    name: 'ORDERS',
+    customClass: KableClientProxy,
+    options: {
+      target: 'orders',
+      // Every 'orders.get' for one customer goes to the same orders replica, on every gateway.
+      affinity: { 'orders.get': (query: { customerId: string }) => query.customerId },
+    },
+  },
+]);
+// #endregion affinity-option
+
+export function affinityPerCall(orders: ClientProxy): Observable<unknown> {
+  // #region affinity-record
+  // The handler receives { orderId: 42 }; the key chooses the replica.
+  return orders.send('orders.get', new KableRecord({ orderId: 42 }, { affinityKey: 'customer-7' }));
+  // #endregion affinity-record
+}
+
+export function affinityFromHook(orders: KableClientProxy): void {
+  // #region affinity-hook
+  // Nest 12: a dispatch hook may set the key in the packet metadata (here from a tenant id in the data).
+  orders.setOnDispatchHook((packet) => {
+    const tenant = (packet.data as { tenantId?: string }).tenantId;
+    if (tenant !== undefined) packet.metadata = { ...packet.metadata, [KABLE_AFFINITY_METADATA]: tenant };
+  });
+  // #endregion affinity-hook
+}

@@ -2,12 +2,14 @@ import { Controller, Get, HttpException, Inject, Injectable, Module, Query } fro
 import { ClientsModule, type ClientProxy } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../../lib/index.js';
-import { sampleClientOptions } from '../sample-options.js';
+import { SAMPLE_CUSTOMERS, sampleClientOptions } from '../sample-options.js';
 
 @Injectable()
 export class Counters {
   served = 0;
   inFlight = 0;
+  /** Orders sent, for the next default customer. */
+  orders = 0;
 }
 
 /** The HTTP edge: one client routes every pattern to whichever service handles it. */
@@ -24,9 +26,11 @@ export class GatewayController {
     return this.call({ cmd: 'sum' }, numbers);
   }
 
+  /** An order of a customer (`?customer=c-3`; by default the next of 15): its orders replica is the customer's. */
   @Get('order')
-  order(): Promise<unknown> {
-    return this.call({ cmd: 'order' }, [5, 10, 20]);
+  order(@Query('customer') customer?: string): Promise<unknown> {
+    const who = customer ?? `c-${this.counters.orders++ % SAMPLE_CUSTOMERS}`;
+    return this.call({ cmd: 'order' }, { customer: who, lines: [5, 10, 20] });
   }
 
   @Get('rebuild')
@@ -55,7 +59,12 @@ export class GatewayController {
       {
         name: 'CLUSTER',
         customClass: KableClientProxy,
-        options: { ...sampleClientOptions(), id: 'gateway' },
+        options: {
+          ...sampleClientOptions(),
+          id: 'gateway',
+          // Key affinity: every order of one customer goes to the same orders replica (docs/affinity.md).
+          affinity: { '{"cmd":"order"}': (order: { customer: string }) => order.customer },
+        },
       },
     ]),
   ],

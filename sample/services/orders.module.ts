@@ -14,6 +14,8 @@ import { sampleClientOptions } from '../sample-options.js';
 export class Counters {
   served = 0;
   inFlight = 0;
+  /** Orders served per customer: the gateway keys orders by customer, so each customer has one replica. */
+  byCustomer: Record<string, number> = {};
 }
 
 @Controller()
@@ -25,11 +27,14 @@ export class OrdersController {
 
   /** An order totals its lines by calling the math service itself: services call services. */
   @MessagePattern({ cmd: 'order' })
-  async order(@Payload() lines: number[]): Promise<{ lines: number; total: number }> {
+  async order(
+    @Payload() { customer, lines }: { customer: string; lines: number[] },
+  ): Promise<{ lines: number; total: number }> {
     this.counters.inFlight++;
     try {
       const total = await firstValueFrom(this.math.send<number>({ cmd: 'sum' }, lines));
       this.counters.served++;
+      this.counters.byCustomer[customer] = (this.counters.byCustomer[customer] ?? 0) + 1;
       return { lines: lines.length, total };
     } catch (error) {
       // Pass Kable's error code on to our own caller instead of a bare "Internal server error".

@@ -111,6 +111,7 @@ describe('the two builds', () => {
         cjsKableErrorIsEsmStateError: false,
         plainErrorIsKableError: false,
       },
+      records: { esmRecordIsCjsKableRecord: true },
       subclasses: { kableErrorIsOwnError: false, ownErrorIsCjsKableError: true },
       signals: { sigtermListeners: 1 },
     });

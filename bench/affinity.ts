@@ -1,0 +1,224 @@
+// Key affinity (issue 33): which keys move when replicas come and go (pure computation), then four `math`
+// replicas as processes and one caller with 64 requests in flight: Zipf(1.1) keys against the load bound
+// and their home replicas, and small-request throughput with a key against round robin, in the same run.
+// Part of `npm run bench`; on its own: node --import ./scripts/register-ts.js bench/affinity.ts [calls]
+import { randomInt } from 'node:crypto';
+import { firstValueFrom } from 'rxjs';
+import type { PeerLanes } from '../lib/data-plane/peer-lanes.js';
+import { KableClientProxy } from '../lib/nest/kable.client.js';
+import { KableRecord } from '../lib/nest/kable-record.js';
+import type { PeerRecord } from '../lib/node/peer-record.js';
+import { Rendezvous, addressHash, identityHash, keyHash } from '../lib/node/rendezvous.js';
+import { seededRandom, zipf } from '../test/support/zipf.js';
+import { median, run } from './support.js';
+
+const LANES = 64;
+const REPLICAS = 4;
+const HOT = 10;
+
+export interface AffinityFigures {
+  keys: number;
+  /** Share of keys that moved from 10 replicas to 11, and from 10 to 9 (one removed). */
+  movedOnJoin: number;
+  movedOnLeave: number;
+  /** Keys that moved on the removal although their replica stayed (0 is the design). */
+  movedFromOthers: number;
+  /** Keys two callers (replicas known in another order) placed apart. */
+  disagreements: number;
+  calls: number;
+  /** Most requests in flight from the caller to one replica, right after a keyed send. */
+  maxInFlight: number;
+  /** ⌈1.25 × mean⌉ + 1 with 64 in flight over the replicas. */
+  bound: number;
+  /** Share of calls for keys outside the 10 hottest that reached their home replica. */
+  coldAtHome: number;
+  /** Share of the hottest key's calls that reached its home replica. */
+  hottestAtHome: number;
+  /** Requests per second, medians of interleaved rounds, and the median of per-round ratios. */
+  keyed: number;
+  roundRobin: number;
+  ratio: number;
+  rounds: number;
+}
+
+/** Key movement over 100,000 keys: pure computation, no network. */
+function movement(
+  keys: number,
+): Pick<AffinityFigures, 'movedOnJoin' | 'movedOnLeave' | 'movedFromOthers' | 'disagreements'> {
+  const replicas = Array.from({ length: 11 }, (_, i) => ({ host: `10.1.0.${i + 1}`, port: 4000 }));
+  const hashed = Array.from({ length: keys }, (_, i) => keyHash(`customer-${i}`));
+  const place = (set: typeof replicas) => {
+    const rendezvous = new Rendezvous<(typeof replicas)[number]>(
+      (r) => identityHash(r.host, r.port),
+      () => 0,
+    );
+    return hashed.map((key) => rendezvous.select(set, key)!.host);
+  };
+  const ten = place(replicas.slice(0, 10));
+  const eleven = place(replicas);
+  const gone = replicas[3].host;
+  const nine = place(replicas.slice(0, 10).filter((r) => r.host !== gone));
+  const reversed = place(replicas.slice(0, 10).reverse());
+  let joined = 0;
+  let left = 0;
+  let fromOthers = 0;
+  let disagreements = 0;
+  for (let i = 0; i < keys; i++) {
+    if (eleven[i] !== ten[i]) joined++;
+    if (nine[i] !== ten[i]) {
+      left++;
+      if (ten[i] !== gone) fromOthers++;
+    }
+    if (reversed[i] !== ten[i]) disagreements++;
+  }
+  return {
+    movedOnJoin: joined / keys,
+    movedOnLeave: left / keys,
+    movedFromOthers: fromOthers,
+    disagreements,
+  };
+}
+
+export async function affinityFigures(calls: number, rounds: number): Promise<AffinityFigures> {
+  const keys = 100_000;
+  const moves = movement(keys);
+  const discovery = {
+    mode: 'multicast',
+    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
+    port: randomInt(20_000, 60_000),
+    interface: '127.0.0.1',
+  };
+  const options = JSON.stringify({ id: 'math', replica: true, host: '127.0.0.1', discovery });
+  const replicas = Array.from({ length: REPLICAS }, () =>
+    run('test/nest/fixtures/run-service.ts', ['math', options]),
+  );
+  await Promise.all(replicas.map((r) => r.next('ready')));
+  const client = new KableClientProxy({ host: '127.0.0.1', target: 'math', discovery: discovery as never });
+  try {
+    const nodes = (await client.whenServed('who', { count: REPLICAS, timeout: 20_000 })) as PeerRecord[];
+    const pool = (client as unknown as { pool: PeerLanes }).pool;
+    const names = Array.from({ length: 10_000 }, (_, rank) => `customer-${rank}`);
+    const home = new Rendezvous<PeerRecord>(addressHash, () => 0);
+    const homes = names.map((name) => home.select(nodes, keyHash(name))!.iid);
+
+    // Zipf(1.1) keys, 64 lanes: where each call went, and the most in flight at one replica.
+    const next = zipf(names.length, 1.1, seededRandom(11));
+    let maxInFlight = 0;
+    let cold = 0;
+    let coldHome = 0;
+    let hottest = 0;
+    let hottestHome = 0;
+    let sent = 0;
+    let counting = false;
+    const lane = async () => {
+      while (sent < calls) {
+        sent++;
+        const rank = next();
+        const reply = firstValueFrom(
+          client.send<string>('who', new KableRecord({}, { affinityKey: names[rank] })),
+        );
+        // The request is on its connection now: read every replica's count from this caller.
+        if (counting) for (const node of nodes) maxInFlight = Math.max(maxInFlight, pool.inFlight(node.iid));
+        const iid = await reply;
+        if (!counting) continue;
+        if (rank === 0) {
+          hottest++;
+          if (iid === homes[rank]) hottestHome++;
+        } else if (rank >= HOT) {
+          cold++;
+          if (iid === homes[rank]) coldHome++;
+        }
+      }
+    };
+    // A first pass warms up the connections and the replicas' code; the second is counted.
+    await Promise.all(Array.from({ length: LANES }, lane));
+    sent = 0;
+    counting = true;
+    await Promise.all(Array.from({ length: LANES }, lane));
+
+    // Throughput: uniform keys against no key, interleaved rounds on the same replicas and connections.
+    const random = seededRandom(5);
+    const throughput = async (keyed: boolean): Promise<number> => {
+      let left = calls;
+      const started = performance.now();
+      const one = async () => {
+        while (left-- > 0) {
+          const data = keyed
+            ? new KableRecord({}, { affinityKey: names[Math.floor(random() * names.length)] })
+            : {};
+          await firstValueFrom(client.send('who', data));
+        }
+      };
+      await Promise.all(Array.from({ length: LANES }, one));
+      return calls / ((performance.now() - started) / 1000);
+    };
+    await throughput(false);
+    const keyedRates: number[] = [];
+    const plainRates: number[] = [];
+    const ratios: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      // Alternate which goes first, so a drift in the machine's load favours neither.
+      let keyedRate: number;
+      let plainRate: number;
+      if (r % 2 === 0) {
+        keyedRate = await throughput(true);
+        plainRate = await throughput(false);
+      } else {
+        plainRate = await throughput(false);
+        keyedRate = await throughput(true);
+      }
+      keyedRates.push(keyedRate);
+      plainRates.push(plainRate);
+      ratios.push(keyedRate / plainRate);
+    }
+    return {
+      keys,
+      ...moves,
+      calls,
+      maxInFlight,
+      bound: Math.ceil((1.25 * LANES) / REPLICAS) + 1,
+      coldAtHome: coldHome / cold,
+      hottestAtHome: hottest === 0 ? Number.NaN : hottestHome / hottest,
+      keyed: median(keyedRates),
+      roundRobin: median(plainRates),
+      ratio: median(ratios),
+      rounds,
+    };
+  } finally {
+    await client.close();
+    await Promise.all(replicas.map((r) => r.stop()));
+  }
+}
+
+const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+export function affinityTable(f: AffinityFigures): string[] {
+  return [
+    `| key affinity (rendezvous hashing, load bound ⌈1.25 × mean⌉) | value | target |`,
+    '| --- | ---: | ---: |',
+    `| keys moved from 10 to 11 replicas (${fmt(f.keys)} keys) | ${pct(f.movedOnJoin)} | ≤ 11% |`,
+    `| keys moved when 1 of 10 leaves / of them from replicas that stayed | ${pct(f.movedOnLeave)} / ${fmt(f.movedFromOthers)} | ≤ 10.5% / 0 |`,
+    `| keys two callers placed apart (replicas known in another order) | ${fmt(f.disagreements)} | 0 |`,
+    `| Zipf(1.1) keys, ${LANES} in flight over ${REPLICAS} replicas (${fmt(f.calls)} calls): most in flight at one replica / ⌈1.25 × mean⌉ + 1 | ${fmt(f.maxInFlight)} / ${fmt(f.bound)} | ≤ bound |`,
+    `| same: calls for keys outside the ${HOT} hottest that reached their home replica | ${pct(f.coldAtHome)} | ≥ 90% |`,
+    `| same: calls for the hottest key that reached its home replica | ${pct(f.hottestAtHome)} | |`,
+    `| small requests (\`who\`), ${LANES} in flight over ${REPLICAS} replicas: with a key / round robin, req/s (median of ${f.rounds} interleaved rounds) | ${fmt(f.keyed)} / ${fmt(f.roundRobin)} | |`,
+    `| same: ratio, median of per-round ratios | ${fmt(f.ratio, 2)} | ≥ 0.95 |`,
+    '',
+    'Key affinity (bench/affinity.ts): the movement rows place 100,000 keys over replicas 10.1.0.1-11:4000',
+    'by computation alone. The others run four `math` replicas as processes (test/nest/fixtures/run-service.ts)',
+    `and one client in the bench process, ${LANES} lanes each sending \`who\` (it answers with the replica's`,
+    'instance id) and the next one on its reply. Zipf(1.1) over 10,000 keys, seeded; a first pass of the same',
+    "length warms up and is not counted. In flight is the client's own count per replica, read after each send.",
+    "A key's home is its replica with no load. The throughput rounds use uniform keys, each a new KableRecord.",
+  ];
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const calls = Number(process.argv[2] ?? 20_000);
+  const figures = await affinityFigures(calls, Number(process.argv[3] ?? 5));
+  process.stdout.write(affinityTable(figures).join('\n') + '\n');
+  process.exit(0);
+}

@@ -1,0 +1,153 @@
+/**
+ * Rendezvous (highest random weight) hashing with bounded loads: every caller that knows the same key
+ * and the same set of replicas picks the same replica, without talking to anyone, and when a replica
+ * comes or goes only the keys whose first choice it is (or becomes) move.
+ *
+ * Each replica is known by an identity hash (of its data-plane `host:port`, see `identityHash`); a key is
+ * hashed once per request (`keyHash`); the score of a replica for a key mixes the two, and the highest
+ * score wins. A replica whose load (this caller's requests in flight to it) is above the bound passes
+ * the key on to the next score, as in consistent hashing with bounded loads (Mirrokni, Thorup and
+ * Zadimoghaddam, 2016): see `loadBound`.
+ */
+
+/** How far above the mean load a replica may be before its keys pass on: 25%, as in the paper's ε. */
+export const LOAD_FACTOR = 1.25;
+
+/**
+ * 32-bit hash of a string: FNV-1a over its UTF-16 code units, then the murmur3 finalizer, so that keys
+ * differing in one character differ in about half the bits. Not cryptographic: a caller choosing keys
+ * can aim them at one replica, which the load bound then spreads.
+ */
+export function hashString(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return mix32(hash);
+}
+
+/** The murmur3 32-bit finalizer: a bijection on 32 bits in which every input bit flips about half the output bits. */
+export function mix32(value: number): number {
+  let h = value;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** The hash of an affinity key; numbers are hashed as their decimal text, so 42 and '42' are one key. */
+export function keyHash(key: string | number): number {
+  return hashString(typeof key === 'string' ? key : String(key));
+}
+
+/**
+ * A replica's identity hash: of its data-plane address, `host:port`. Every caller sees the same
+ * address in the replica's advert, so every caller computes the same scores; a replica restarted on the
+ * same address gets its keys back, while one on a new port (port 0) is a new identity.
+ */
+export function identityHash(host: string, port: number): number {
+  return hashString(`${host}:${port}`);
+}
+
+const addressHashes = new WeakMap<object, { host: string; port: number; hash: number }>();
+
+/**
+ * `identityHash` of a replica's current address, kept per replica object until its address changes:
+ * lists that are new arrays for each message (an event's replicas of one service) hash nothing again.
+ */
+export function addressHash(replica: { host: string; port: number }): number {
+  const known = addressHashes.get(replica);
+  if (known !== undefined && known.host === replica.host && known.port === replica.port) return known.hash;
+  const hash = identityHash(replica.host, replica.port);
+  addressHashes.set(replica, { host: replica.host, port: replica.port, hash });
+  return hash;
+}
+
+/** A replica's score for a key: higher wins. The mix keeps replicas' scores for one key independent. */
+export function score(key: number, identity: number): number {
+  // The golden-ratio multiply spreads identities before the XOR, so two identities close in value
+  // still give unrelated scores.
+  return mix32(key ^ Math.imul(identity, 0x9e3779b1));
+}
+
+/**
+ * The most requests a replica may already have in flight from this caller and still take the key:
+ * ⌈1.25 × mean⌉, the mean being over the candidates and counting this request ((total + 1) / count).
+ * With this request it then has at most ⌈1.25 × mean⌉ + 1. At least 1, so a replica with one request
+ * in flight keeps its keys when the others are idle.
+ */
+export function loadBound(total: number, count: number): number {
+  return Math.ceil((LOAD_FACTOR * (total + 1)) / count);
+}
+
+/**
+ * Picks a candidate for a key: the highest score whose load is within `loadBound`. One instance per
+ * candidate list (a route): the identity hashes are computed again only when the list is another array,
+ * and the scores go into an array reused from request to request.
+ */
+export class Rendezvous<T> {
+  private hashedFor: readonly T[] | undefined;
+  private identities: number[] = [];
+  private readonly scores: number[] = [];
+  private readonly loads: number[] = [];
+  /** Picks that passed the key's first choice over for its load. */
+  passedOn = 0;
+
+  constructor(
+    /** A candidate's identity hash (see `identityHash`). */
+    private readonly identity: (candidate: T) => number,
+    /** This caller's requests in flight to a candidate. */
+    private readonly load: (candidate: T) => number,
+  ) {}
+
+  select(candidates: readonly T[], key: number): T | undefined {
+    const count = candidates.length;
+    if (count <= 1) return candidates[0];
+    if (candidates !== this.hashedFor) {
+      this.identities = candidates.map(this.identity);
+      this.hashedFor = candidates;
+    }
+    const scores = this.scores;
+    let best = 0;
+    let bestScore = -1;
+    for (let i = 0; i < count; i++) {
+      const s = score(key, this.identities[i]);
+      scores[i] = s;
+      // Equal scores (equal identities) go to the earlier one in the cluster-wide order, as on every caller.
+      if (s > bestScore) {
+        bestScore = s;
+        best = i;
+      }
+    }
+    // The usual case: the bound is at least 1, so a first choice with at most one in flight needs no total.
+    const first = this.load(candidates[best]);
+    if (first <= 1) return candidates[best];
+    const loads = this.loads;
+    let total = 0;
+    for (let i = 0; i < count; i++) {
+      const load = i === best ? first : this.load(candidates[i]);
+      loads[i] = load;
+      total += load;
+    }
+    const bound = loadBound(total, count);
+    if (first <= bound) return candidates[best];
+    this.passedOn++;
+    // The next scores, in order: each taken one is marked -1 (scores are unsigned). The least loaded
+    // replica is always within the bound, so the walk ends with a pick.
+    for (let step = 1; step < count; step++) {
+      scores[best] = -1;
+      bestScore = -1;
+      for (let i = 0; i < count; i++) {
+        if (scores[i] > bestScore) {
+          bestScore = scores[i];
+          best = i;
+        }
+      }
+      if (loads[best] <= bound) return candidates[best];
+    }
+    return candidates[best];
+  }
+}
