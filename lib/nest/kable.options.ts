@@ -140,8 +140,9 @@ export interface KableClientOptions extends KableOptions {
   /**
    * Leave latency outliers and failing replicas out of the rotation, sending them one probe a second
    * until they recover (default true). A latency outlier: beside at least two other replicas of its
-   * service, its typical reply time has stayed over 3x their median and over 5 ms for at least 500 ms and
-   * 5 replies, and its last 3 replies were each that slow (a replica stalled for a moment is not one);
+   * service, its typical reply time went over 3x their median and over 5 ms at least 500 ms and 5 replies
+   * ago and has not fallen to 2x since, and its last 3 replies were each over 3x (a replica stalled for a
+   * moment is not one);
    * it is back after two probe replies in a row within 2x the median. Ejected: 5 consecutive lost
    * connections, timeouts or internal errors (never an RpcException), for 30 s x consecutive ejections,
    * at most 300 s. At most a third of a service's replicas are left out (one of two to five). `false`:

@@ -11,8 +11,9 @@ export const LATENCY_HALF_LIFE_MS = 10_000;
  * The latency-outlier rule. A replica past its warm-up is a latency outlier when, all at once:
  * - its service has at least REFERENCE_REPLICAS other replicas past their warm-up and not ejected, and
  *   the reference is the lower median of their typical times (never its own);
- * - its typical time (smoothed, see {@link Replica.typical}) has been above OUTLIER_FACTOR x the reference
- *   and above OUTLIER_FLOOR_MS without a break for at least SLOW_FOR_MS and SLOW_REPLIES replies;
+ * - its typical time (smoothed, see {@link Replica.typical}) went above OUTLIER_FACTOR x the reference and
+ *   above OUTLIER_FLOOR_MS at least SLOW_FOR_MS and SLOW_REPLIES replies ago, and has not fallen to
+ *   HEAL_FACTOR x the reference (or the floor) since;
  * - its last OUTLIER_STREAK replies each took more than OUTLIER_FACTOR x the reference and the floor;
  * - fewer than a third of its service are left out already (see {@link maxExcluded}).
  *
@@ -33,7 +34,7 @@ export const OUTLIER_FACTOR = 3;
 export const OUTLIER_FLOOR_MS = 5;
 /** ...its last this many replies each slow: one slow reply (a GC pause) is not enough. */
 export const OUTLIER_STREAK = 3;
-/** ...its typical time above the bar for at least this long... */
+/** ...its typical time over the bar (and not back under HEAL_FACTOR x) for at least this long... */
 export const SLOW_FOR_MS = 500;
 /** ...and this many replies. */
 export const SLOW_REPLIES = 5;
@@ -98,7 +99,10 @@ export class Replica {
   stamp = 0;
   /** Consecutive replies above the outlier threshold. */
   slowStreak = 0;
-  /** When its typical time last went above the outlier bar (NaN while under it), and replies since. */
+  /**
+   * When its typical time went above the outlier bar (NaN before, and again once it falls to the
+   * healing bar), and replies since.
+   */
   slowSince = Number.NaN;
   slowReplies = 0;
   /** Replies timed so far, up to the warm-up (see WARM_UP_REPLIES). */
@@ -232,7 +236,11 @@ export class ReplicaHealth {
       outlier = replica.fastStreak < HEAL_STREAK;
     } else {
       replica.slowStreak = slowReply ? replica.slowStreak + 1 : 0;
-      if (replica.typical > OUTLIER_FACTOR * reference && replica.typical > OUTLIER_FLOOR_MS) {
+      // Slow since its typical time went over the bar, until it falls under the healing bar: under load,
+      // a replica 3-4x slower hovers around 3x, and at thousands of replies a second it would dip under
+      // it now and then however slow it stays.
+      const over = Number.isNaN(replica.slowSince) ? OUTLIER_FACTOR : HEAL_FACTOR;
+      if (replica.typical > over * reference && replica.typical > OUTLIER_FLOOR_MS) {
         if (Number.isNaN(replica.slowSince)) {
           replica.slowSince = now;
           replica.slowReplies = 0;

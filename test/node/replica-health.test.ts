@@ -142,6 +142,24 @@ describe('ReplicaHealth: latency outliers', () => {
     ]);
   });
 
+  it('finds a replica whose typical time hovers around 3x under load, as long as it stays over 2x', () => {
+    const { health, clock } = setup();
+    const [a, b, c] = trio(health, 3);
+    // Many replies a second, c's 14, 14, 14, 4, 4, 4 ms over and over: 3x slower on average, its typical
+    // time crossing 3x the others' (9 ms) both ways every six replies but never falling to 2x (6 ms).
+    let crossedBack = 0;
+    for (let i = 0; i < 1_200 && !c.outlier; i++) {
+      clock.now += 1;
+      health.answered(a, 3);
+      health.answered(b, 3);
+      const wasOver = c.typical > 9;
+      health.answered(c, i % 6 < 3 ? 14 : 4);
+      if (wasOver && c.typical <= 9) crossedBack++;
+    }
+    expect(crossedBack).toBeGreaterThan(10);
+    expect(c.outlier).toBe(true);
+  });
+
   it('never marks a replica slow below the 5 ms floor, nor below 3x the others’ median', () => {
     const { health, clock } = setup();
     // 4 ms is 4x the median but under the floor.
