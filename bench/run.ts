@@ -2,6 +2,7 @@
 // raw socket, plus Kable's own figures.
 // Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
 // npm run bench -- --only=freeze: only the frozen-replica rows, printed (docs/benchmarks.md is left alone).
+// npm run bench -- --only=balancing [--smoke]: only the balancing scenarios (bench/balancing.ts), printed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { affinityFigures, affinityTable } from './affinity.js';
@@ -9,6 +10,7 @@ import { convergence, pickRate, propagation, sealRate } from './cluster.js';
 import { firstReplyAfterStart } from './join.js';
 import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
+import { balancingTable, compareBalancing, FULL_SCALE, SMOKE_SCALE } from './balancing.js';
 import { comparePayloads, headOfLine, headOfLineTable, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
 import {
@@ -50,6 +52,12 @@ if (process.argv.includes('--only=freeze')) {
   process.exit(0);
 }
 
+if (process.argv.includes('--only=balancing')) {
+  const balancing = await compareBalancing(smoke ? SMOKE_SCALE : FULL_SCALE);
+  process.stdout.write(balancingTable(balancing).join('\n') + '\n');
+  process.exit(0);
+}
+
 const steal = stealMeter();
 const transports = await compareTransports(repeats, requests);
 const stolen = steal();
@@ -83,6 +91,9 @@ const joins = await firstReplyAfterStart(smoke ? 3 : 40);
 const freezeSteal = stealMeter();
 const frozen = smoke ? undefined : [await freezeImpact(true), await freezeImpact(false)];
 const frozenStolen = freezeSteal();
+const balancingSteal = stealMeter();
+const balancing = await compareBalancing(smoke ? SMOKE_SCALE : FULL_SCALE);
+const balancingStolen = balancingSteal();
 
 const lines = [
   '# Benchmarks',
@@ -199,6 +210,10 @@ const lines = [
   'median, up to 3 s.',
   '',
   ...(frozen === undefined ? [] : [...freezeRows(frozen[0], frozen[1], frozenStolen), '']),
+  ...balancingTable(balancing),
+  '',
+  `Steal during the balancing runs: ${Number.isNaN(balancingStolen) ? 'unknown' : `${fmt(balancingStolen * 100)}%`}.`,
+  '',
 ];
 const report = lines.join('\n');
 process.stdout.write(report + '\n');

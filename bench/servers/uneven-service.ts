@@ -1,6 +1,7 @@
 // One replica of the "uneven" service in its own process, for bench/balancing.ts:
 //   node --import ./scripts/register-ts.js bench/servers/uneven-service.ts <handler ms> '<KableServer options JSON>'
-// Prints {"ready":true,"iid":...} once listening, and {"served":n} when sent "stats" on stdin.
+// Prints {"ready":true,"iid":...} once listening, and {"served":n} when sent "stats" on stdin. Its
+// behaviour changes at run time: "delay <ms>" (answers {"delay":ms}), "fail internal|rpc|no" ({"fail":...}).
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { MicroserviceOptions } from '@nestjs/microservices';
@@ -20,5 +21,10 @@ behaviour.delayMs = Number(delay);
 const line = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
 line({ ready: true, iid: server.node.iid });
 createInterface({ input: process.stdin }).on('line', (command) => {
-  if (command === 'stats') line({ served: behaviour.served });
+  const [verb, value] = command.split(' ');
+  if (verb === 'stats') line({ served: behaviour.served });
+  else if (verb === 'delay') line({ delay: (behaviour.delayMs = Number(value)) });
+  else if (verb === 'fail' && (value === 'internal' || value === 'rpc' || value === 'no')) {
+    line({ fail: (behaviour.fail = value) });
+  }
 });

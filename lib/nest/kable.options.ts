@@ -131,18 +131,23 @@ export interface KableClientOptions extends KableOptions {
   idleTimeout?: number;
   /**
    * How a replica is chosen for a request (default 'round-robin'). 'round-robin': in turn, in the
-   * cluster-wide order, over replicas that are RUNNING, answer PINGs and are neither latency outliers
-   * (their last 3 replies each took over 3x the service's median estimate and over 5 ms) nor ejected
-   * (5 consecutive lost connections, timeouts or internal errors); those get one probe request a second
-   * until they recover, and are at most a third of a service's replicas (one of two to five). Equal replicas get exactly equal shares. 'least-latency': the cheaper of two
-   * random replicas by peak-EWMA latency x (requests in flight + 1); shares follow speed, not turns.
+   * cluster-wide order, over replicas that are RUNNING and answer PINGs and, with `excludeUnhealthy`, are
+   * neither latency outliers nor ejected. Equal replicas get exactly equal shares. 'least-latency': the
+   * cheaper of two random replicas by peak-EWMA latency x (requests in flight + 1); shares follow speed,
+   * not turns.
    */
   balance?: 'round-robin' | 'least-latency';
   /**
    * Leave latency outliers and failing replicas out of the rotation, sending them one probe a second
-   * until they recover (default false in this release: on a small machine shared by several busy
-   * processes, a replica starved of CPU for a moment reads as an outlier, and its share moves to the
-   * others; see "How a replica is chosen").
+   * until they recover (default true). A latency outlier: beside at least two other replicas of its
+   * service, its typical reply time went over 3x their median and over 5 ms at least 500 ms and 5 replies
+   * ago and has not fallen to 2x since, and its last 3 replies were each over 3x (a replica stalled for a
+   * moment is not one);
+   * it is back after two probe replies in a row within 2x the median. Ejected: 5 consecutive lost
+   * connections, timeouts or internal errors (never an RpcException), for 30 s x consecutive ejections,
+   * at most 300 s. At most a third of a service's replicas are left out (one of two to five). `false`:
+   * plain round robin over every RUNNING, responsive replica (the estimates are still kept for
+   * 'least-latency' and the stats).
    */
   excludeUnhealthy?: boolean;
   /**
@@ -169,7 +174,7 @@ export const CLIENT_DEFAULTS = {
   timeout: 30_000,
   retries: 2,
   balance: 'round-robin',
-  excludeUnhealthy: false,
+  excludeUnhealthy: true,
 } as const;
 
 const NODE_KEYS = NODE_OPTION_NAMES;

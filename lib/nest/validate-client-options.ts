@@ -63,7 +63,7 @@ function excludeUnhealthyOf(value: unknown): boolean {
   if (value === undefined) return CLIENT_DEFAULTS.excludeUnhealthy;
   if (typeof value === 'boolean') return value;
   throw new KableOptionsError(
-    `KableClientProxy option "excludeUnhealthy" must be true or false (the default); got ${JSON.stringify(value) ?? String(value)}.`,
+    `KableClientProxy option "excludeUnhealthy" must be true (the default) or false; got ${JSON.stringify(value) ?? String(value)}.`,
   );
 }
 

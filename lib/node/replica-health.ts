@@ -8,14 +8,38 @@
 /** Half-life of the peak-EWMA estimate: a sample this old weighs half as much as a fresh one. */
 export const LATENCY_HALF_LIFE_MS = 10_000;
 /**
- * A replica is a latency outlier when its last OUTLIER_STREAK replies each took more than this many times
- * the median of its service's typical reply times...
+ * The latency-outlier rule. A replica past its warm-up is a latency outlier when, all at once:
+ * - its service has at least REFERENCE_REPLICAS other replicas past their warm-up and not ejected, and
+ *   the reference is the lower median of their typical times (never its own);
+ * - its typical time (smoothed, see {@link Replica.typical}) went above OUTLIER_FACTOR x the reference and
+ *   above OUTLIER_FLOOR_MS at least SLOW_FOR_MS and SLOW_REPLIES replies ago, and has not fallen to
+ *   HEAL_FACTOR x the reference (or the floor) since;
+ * - its last OUTLIER_STREAK replies each took more than OUTLIER_FACTOR x the reference and the floor;
+ * - fewer than a third of its service are left out already (see {@link maxExcluded}).
+ *
+ * Why the time span: a replica starved of CPU for a moment (a busy machine, a GC pause, a container
+ * throttled) answers every request caught in the stall late, and those replies arrive together when it
+ * ends; then it is fast again, and its typical time falls back within a few tens of replies. Counting
+ * replies alone, such a burst read as an outlier on a loaded 2-core machine (a replica with nothing in
+ * flight when the test killed it; two replicas in rotation out of three). A replica that is really slower
+ * stays slow: at 10 ms beside 2 ms ones, a sequential caller reaches the span after about 100 calls.
+ * Why two others: one other replica is no reference (its own pause would decide), and with two replicas
+ * leaving one out doubles the other's load on a latency signal alone; failures still eject.
+ * The caller's own pauses make every replica's replies slow at once: they raise the reference with the
+ * replica, so they are not discounted apart (OwnStalls, the discovery sweep's record, only sees pauses
+ * longer than a sweep period).
  */
 export const OUTLIER_FACTOR = 3;
 /** ...and above this many ms, so that sub-millisecond jitter between fast replicas never counts. */
 export const OUTLIER_FLOOR_MS = 5;
-/** ...in a row: one slow reply (a GC pause) is not enough. */
+/** ...its last this many replies each slow: one slow reply (a GC pause) is not enough. */
 export const OUTLIER_STREAK = 3;
+/** ...its typical time over the bar (and not back under HEAL_FACTOR x) for at least this long... */
+export const SLOW_FOR_MS = 500;
+/** ...and this many replies. */
+export const SLOW_REPLIES = 5;
+/** ...beside at least this many other judged replicas of its service. */
+export const REFERENCE_REPLICAS = 2;
 /**
  * Replies of a replica neither judged for latency nor counted in its typical time: a fresh process
  * answers its first requests slowly (JIT, a new connection), and a replica left out then would have one
@@ -24,8 +48,9 @@ export const OUTLIER_STREAK = 3;
 export const WARM_UP_REPLIES = 8;
 /**
  * An outlier is one until HEAL_STREAK replies in a row (probes, one a second) each take at most this many
- * times the median, or at most the floor: one fast-looking probe against a median that a busy moment
- * raised does not bring it back for three more slow requests.
+ * times the reference, or at most the floor: one fast-looking probe against a reference that a busy
+ * moment raised does not bring it back for more slow requests. Its typical time then restarts from the
+ * last probe's, so that the span starts again.
  */
 export const HEAL_FACTOR = 2;
 export const HEAL_STREAK = 2;
@@ -49,7 +74,9 @@ export type Clock = () => number;
 class ServiceGroup {
   constructor(readonly service: string) {}
   readonly replicas = new Set<Replica>();
+  /** Large services only: the lower median of every judged replica's typical time, and how many. */
   median = 0;
+  judged = 0;
   medianAt = -Infinity;
   /** Reused to find the median without allocating. */
   scratch: number[] = [];
@@ -72,6 +99,12 @@ export class Replica {
   stamp = 0;
   /** Consecutive replies above the outlier threshold. */
   slowStreak = 0;
+  /**
+   * When its typical time went above the outlier bar (NaN before, and again once it falls to the
+   * healing bar), and replies since.
+   */
+  slowSince = Number.NaN;
+  slowReplies = 0;
   /** Replies timed so far, up to the warm-up (see WARM_UP_REPLIES). */
   replies = 0;
   /** While an outlier: consecutive replies under the healing threshold. */
@@ -191,26 +224,46 @@ export class ReplicaHealth {
     }
     replica.typical = replica.typical === 0 ? ms : replica.typical + (ms - replica.typical) * TYPICAL_WEIGHT;
     if (!this.excludes) return;
-    const median = this.median(replica.group, now);
-    // Hysteresis: an outlier heals only with replies well under the bar that made it one, so a replica
-    // near the bar does not flap in and out (each return costs OUTLIER_STREAK slow requests).
+    const reference = this.reference(replica, now);
+    const slowReply = ms > OUTLIER_FACTOR * reference && ms > OUTLIER_FLOOR_MS;
     let outlier: boolean;
     if (replica.outlier) {
-      if (ms > HEAL_FACTOR * median && ms > OUTLIER_FLOOR_MS) replica.fastStreak = 0;
+      // Hysteresis: an outlier heals only with replies well under the bar that made it one, so a replica
+      // near the bar does not flap in and out. With too few others to compare with (NaN), every reply
+      // counts as fast.
+      if (ms > HEAL_FACTOR * reference && ms > OUTLIER_FLOOR_MS) replica.fastStreak = 0;
       else replica.fastStreak++;
       outlier = replica.fastStreak < HEAL_STREAK;
     } else {
-      if (ms > OUTLIER_FACTOR * median && ms > OUTLIER_FLOOR_MS) replica.slowStreak++;
-      else replica.slowStreak = 0;
-      outlier = replica.slowStreak >= OUTLIER_STREAK && this.mayExclude(replica);
+      replica.slowStreak = slowReply ? replica.slowStreak + 1 : 0;
+      // Slow since its typical time went over the bar, until it falls under the healing bar: under load,
+      // a replica 3-4x slower hovers around 3x, and at thousands of replies a second it would dip under
+      // it now and then however slow it stays.
+      const over = Number.isNaN(replica.slowSince) ? OUTLIER_FACTOR : HEAL_FACTOR;
+      if (replica.typical > over * reference && replica.typical > OUTLIER_FLOOR_MS) {
+        if (Number.isNaN(replica.slowSince)) {
+          replica.slowSince = now;
+          replica.slowReplies = 0;
+        }
+        replica.slowReplies++;
+      } else replica.slowSince = Number.NaN;
+      outlier =
+        replica.slowStreak >= OUTLIER_STREAK &&
+        replica.slowReplies >= SLOW_REPLIES &&
+        now - replica.slowSince >= SLOW_FOR_MS &&
+        this.mayExclude(replica);
     }
     if (outlier !== replica.outlier) {
       replica.outlier = outlier;
       replica.slowStreak = 0;
       replica.fastStreak = 0;
+      replica.slowSince = Number.NaN;
       if (outlier) {
         this.outlierCount++;
         replica.nextProbeAt = now + PROBE_INTERVAL_MS;
+      } else {
+        // Healed: its typical time restarts from now, or the span would be met again at once.
+        replica.typical = ms;
       }
       this.version++;
     }
@@ -327,29 +380,45 @@ export class ReplicaHealth {
   }
 
   /**
-   * The lower median of the typical times of the service's replicas that answered and are not ejected (the
-   * faster of two): the reference "normal" latency. Exact for small services; refreshed at most every
-   * MEDIAN_REFRESH_MS for large ones.
+   * The reference "normal" latency for `replica`: the lower median (the faster of two) of the typical
+   * times of the other replicas of its service that are past their warm-up and not ejected; NaN (no
+   * comparison is true) with fewer than REFERENCE_REPLICAS of them. Exact for small services; for large
+   * ones, the median of all of them, refreshed at most every MEDIAN_REFRESH_MS (one replica barely moves
+   * it).
    */
-  private median(group: ServiceGroup, now: number): number {
-    if (group.replicas.size > EXACT_MEDIAN_UP_TO && now - group.medianAt < MEDIAN_REFRESH_MS) {
-      return group.median;
+  private reference(replica: Replica, now: number): number {
+    const group = replica.group;
+    if (group.replicas.size > EXACT_MEDIAN_UP_TO) {
+      if (now - group.medianAt >= MEDIAN_REFRESH_MS) {
+        group.judged = this.sortTypicals(group, undefined);
+        group.median = group.judged === 0 ? 0 : group.scratch[(group.judged - 1) >> 1];
+        group.medianAt = now;
+      }
+      const others = group.judged - (replica.typical === 0 || replica.ejected ? 0 : 1);
+      return others < REFERENCE_REPLICAS ? Number.NaN : group.median;
     }
+    const count = this.sortTypicals(group, replica);
+    return count < REFERENCE_REPLICAS ? Number.NaN : group.scratch[(count - 1) >> 1];
+  }
+
+  /**
+   * Sorts the typical times of the group's judged replicas (past warm-up, not ejected), but `except`, into
+   * the group's reused array; returns how many.
+   */
+  private sortTypicals(group: ServiceGroup, except: Replica | undefined): number {
     const values = group.scratch;
     let count = 0;
-    for (const replica of group.replicas) {
-      if (replica.ejected || replica.typical === 0) continue;
+    for (const other of group.replicas) {
+      if (other === except || other.ejected || other.typical === 0) continue;
       // Insertion sort into the reused array: a handful of replicas, no allocation once it has grown.
       let i = count++;
-      while (i > 0 && values[i - 1] > replica.typical) {
+      while (i > 0 && values[i - 1] > other.typical) {
         values[i] = values[i - 1];
         i--;
       }
-      values[i] = replica.typical;
+      values[i] = other.typical;
     }
-    group.median = count === 0 ? 0 : values[(count - 1) >> 1];
-    group.medianAt = now;
-    return group.median;
+    return count;
   }
 }
 

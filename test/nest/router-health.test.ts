@@ -8,6 +8,7 @@ import {
   OUTLIER_STREAK,
   PROBE_INTERVAL_MS,
   ReplicaHealth,
+  SLOW_FOR_MS,
 } from '../../lib/node/replica-health.js';
 import type { PatternCatalog } from '../../lib/nest/pattern-catalog.js';
 import { PatternRouter } from '../../lib/nest/pattern-router.js';
@@ -70,9 +71,21 @@ describe('PatternRouter with replica health', () => {
     expect(run(3000, { a: 2, b: 2.2, c: 1.9 })).toEqual({ a: 1000, b: 1000, c: 1000 });
   });
 
+  it('keeps exact round robin over equal replicas one of which stalls for a moment now and then', () => {
+    const { run } = setup();
+    const counts = { a: 0, b: 0, c: 0 } as Record<string, number>;
+    // 3,000 requests 1 ms apart; every 600th, c answers 300 ms late three times in a row (a CPU stall).
+    for (let block = 0; block < 5; block++) {
+      for (const [iid, n] of Object.entries(run(591, { a: 2, b: 2, c: 2 }))) counts[iid] += n;
+      for (const [iid, n] of Object.entries(run(9, { a: 2, b: 2, c: 300 }))) counts[iid] += n;
+    }
+    expect(counts).toEqual({ a: 1000, b: 1000, c: 1000 });
+  });
+
   it('sends a latency outlier one probe per interval, and takes it back in turn after two fast probes', () => {
     const { run, clock, router, health } = setup();
-    run(3 * OUTLIER_STREAK, { a: 2, b: 2, c: 10 });
+    // 1 ms apart: c's typical time is over the bar from its first slow replies; 500 ms later it is out.
+    run(3 * (SLOW_FOR_MS / 3 + 2 * OUTLIER_STREAK), { a: 2, b: 2, c: 10 });
     expect(health.peek('c')!.outlier).toBe(true);
     // 3,000 requests over 3 s (1 ms apart): 3 probes; the others share the rest exactly.
     const counts = run(3000, { a: 2, b: 2, c: 10 });

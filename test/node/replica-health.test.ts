@@ -8,6 +8,7 @@ import {
   OUTLIER_STREAK,
   PROBE_INTERVAL_MS,
   ReplicaHealth,
+  SLOW_FOR_MS,
   WARM_UP_REPLIES,
   maxExcluded,
   type Replica,
@@ -60,6 +61,30 @@ describe('ReplicaHealth: latency estimate', () => {
   });
 });
 
+/**
+ * A sequential caller: `rounds` times, each replica in turn answers in its `ms`, the clock moving on by
+ * that time. Stops early, returning the calls made, once `until` holds.
+ */
+function sequential(
+  health: ReplicaHealth,
+  clock: { now: number },
+  replicas: Replica[],
+  ms: number[],
+  rounds: number,
+  until: () => boolean = () => false,
+): number {
+  let calls = 0;
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < replicas.length; i++) {
+      clock.now += ms[i];
+      health.answered(replicas[i], ms[i]);
+      calls++;
+      if (until()) return calls;
+    }
+  }
+  return calls;
+}
+
 describe('ReplicaHealth: warm-up', () => {
   it('neither judges nor counts a replica’s first replies: a fresh process is slow at first', () => {
     const clock = { now: 1_000 };
@@ -76,22 +101,38 @@ describe('ReplicaHealth: warm-up', () => {
     expect(c.typical).toBe(0);
     health.answered(c, 2);
     expect(c.typical).toBe(2);
-    // Past its warm-up, a replica that stays slow is found as before.
-    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 20);
+  });
+
+  it('finds a replica 5x slower (10 ms beside 2 ms) within 200 calls of a sequential caller, warm-up included', () => {
+    const clock = { now: 1_000 };
+    const health = new ReplicaHealth(
+      () => 3,
+      () => clock.now,
+    );
+    const replicas = ['a', 'b', 'c'].map((iid) => health.of(iid, 's'));
+    const c = replicas[2];
+    const calls = sequential(health, clock, replicas, [2, 2, 10], 1_000, () => c.outlier);
     expect(c.outlier).toBe(true);
+    // Not before its typical time had been over the bar for the span (the first judged reply of c).
+    expect(calls).toBeGreaterThanOrEqual(3 * (WARM_UP_REPLIES + Math.ceil(SLOW_FOR_MS / 14)));
+    expect(calls).toBeLessThanOrEqual(200);
   });
 });
 
 describe('ReplicaHealth: latency outliers', () => {
-  it('makes a replica 5x slower than the median an outlier after its 3rd slow reply, and bumps the version', () => {
-    const { health } = setup();
-    const [, , c] = trio(health, 2);
-    const version = health.version;
-    for (let i = 1; i < OUTLIER_STREAK; i++) {
-      health.answered(c, 10);
-      expect(c.outlier).toBe(false);
+  it('makes a replica 5x slower an outlier once its typical time has been over the bar for 500 ms, and bumps the version', () => {
+    const { health, clock } = setup();
+    const replicas = trio(health, 2);
+    const c = replicas[2];
+    let since = Number.NaN;
+    let version = health.version;
+    for (let round = 0; round < 100 && !c.outlier; round++) {
+      version = health.version;
+      sequential(health, clock, replicas, [2, 2, 10], 1);
+      if (Number.isNaN(since)) since = c.slowSince;
+      // Under the bar at first (its typical time climbs from 2 ms), then over it: out only after the span.
+      expect(c.outlier).toBe(clock.now - since >= SLOW_FOR_MS);
     }
-    health.answered(c, 10);
     expect(c.outlier).toBe(true);
     expect(c.excluded).toBe(true);
     expect(health.version).toBeGreaterThan(version);
@@ -101,30 +142,85 @@ describe('ReplicaHealth: latency outliers', () => {
     ]);
   });
 
-  it('never marks a replica slow below the 5 ms floor, nor below 3x the median', () => {
-    const { health } = setup();
-    const [, , c] = trio(health, 1);
+  it('finds a replica whose typical time hovers around 3x under load, as long as it stays over 2x', () => {
+    const { health, clock } = setup();
+    const [a, b, c] = trio(health, 3);
+    // Many replies a second, c's 14, 14, 14, 4, 4, 4 ms over and over: 3x slower on average, its typical
+    // time crossing 3x the others' (9 ms) both ways every six replies but never falling to 2x (6 ms).
+    let crossedBack = 0;
+    for (let i = 0; i < 1_200 && !c.outlier; i++) {
+      clock.now += 1;
+      health.answered(a, 3);
+      health.answered(b, 3);
+      const wasOver = c.typical > 9;
+      health.answered(c, i % 6 < 3 ? 14 : 4);
+      if (wasOver && c.typical <= 9) crossedBack++;
+    }
+    expect(crossedBack).toBeGreaterThan(10);
+    expect(c.outlier).toBe(true);
+  });
+
+  it('never marks a replica slow below the 5 ms floor, nor below 3x the others’ median', () => {
+    const { health, clock } = setup();
     // 4 ms is 4x the median but under the floor.
-    for (let i = 0; i < 10; i++) health.answered(c, 4);
-    expect(c.outlier).toBe(false);
+    sequential(health, clock, trio(health, 1), [1, 1, 4], 1_000);
+    expect(health.peek('c')!.outlier).toBe(false);
     const other = setup();
-    const [, , d] = trio(other.health, 4);
     // 11 ms is over the floor but under 3x the median (12 ms).
-    for (let i = 0; i < 10; i++) other.health.answered(d, 11);
-    expect(d.outlier).toBe(false);
+    sequential(other.health, other.clock, trio(other.health, 4), [4, 4, 11], 1_000);
+    expect(other.health.peek('c')!.outlier).toBe(false);
   });
 
   it('forgives one slow reply (a pause) between fast ones', () => {
-    const { health } = setup();
-    const [, , c] = trio(health, 2);
-    for (let i = 0; i < 20; i++) health.answered(c, i % 2 === 0 ? 50 : 2);
+    const { health, clock } = setup();
+    const [a, b, c] = trio(health, 2);
+    for (let i = 0; i < 1_000; i++) {
+      sequential(health, clock, [a, b], [2, 2], 1);
+      clock.now += 2;
+      health.answered(c, i % 2 === 0 ? 50 : 2);
+    }
     expect(c.outlier).toBe(false);
+  });
+
+  it('does not leave out a replica starved of CPU now and then: each stall’s late replies arrive together', () => {
+    const { health, clock } = setup();
+    const replicas = trio(health, 2);
+    const c = replicas[2];
+    // A caller with requests in flight: each replica answers one a ms, in 2 ms. Every second, c is
+    // stalled for 300 ms; when it ends, the 300 requests it held answer at once (the oldest 300 ms late).
+    // Ten seconds of that: each stall is 3 (and 300) slow replies in a row, never 500 ms of slowness.
+    for (let second = 0; second < 10; second++) {
+      for (let ms = 0; ms < 1_000; ms++) {
+        clock.now += 1;
+        health.answered(replicas[0], 2);
+        health.answered(replicas[1], 2);
+        if (ms < 300) continue;
+        if (ms === 300) for (let late = 300; late > 0; late--) health.answered(c, late + 2);
+        health.answered(c, 2);
+      }
+    }
+    expect(health.stats().latencyOutlierEvents).toBe(0);
+  });
+
+  it('judges a replica only beside two others past warm-up: never in a service of two', () => {
+    const { health, clock } = setup(2);
+    const a = health.of('a', 's');
+    const b = health.of('b', 's');
+    health.answered(a, 2);
+    sequential(health, clock, [a, b], [2, 10], 1_000);
+    expect(b.outlier).toBe(false);
+    // Three, but the third has not answered yet (a fresh replica warming up): not judged either.
+    const three = setup(3);
+    const [x, y] = [three.health.of('x', 's'), three.health.of('y', 's'), three.health.of('z', 's')];
+    sequential(three.health, three.clock, [x, y], [2, 10], 1_000);
+    expect(y.outlier).toBe(false);
   });
 
   it('probes an outlier once per interval, and two fast probe replies in a row heal it', () => {
     const { health, clock } = setup();
-    const [, , c] = trio(health, 2);
-    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 10);
+    const replicas = trio(health, 2);
+    const c = replicas[2];
+    sequential(health, clock, replicas, [2, 2, 10], 1_000, () => c.outlier);
     expect(health.probe(c)).toBe(false);
     clock.now += PROBE_INTERVAL_MS;
     expect(health.probe(c)).toBe(true);
@@ -151,12 +247,17 @@ describe('ReplicaHealth: latency outliers', () => {
     expect(c.outlier).toBe(false);
     expect(health.version).toBeGreaterThan(version);
     expect(health.stats()).toMatchObject({ latencyOutliers: 0, probeRequests: 5 });
+    // Back with its typical time from the last probe: one more slow reply does not put it out again.
+    expect(c.typical).toBe(2);
+    sequential(health, clock, replicas, [2, 2, 10], OUTLIER_STREAK);
+    expect(c.outlier).toBe(false);
   });
 
-  it('heals an outlier only with replies at most 2x the median (hysteresis), not ones just under 3x', () => {
-    const { health } = setup();
-    const [, , c] = trio(health, 4);
-    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(c, 20);
+  it('heals an outlier only with replies at most 2x the reference (hysteresis), not ones just under 3x', () => {
+    const { health, clock } = setup();
+    const replicas = trio(health, 4);
+    const c = replicas[2];
+    sequential(health, clock, replicas, [4, 4, 20], 1_000, () => c.outlier);
     expect(c.outlier).toBe(true);
     health.answered(c, 10);
     health.answered(c, 10);
@@ -164,16 +265,6 @@ describe('ReplicaHealth: latency outliers', () => {
     health.answered(c, 8);
     health.answered(c, 8);
     expect(c.outlier).toBe(false);
-  });
-
-  it('with two replicas compares the slower against the faster', () => {
-    const { health } = setup(2);
-    const a = health.of('a', 's');
-    const b = health.of('b', 's');
-    health.answered(a, 2);
-    for (let i = 0; i < OUTLIER_STREAK; i++) health.answered(b, 10);
-    expect(b.outlier).toBe(true);
-    expect(a.outlier).toBe(false);
   });
 });
 
@@ -208,13 +299,11 @@ describe('ReplicaHealth: failure ejection', () => {
   });
 
   it('never leaves out the working replicas when the caller itself stalls (every reply slow at once)', () => {
-    const { health } = setup(3);
+    const { health, clock } = setup(3);
     const [a, b, c] = trio(health);
-    // A pause of the caller's own makes the replies of a and b look slow; c (stalled) answers nothing.
-    for (let i = 0; i < OUTLIER_STREAK; i++) {
-      health.answered(a, 40);
-      health.answered(b, 40);
-    }
+    // The caller's own pauses make the replies of a and b look slow for a whole second; c (stalled)
+    // answers nothing. Only one of them may be left out, so a stalled c never gets everything.
+    sequential(health, clock, [a, b], [40, 40], 25);
     expect([a.outlier, b.outlier, c.outlier]).toEqual([true, false, false]);
     // And a failing replica is not ejected beside an outlier in a service of three.
     for (let i = 0; i < EJECT_AFTER; i++) health.failed(c);
