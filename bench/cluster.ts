@@ -35,7 +35,7 @@ export function sealRate(iterations: number): number {
     id: 'math',
     iid: crypto.randomUUID(),
     replica: true,
-    host: '10.0.0.5',
+    host: '127.0.0.5',
     port: 40000,
     hostname: 'bench',
     pid: 1,

@@ -3,7 +3,9 @@
 // Results go to docs/benchmarks.md (skipped in --smoke, which only checks that everything still runs).
 // npm run bench -- --only=freeze: only the frozen-replica rows, printed (docs/benchmarks.md is left alone).
 // npm run bench -- --only=balancing [--smoke]: only the balancing scenarios (bench/balancing.ts), printed.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// npm run bench -- --record=payloads,affinity,balancing: those sections measured again and rewritten in
+// docs/benchmarks.md (between their markers), the rest left as the last full run wrote it.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { affinityFigures, affinityTable } from './affinity.js';
 import { convergence, pickRate, propagation, sealRate } from './cluster.js';
@@ -56,6 +58,59 @@ if (process.argv.includes('--only=balancing')) {
   const balancing = await compareBalancing(smoke ? SMOKE_SCALE : FULL_SCALE);
   process.stdout.write(balancingTable(balancing).join('\n') + '\n');
   process.exit(0);
+}
+
+/** A section of docs/benchmarks.md between markers, so that `--record=` can measure it again alone. */
+const section = (name: string, body: string[]): string[] => [
+  `<!-- bench:${name} -->`,
+  '',
+  ...body,
+  '',
+  `<!-- /bench:${name} -->`,
+];
+const recordedOn = (): string =>
+  `Recorded on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}; load average at the end: ${loadavg()
+    .map((l) => fmt(l, 1))
+    .join(' / ')}.`;
+
+// npm run bench -- --record=payloads,affinity,balancing: measures only those sections and rewrites each
+// between its markers in docs/benchmarks.md, the rest of the file as it was (a full run takes long).
+const recordArg = process.argv.find((arg) => arg.startsWith('--record='));
+if (recordArg !== undefined) {
+  const wanted = recordArg.slice('--record='.length).split(',');
+  const known = ['payloads', 'affinity', 'balancing'];
+  const unknown = wanted.filter((name) => !known.includes(name));
+  if (unknown.length > 0) throw new Error(`--record= takes ${known.join(', ')}; not ${unknown.join(', ')}`);
+  let doc = readFileSync('docs/benchmarks.md', 'utf8');
+  for (const name of wanted) {
+    const stolen = stealMeter();
+    const body = await measureSection(name);
+    const replacement = section(name, [...body, '', `${recordedOn()} Steal: ${fmtSteal(stolen())}.`]).join(
+      '\n',
+    );
+    const start = doc.indexOf(`<!-- bench:${name} -->`);
+    const end = doc.indexOf(`<!-- /bench:${name} -->`);
+    if (start < 0 || end < start) throw new Error(`docs/benchmarks.md has no markers for "${name}"`);
+    doc = doc.slice(0, start) + replacement + doc.slice(end + `<!-- /bench:${name} -->`.length);
+    process.stdout.write(replacement + '\n');
+    if (!smoke) writeFileSync('docs/benchmarks.md', doc);
+  }
+  process.exit(0);
+}
+
+async function measureSection(name: string): Promise<string[]> {
+  if (name === 'payloads') {
+    const repeats = smoke ? 1 : 5;
+    const measured = await comparePayloads(repeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
+    const blocked = await headOfLine(smoke ? 200 : 2000);
+    return [...payloadTable(measured, repeats), '', ...PAYLOAD_NOTES, '', ...headOfLineTable(blocked)];
+  }
+  if (name === 'affinity') return affinityTable(await affinityFigures(smoke ? 2000 : 50_000, smoke ? 1 : 7));
+  return balancingTable(await compareBalancing(smoke ? SMOKE_SCALE : FULL_SCALE));
+}
+
+function fmtSteal(stolen: number): string {
+  return Number.isNaN(stolen) ? 'unknown' : `${fmt(stolen * 100)}%`;
 }
 
 const steal = stealMeter();
@@ -164,11 +219,13 @@ const lines = [
   'with no cluster and no monitoring port, and stops afterwards: each request and reply crosses the broker,',
   'whose CPU time the server CPU column leaves out.',
   '',
-  ...payloadTable(payloads, payloadRepeats),
-  '',
-  ...PAYLOAD_NOTES,
-  '',
-  ...headOfLineTable(blocking),
+  ...section('payloads', [
+    ...payloadTable(payloads, payloadRepeats),
+    '',
+    ...PAYLOAD_NOTES,
+    '',
+    ...headOfLineTable(blocking),
+  ]),
   '',
   ...stringTable(strings, payloadRepeats),
   '',
@@ -184,7 +241,7 @@ const lines = [
   '',
   ...telemetryTable(telemetry),
   '',
-  ...affinityTable(affinity),
+  ...section('affinity', affinityTable(affinity)),
   '',
   '| Kable figure | value | target |',
   '| --- | ---: | ---: |',
@@ -210,9 +267,11 @@ const lines = [
   'median, up to 3 s.',
   '',
   ...(frozen === undefined ? [] : [...freezeRows(frozen[0], frozen[1], frozenStolen), '']),
-  ...balancingTable(balancing),
-  '',
-  `Steal during the balancing runs: ${Number.isNaN(balancingStolen) ? 'unknown' : `${fmt(balancingStolen * 100)}%`}.`,
+  ...section('balancing', [
+    ...balancingTable(balancing),
+    '',
+    `Steal during the balancing runs: ${fmtSteal(balancingStolen)}.`,
+  ]),
   '',
 ];
 const report = lines.join('\n');
