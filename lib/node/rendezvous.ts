@@ -7,7 +7,8 @@
  * hashed once per request (`keyHash`); the score of a replica for a key mixes the two, and the highest
  * score wins. A replica whose load (this caller's requests in flight to it) is above the bound passes
  * the key on to the next score, as in consistent hashing with bounded loads (Mirrokni, Thorup and
- * Zadimoghaddam, 2016): see `loadBound`.
+ * Zadimoghaddam, 2016): see `loadBound`. A key that already has a request in flight from this caller
+ * passes a replica on one request sooner, so the hot keys shed first: see `loadLimit`.
  */
 
 /** How far above the mean load a replica may be before its keys pass on: 25%, as in the paper's ε. */
