@@ -8,6 +8,7 @@ import { LeastLatency } from '../node/least-latency.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { ReplicaHealth } from '../node/replica-health.js';
 import { KableError } from '../node/errors.js';
+import { KeysInFlight } from '../node/keys-in-flight.js';
 import { keyHash } from '../node/rendezvous.js';
 import { milliseconds } from '../node/validate-options.js';
 import { loadTelemetry, telemetry, type OutboundTrace } from '../telemetry/telemetry.js';
@@ -48,6 +49,8 @@ export class KableClientProxy extends ClientProxy {
   private readonly router: PatternRouter;
   /** Each replica's latency estimate and failures, as this client sees them. */
   private readonly health: ReplicaHealth;
+  /** Keyed requests in flight per affinity key: a key with some sheds first at a loaded replica. */
+  private readonly keysInFlight = new KeysInFlight();
   /** Every request's `timeout`, on one timer. */
   private readonly deadlines = new RequestDeadlines((error) => this.deadlineThrew(error));
   private connecting: Promise<void> | undefined;
@@ -309,6 +312,7 @@ export class KableClientProxy extends ClientProxy {
           : (subscriber as Observer<unknown>),
         trace,
         key,
+        this.keysInFlight,
       );
       request.start();
       return request;

@@ -3,6 +3,7 @@ import type { ReplyObserver } from '../data-plane/peer-connection.js';
 import type { PeerLanes } from '../data-plane/peer-lanes.js';
 import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import type { KeysInFlight } from '../node/keys-in-flight.js';
 import type { OutboundTrace } from '../telemetry/telemetry.js';
 import type { PatternRouter } from './pattern-router.js';
 import { DeadlineEntry, type RequestDeadlines } from './request-deadlines.js';
@@ -58,6 +59,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private readonly bulk: boolean;
   /** performance.now() when the current attempt was sent (0: no reply to time). */
   private sentAt = 0;
+  /** The key hash counted in `keys` for the attempt in flight, released once when it ends. */
+  private counted: number | undefined;
 
   constructor(
     private readonly deadlines: RequestDeadlines,
@@ -72,6 +75,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     private readonly trace?: OutboundTrace,
     /** Its affinity key's hash (keyHash), if it has one: it goes to the key's replica (see rendezvous.ts). */
     private key?: number,
+    /** This caller's requests in flight per affinity key: each keyed attempt counts while it is in flight. */
+    private readonly keys?: KeysInFlight,
   ) {
     super();
     this.bulk = pool.isBulk(data);
@@ -79,7 +84,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   }
 
   start(): void {
-    const ready = this.router.next(this.pattern, this.key) ?? this.router.targetWithoutHandler(this.pattern);
+    const ready = this.pick();
     if (ready !== undefined) return this.sendTo(ready);
     // Only nodes of another major protocol version may serve it: no use waiting for them.
     const incompatible = this.router.incompatibleOnly(this.pattern, 'messages');
@@ -88,7 +93,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     this.waitingForNode = true;
     this.router
       .waitFor(
-        () => this.router.next(this.pattern, this.key) ?? this.router.targetWithoutHandler(this.pattern),
+        () => this.pick(),
         `pattern "${this.pattern}"`,
         Math.min(pickTimeout, timeout),
         (this.waiting ??= new AbortController()).signal,
@@ -101,6 +106,24 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
         },
         (error: unknown) => this.fail(error),
       );
+  }
+
+  /** The key's replica (told how many of the key's requests are in flight), else the next in turn. */
+  private pick(): PeerRecord | undefined {
+    const key = this.key;
+    return (
+      (key === undefined
+        ? this.router.next(this.pattern)
+        : this.router.next(this.pattern, key, this.keys === undefined ? 0 : this.keys.of(key))) ??
+      this.router.targetWithoutHandler(this.pattern)
+    );
+  }
+
+  /** The keyed attempt in flight ended (answered, failed, cancelled, or about to be retried). */
+  private uncount(): void {
+    if (this.counted === undefined) return;
+    this.keys!.release(this.counted);
+    this.counted = undefined;
   }
 
   /**
@@ -130,6 +153,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   unsubscribe(): void {
     if (this.finished) return;
     this.finished = true;
+    this.uncount();
     this.trace?.cancel();
     this.deadlines.remove(this);
     this.waiting?.abort();
@@ -153,6 +177,11 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     }
     this.trace?.attempt(peer);
     if (this.router.health !== undefined) this.sentAt = performance.now();
+    // Counted before the send: a connection that refuses at once calls error(), which releases it.
+    if (this.key !== undefined && this.keys !== undefined) {
+      this.keys.add(this.key);
+      this.counted = this.key;
+    }
     // The request is its own reply observer: no observer object and closures per attempt. A connection
     // calls nothing after an error, so a retried request hears only from its current attempt.
     const cancel = connection.request(this.pattern, this.data, this.metadata, this);
@@ -193,6 +222,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   /** The reply ended (ReplyObserver). */
   complete(): void {
     // Also after a cancel: firstValueFrom unsubscribes on the last value, just before this.
+    this.uncount();
     this.trace?.end();
     this.answered();
     if (this.finished) return;
@@ -203,6 +233,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
 
   /** The attempt failed (ReplyObserver): retried elsewhere when it certainly never reached a handler. */
   error(error: unknown): void {
+    // Before a retry picks again: this attempt is no longer in flight.
+    this.uncount();
     if (isReplicaFailure(error)) this.replicaFailed();
     else if (codeOf(error) === undefined) this.recovered();
     if (this.finished) return;
@@ -258,6 +290,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private fail(error: unknown): void {
     if (this.finished) return;
     this.finished = true;
+    this.uncount();
     this.trace?.end(error);
     this.deadlines.remove(this);
     this.waiting?.abort();

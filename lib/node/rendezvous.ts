@@ -7,7 +7,8 @@
  * hashed once per request (`keyHash`); the score of a replica for a key mixes the two, and the highest
  * score wins. A replica whose load (this caller's requests in flight to it) is above the bound passes
  * the key on to the next score, as in consistent hashing with bounded loads (Mirrokni, Thorup and
- * Zadimoghaddam, 2016): see `loadBound`.
+ * Zadimoghaddam, 2016): see `loadBound`. A key that already has a request in flight from this caller
+ * passes a replica on one request sooner, so the hot keys shed first: see `loadLimit`.
  */
 
 /** How far above the mean load a replica may be before its keys pass on: 25%, as in the paper's ε. */
@@ -84,9 +85,27 @@ export function loadBound(total: number, count: number): number {
 }
 
 /**
- * Picks a candidate for a key: the highest score whose load is within `loadBound`. One instance per
- * candidate list (a route): the identity hashes are computed again only when the list is another array,
- * and the scores go into an array reused from request to request.
+ * The most requests a replica may already have in flight from this caller and still take a key that
+ * has `keyInFlight` requests of its own in flight from this caller, under `bound` (see `loadBound`).
+ *
+ * A key with none in flight takes the replica while its load is at most the bound (with this request,
+ * at most bound + 1, the issue's ⌈1.25 × mean⌉ + 1). A key with some in flight (in practice a hot key,
+ * the only kind that usually has) passes the replica on already at the bound (with this request it
+ * stays within the bound): the hot keys shed first, and the last place up to the bound is left to the
+ * keys whose home the replica is and that come only now and then. Without this, the hot keys fill
+ * their home to the bound and the other keys of that home are passed on with them. Except at a bound of
+ * 1: a key's second request in flight still goes home when that replica has just the first (2 is within
+ * bound + 1), so a caller with one or two requests at a time always reaches the key's own replica.
+ */
+export function loadLimit(bound: number, keyInFlight: number): number {
+  return keyInFlight > 0 && bound > 1 ? bound - 1 : bound;
+}
+
+/**
+ * Picks a candidate for a key: the highest score whose load is within `loadLimit` (the bound, one less
+ * for a key that already has a request in flight). One instance per candidate list (a route): the
+ * identity hashes are computed again only when the list is another array, and the scores go into an
+ * array reused from request to request.
  */
 export class Rendezvous<T> {
   private hashedFor: readonly T[] | undefined;
@@ -103,7 +122,11 @@ export class Rendezvous<T> {
     private readonly load: (candidate: T) => number,
   ) {}
 
-  select(candidates: readonly T[], key: number): T | undefined {
+  /**
+   * The key's replica among `candidates`. `keyInFlight` is how many requests with this key this caller
+   * already has in flight (0 when not tracked, as for events): see `loadLimit`.
+   */
+  select(candidates: readonly T[], key: number, keyInFlight = 0): T | undefined {
     const count = candidates.length;
     if (count <= 1) return candidates[0];
     if (candidates !== this.hashedFor) {
@@ -122,7 +145,7 @@ export class Rendezvous<T> {
         best = i;
       }
     }
-    // The usual case: the bound is at least 1, so a first choice with at most one in flight needs no total.
+    // The usual case: the limit is at least 1, so a first choice with at most one in flight needs no total.
     const first = this.load(candidates[best]);
     if (first <= 1) return candidates[best];
     const loads = this.loads;
@@ -132,11 +155,11 @@ export class Rendezvous<T> {
       loads[i] = load;
       total += load;
     }
-    const bound = loadBound(total, count);
-    if (first <= bound) return candidates[best];
+    const limit = loadLimit(loadBound(total, count), keyInFlight);
+    if (first <= limit) return candidates[best];
     this.passedOn++;
     // The next scores, in order: each taken one is marked -1 (scores are unsigned). The least loaded
-    // replica is always within the bound, so the walk ends with a pick.
+    // replica has at most total / count, below the bound, so within the limit: the walk ends with a pick.
     for (let step = 1; step < count; step++) {
       scores[best] = -1;
       bestScore = -1;
@@ -146,7 +169,7 @@ export class Rendezvous<T> {
           best = i;
         }
       }
-      if (loads[best] <= bound) return candidates[best];
+      if (loads[best] <= limit) return candidates[best];
     }
     return candidates[best];
   }

@@ -1,12 +1,14 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { INestMicroservice } from '@nestjs/common';
-import { firstValueFrom, lastValueFrom } from 'rxjs';
+import { firstValueFrom, lastValueFrom, type Observable, type Subscription } from 'rxjs';
 import {
   KABLE_AFFINITY_METADATA,
   KableClientProxy,
   KableOptionsError,
   KableRecord,
 } from '../../lib/index.js';
+import type { KeysInFlight } from '../../lib/node/keys-in-flight.js';
+import { keyHash } from '../../lib/node/rendezvous.js';
 import { MathLedger, MathModule } from './fixtures/math.module.js';
 import { InProcessCluster, serverOf } from './fixtures/in-process.js';
 import { waitUntil } from '../support/events.js';
@@ -163,6 +165,70 @@ describe('key affinity', () => {
     expect(await rebuild).toBe('rebuilt index');
     await waitUntil(() => serving() === 3, [proxy.node], ['peer:state'], 5000, 'the replica to be back');
     expect(await placement(keyed(proxy))).toEqual(placed);
+  });
+
+  it("counts each key's requests in flight while they are, and forgets every key once they end: replies, errors, timeouts, cancels", async () => {
+    const apps = await math();
+    const proxy = await client({ timeout: 1500 });
+    const keys = (proxy as unknown as { keysInFlight: KeysInFlight }).keysInFlight;
+    const ledgers = apps.map((app) => app.get(MathLedger));
+    const ended: Promise<unknown>[] = [];
+    let live = 0;
+    let most = 0;
+    let overLive = 0;
+    const track = (observable: Observable<unknown>, cancelAfterFirst = false) => {
+      live++;
+      ended.push(
+        new Promise<void>((resolve) => {
+          const subscription: Subscription = observable.subscribe({
+            next: () => {
+              if (!cancelAfterFirst) return;
+              // Cancelled while the server still streams: the key's count must go with it.
+              queueMicrotask(() => {
+                subscription.unsubscribe();
+                live--;
+                resolve();
+              });
+            },
+            error: () => {
+              live--;
+              resolve();
+            },
+            complete: () => {
+              live--;
+              resolve();
+            },
+          });
+        }),
+      );
+      most = Math.max(most, keys.size);
+      if (keys.size > live) overLive++;
+    };
+    const record = (data: unknown, i: number) => new KableRecord(data, { affinityKey: `customer-${i % 7}` });
+    // Five of one key held on its replica: counted as five, one map entry.
+    for (let i = 0; i < 5; i++) track(proxy.send('hold', record(`gate-${i}`, 0)));
+    await waitUntil(
+      () => ledgers.reduce((sum, ledger) => sum + ledger.gates.size, 0) === 5,
+      ledgers,
+      ['changed'],
+      5000,
+      'five held requests',
+    );
+    expect(keys.of(keyHash('customer-0'))).toBe(5);
+    expect(keys.size).toBe(1);
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 60; i++) track(proxy.send('who', record({}, i)));
+      for (let i = 0; i < 10; i++) track(proxy.send('rpc-error', record({}, i)));
+      for (let i = 0; i < 5; i++) track(proxy.send('endless', record({}, i)), true);
+      for (let i = 0; i < 3; i++) track(proxy.send('silent', record({}, i)));
+      // Cancelled before any reply.
+      for (let i = 0; i < 3; i++) proxy.send('silent', record({}, i)).subscribe().unsubscribe();
+    }
+    for (const ledger of ledgers) for (const name of [...ledger.gates.keys()]) ledger.release(name);
+    await Promise.all(ended);
+    // Seven keys were in flight at once, and never more entries than requests in flight.
+    expect({ most, overLive, live }).toEqual({ most: 7, overLive: 0, live: 0 });
+    expect(keys.size).toBe(0);
   });
 
   it('refuses an affinity option that is not functions, and fails a request whose key is not a string or number', async () => {

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { Observer } from 'rxjs';
+import { KableDataPlaneError } from '../../lib/data-plane/data-plane-errors.js';
+import type { ReplyObserver } from '../../lib/data-plane/peer-connection.js';
 import type { PeerLanes } from '../../lib/data-plane/peer-lanes.js';
+import { KeysInFlight } from '../../lib/node/keys-in-flight.js';
 import type { PeerRecord } from '../../lib/node/peer-record.js';
 import { OutboundRequest } from '../../lib/nest/outbound-request.js';
 import type { PatternRouter } from '../../lib/nest/pattern-router.js';
@@ -106,5 +109,68 @@ describe('a request whose replica has a full queue', () => {
         b: { hasRoom: true, waitingForRoom: 0 },
       }),
     ).toEqual(['a']);
+  });
+});
+
+describe("a keyed request's count in KeysInFlight", () => {
+  it('moves with a retry to another replica: counted once while in flight, gone when it ends', () => {
+    const peers = ['a', 'b'].map((iid) => ({ iid, id: 'math' }) as PeerRecord);
+    const keys = new KeysInFlight();
+    const seen: number[] = [];
+    let turn = 0;
+    const router = {
+      candidates: () => peers,
+      next: (_pattern: string, _key?: number, keyInFlight?: number) => {
+        seen.push(keyInFlight!);
+        return peers[turn++ % peers.length];
+      },
+      targetWithoutHandler: () => undefined,
+      avoid: () => undefined,
+    } as unknown as PatternRouter;
+    let answer: ReplyObserver | undefined;
+    const pool = {
+      get: (peer: PeerRecord) => ({
+        hasRoom: true,
+        request: (_p: string, _d: unknown, _m: unknown, observer: ReplyObserver) => {
+          // The first replica refuses at once (nothing reached a handler): the request goes to the next.
+          if (peer.iid === 'a') {
+            observer.error(new KableDataPlaneError('KABLE_REFUSED', 'refused', true));
+          } else answer = observer;
+          return () => undefined;
+        },
+      }),
+      isBulk: () => false,
+    } as unknown as PeerLanes;
+    const outcome: string[] = [];
+    const subscriber: Observer<unknown> = {
+      next: () => undefined,
+      error: () => outcome.push('error'),
+      complete: () => outcome.push('complete'),
+    };
+    const settings = { pickTimeout: 1000, avoidFor: 1000, timeout: 1000, retries: 2 };
+    const key = 12345;
+    const request = new OutboundRequest(
+      deadlines,
+      router,
+      pool,
+      settings,
+      'add',
+      1,
+      undefined,
+      subscriber,
+      undefined,
+      key,
+      keys,
+    );
+    requests.push(request);
+    request.start();
+    // The retry picked with the refused attempt no longer counted, and only the one on "b" is.
+    expect({ seen, inFlight: keys.of(key), size: keys.size }).toEqual({ seen: [0, 0], inFlight: 1, size: 1 });
+    answer!.complete();
+    expect({ outcome, inFlight: keys.of(key), size: keys.size }).toEqual({
+      outcome: ['complete'],
+      inFlight: 0,
+      size: 0,
+    });
   });
 });
