@@ -45,7 +45,7 @@ export interface AffinityFigures {
 function movement(
   keys: number,
 ): Pick<AffinityFigures, 'movedOnJoin' | 'movedOnLeave' | 'movedFromOthers' | 'disagreements'> {
-  const replicas = Array.from({ length: 11 }, (_, i) => ({ host: `10.1.0.${i + 1}`, port: 4000 }));
+  const replicas = Array.from({ length: 11 }, (_, i) => ({ host: `127.0.1.${i + 1}`, port: 4000 }));
   const hashed = Array.from({ length: keys }, (_, i) => keyHash(`customer-${i}`));
   const place = (set: typeof replicas) => {
     const rendezvous = new Rendezvous<(typeof replicas)[number]>(
@@ -207,7 +207,7 @@ export function affinityTable(f: AffinityFigures): string[] {
     `| small requests (\`who\`), ${LANES} in flight over ${REPLICAS} replicas: with a key / round robin, req/s (median of ${f.rounds} interleaved rounds) | ${fmt(f.keyed)} / ${fmt(f.roundRobin)} | |`,
     `| same: ratio, median of per-round ratios | ${fmt(f.ratio, 2)} | ≥ 0.95 |`,
     '',
-    'Key affinity (bench/affinity.ts): the movement rows place 100,000 keys over replicas 10.1.0.1-11:4000',
+    'Key affinity (bench/affinity.ts): the movement rows place 100,000 keys over replicas 127.0.1.1-11:4000',
     'by computation alone. The others run four `math` replicas as processes (test/nest/fixtures/run-service.ts)',
     `and one client in the bench process, ${LANES} lanes each sending \`who\` (it answers with the replica's`,
     'instance id) and the next one on its reply. Zipf(1.1) over 10,000 keys, seeded; a first pass of the same',

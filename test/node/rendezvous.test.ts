@@ -14,7 +14,7 @@ const byAddress = (replica: Replica): number => identityHash(replica.host, repli
 /** Replicas as in Kubernetes (one port, an address each) or on one machine (loopback, a port each). */
 const layouts: Record<string, (count: number) => Replica[]> = {
   'pod addresses': (count) =>
-    Array.from({ length: count }, (_, i) => ({ host: `10.1.${i >> 8}.${i & 255}`, port: 4000 })),
+    Array.from({ length: count }, (_, i) => ({ host: `127.1.${i >> 8}.${i & 255}`, port: 4000 })),
   'loopback ports': (count) =>
     Array.from({ length: count }, (_, i) => ({ host: '127.0.0.1', port: 41000 + i })),
 };
