@@ -13,11 +13,26 @@ export type DecodeFailure = 'oversizedFrame' | 'emptyFrame' | 'notMessagePack';
 export type FrameShortcut = (bytes: Buffer, start: number, end: number) => boolean;
 
 /**
+ * A frame body of this many bytes or more that has not all arrived is copied, chunk by chunk as the
+ * socket hands them over, into a buffer of its own (see FrameDecoder).
+ */
+export const ASSEMBLE_FROM = 64 * 1024;
+/**
+ * That buffer is reserved once this fraction of the body (1 / 8) has arrived: a length prefix alone
+ * reserves nothing, and a peer that stops sending holds at most 8 x the bytes it sent.
+ */
+const RESERVE_AFTER = 8;
+
+/**
  * Cuts a byte stream into frames and decodes each. Splits may fall anywhere (inside the length prefix
  * too). The length is checked against `maxFrameSize` before any body is buffered, so a hostile length
- * prefix costs nothing. Received chunks are kept as they came and each byte is copied at most once (a
- * frame spread over several chunks is joined when it is whole), so decoding stays linear however the
- * stream is split.
+ * prefix costs nothing. Each byte is copied at most once, so decoding stays linear however the stream is
+ * split: a frame in one chunk is read in place; a small one spread over several chunks keeps them as
+ * they came and is joined when it is whole; a large one (ASSEMBLE_FROM) is copied into its own buffer as
+ * its chunks arrive, each chunk let go at once. Joined at the end instead, an 8 MiB upload was one
+ * synchronous copy of 8 MiB into fresh memory when its last chunk came (15–40 ms on a loaded 2-core
+ * machine, 159 ms once), and every other connection of the process (a caller's small requests) waited
+ * behind it; copied as it arrives, the largest step is an eighth of the frame (reserve) or one chunk.
  */
 export class FrameDecoder {
   private readonly decoder = new Decoder();
@@ -27,6 +42,9 @@ export class FrameDecoder {
   private head = 0;
   private buffered = 0;
   private held = false;
+  /** The large frame body being assembled (see ASSEMBLE_FROM), and how much of it has arrived. */
+  private frame: Buffer | undefined;
+  private filled = 0;
 
   constructor(
     private readonly maxFrameSize: number,
@@ -41,8 +59,15 @@ export class FrameDecoder {
   /** Feeds bytes; calls `onValue` for each complete frame. Returns why it stopped, if the stream is bad. */
   push(chunk: Buffer, onValue: (value: unknown) => void): DecodeFailure | undefined {
     if (chunk.length > 0) {
-      this.chunks.push(chunk);
       this.buffered += chunk.length;
+      const frame = this.frame;
+      if (frame !== undefined && this.filled < frame.length) {
+        // Nothing else is buffered while a frame is assembled: its bytes come first.
+        const part = Math.min(chunk.length, frame.length - this.filled);
+        frame.set(part === chunk.length ? chunk : chunk.subarray(0, part), this.filled);
+        this.filled += part;
+        if (part < chunk.length) this.chunks.push(chunk.subarray(part));
+      } else this.chunks.push(chunk);
     }
     return this.held ? undefined : this.deliver(onValue);
   }
@@ -62,11 +87,27 @@ export class FrameDecoder {
   }
 
   private deliver(onValue: (value: unknown) => void): DecodeFailure | undefined {
-    while (this.buffered >= 4 && !this.held) {
+    while (!this.held) {
+      const assembled = this.frame;
+      if (assembled !== undefined) {
+        if (this.filled < assembled.length) return undefined;
+        this.frame = undefined;
+        this.filled = 0;
+        this.buffered -= assembled.length;
+        if (this.shortcut?.(assembled, 0, assembled.length) === true) continue;
+        const value = this.decodeBody(assembled);
+        if (value === NOT_MESSAGEPACK) return 'notMessagePack';
+        onValue(value);
+        continue;
+      }
+      if (this.buffered < 4) return undefined;
       const length = this.peekLength();
       if (length > this.maxFrameSize) return 'oversizedFrame';
       if (length === 0) return 'emptyFrame';
-      if (this.buffered < 4 + length) return undefined;
+      if (this.buffered < 4 + length) {
+        if (length >= ASSEMBLE_FROM && (this.buffered - 4) * RESERVE_AFTER >= length) this.assemble(length);
+        return undefined;
+      }
       const first = this.chunks[this.first];
       if (this.shortcut !== undefined && first.length - this.head >= 4 + length) {
         // The whole frame sits in one chunk: offered in place, no view made unless the value is one.
@@ -86,6 +127,28 @@ export class FrameDecoder {
       onValue(value);
     }
     return undefined;
+  }
+
+  /**
+   * Starts assembling the next frame (its prefix and the first part of its body are buffered, nothing
+   * after it): its body so far is copied into a buffer of its own and the chunks are let go.
+   */
+  private assemble(length: number): void {
+    this.skip(4);
+    // allocUnsafe: every byte is written before the frame is handed out.
+    const frame = Buffer.allocUnsafe(length);
+    let at = 0;
+    for (let i = this.first; i < this.chunks.length; i++) {
+      const chunk = this.chunks[i];
+      const from = i === this.first ? this.head : 0;
+      frame.set(from === 0 ? chunk : chunk.subarray(from), at);
+      at += chunk.length - from;
+    }
+    this.chunks = [];
+    this.first = 0;
+    this.head = 0;
+    this.frame = frame;
+    this.filled = at;
   }
 
   private decodeBody(body: Buffer): unknown {

@@ -205,8 +205,10 @@ export class FrameWriter {
     metadata: Metadata | undefined,
     limit = Infinity,
   ): number {
-    // What write() sends in place or encodes natively (a large binary, a long string) goes its way.
-    if (!isId(id) || isLongString(pattern) || isLarge(data) || isLarge(metadata))
+    // What write() sends in place or encodes natively (a large binary, a long string) goes its way,
+    // but for the usual upload, a large binary as the data: its head written here too (below).
+    const inPlace = isLargeBinary(data);
+    if (!isId(id) || isLongString(pattern) || (isLarge(data) && !inPlace) || isLarge(metadata))
       return this.write(
         metadata === undefined
           ? [FrameType.REQUEST, id, pattern, data]
@@ -215,6 +217,7 @@ export class FrameWriter {
       );
     const patternBytes = encodedPattern(pattern, this.encoder);
     const headSize = requestHeadSize(id, patternBytes);
+    if (inPlace) return this.writeRequestAround(id, patternBytes, headSize, data, metadata, limit);
     // Small data by hand; what follows it (data and metadata, or metadata) in one call to the encoder,
     // which costs about as much as a small value per call: a pair is the array's header, then the two.
     // Encoded outside the frame's array, a value may nest one level deeper than the codec's depth limit
@@ -253,6 +256,51 @@ export class FrameWriter {
     }
     this.used = at;
     return this.queued(size);
+  }
+
+  /**
+   * A REQUEST frame whose data is a large binary (an upload): its head by hand, the binary listed as it
+   * is (as writeAround does, bin 32 header included), then the metadata by the encoder. writeAround
+   * built the frame's array and made three encodings of its own (type, id, pattern), each a new buffer,
+   * for every 64 KiB request.
+   */
+  private writeRequestAround(
+    id: number,
+    patternBytes: Uint8Array,
+    headSize: number,
+    data: Uint8Array,
+    metadata: Metadata | undefined,
+    limit: number,
+  ): number {
+    const tail = metadata === undefined ? undefined : this.encoder.encodeSharedRef(metadata);
+    const tailSize = tail === undefined ? 0 : tail.length;
+    const small = 4 + headSize + 5 + tailSize;
+    const size = small + data.byteLength;
+    if (size > limit) {
+      this.releaseLargeEncoder(small);
+      return size;
+    }
+    this.reserve(small);
+    const buffer = this.buffer;
+    let at = writeRequestHead(
+      buffer,
+      buffer.writeUInt32BE(size - 4, this.used),
+      id,
+      patternBytes,
+      tail !== undefined,
+    );
+    this.used = buffer.writeUInt32BE(data.byteLength, buffer.writeUInt8(BIN32, at));
+    this.appendPart(data);
+    if (tail !== undefined) {
+      // Room was reserved with the head: the metadata goes after the binary, in the same buffer.
+      at = this.used;
+      buffer.set(tail, at);
+      this.used = at + tailSize;
+    }
+    this.batchLength += size;
+    this.releaseLargeEncoder(small);
+    this.written();
+    return size;
   }
 
   /**

@@ -81,10 +81,12 @@ describe('frame decoder', () => {
       }
   });
 
-  it('copies each byte of a 16 MiB frame at most once, even after a 1-byte first chunk', () => {
+  it('copies each byte of a 16 MiB frame at most once, even after a 1-byte first chunk, an eighth at most in one go', () => {
     const payload = Buffer.alloc(DEFAULT_MAX_FRAME_SIZE - 64, 7);
     const frame = writer.encodeOne([3, 1, payload, true]);
+    const copies: number[] = [];
     const concat = jest.spyOn(Buffer, 'concat');
+    const set = jest.spyOn(Uint8Array.prototype, 'set');
     try {
       const decoder = new FrameDecoder(DEFAULT_MAX_FRAME_SIZE);
       const out: unknown[] = [];
@@ -93,15 +95,69 @@ describe('frame decoder', () => {
       for (let from = 1; from < frame.length; from += chunk)
         expect(decoder.push(frame.subarray(from, from + chunk), (value) => out.push(value))).toBeUndefined();
       expect(out).toHaveLength(1);
-      expect((out[0] as [number, number, Uint8Array])[2].length).toBe(payload.length);
-      // Work done is bytes copied: a linear decoder joins the frame once; the quadratic one copied the
+      const value = (out[0] as [number, number, Uint8Array])[2];
+      expect(value.length).toBe(payload.length);
+      expect(Buffer.from(value.buffer, value.byteOffset, value.length).equals(payload)).toBe(true);
+      for (const result of concat.mock.results) copies.push((result.value as Buffer).length);
+      for (const [source] of set.mock.calls) copies.push((source as ArrayLike<number>).length);
+      // Work done is bytes copied: a linear decoder copies the frame once; the quadratic one copied the
       // whole buffered prefix again at every chunk (some 2 GiB here).
-      const copied = concat.mock.results.reduce((sum, result) => sum + (result.value as Buffer).length, 0);
+      const copied = copies.reduce((sum, length) => sum + length, 0);
       expect(copied).toBeLessThanOrEqual(frame.length);
-      // And the count sees the join it must do (the 1-byte first chunk splits the frame).
+      // And the count sees the copy it must do (the 1-byte first chunk splits the frame).
       expect(copied).toBeGreaterThanOrEqual(payload.length);
+      // Copied as it arrives, not joined when whole: no single step copies more than an eighth of it,
+      // so the process's other connections never wait behind one 16 MiB copy.
+      expect(Math.max(...copies)).toBeLessThanOrEqual(frame.length / 8 + chunk);
     } finally {
       concat.mockRestore();
+      set.mockRestore();
     }
+  });
+
+  it('decodes large frames, copied as they arrive, however the stream is split and paused', () => {
+    const frames = [
+      [1, 7, 'bytes', Buffer.alloc(200 * 1024, 3)],
+      [5, 8],
+      [3, 9, Buffer.alloc(70 * 1024, 4), true],
+      [3, 10, 'x'.repeat(100 * 1024)],
+      [6, 11],
+    ];
+    const bytes = Buffer.concat(frames.map((frame) => writer.encodeOne(frame)));
+    // Binaries as base64 text: compared as strings, not element by element.
+    const plain = (values: unknown[]) =>
+      values.map((frame) =>
+        (frame as unknown[]).map((item) =>
+          item instanceof Uint8Array
+            ? Buffer.from(item.buffer, item.byteOffset, item.byteLength).toString('base64')
+            : item,
+        ),
+      );
+    const expected = plain(frames);
+    fc.assert(
+      fc.property(
+        fc.array(fc.nat(), { maxLength: 40 }),
+        fc.array(fc.boolean(), { maxLength: 40 }),
+        (cuts, holds) => {
+          const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+          const decoder = new FrameDecoder(1024 * 1024);
+          const out: unknown[] = [];
+          const onValue = (value: unknown) => out.push(value);
+          let from = 0;
+          let index = 0;
+          for (const point of [...points, bytes.length]) {
+            // Held while some chunks arrive (a paused server), released before the next.
+            const held = holds[index++] === true;
+            if (held) decoder.hold();
+            expect(decoder.push(bytes.subarray(from, point), onValue)).toBeUndefined();
+            if (held) expect(decoder.release(onValue)).toBeUndefined();
+            from = point;
+          }
+          expect(plain(out)).toEqual(expected);
+          expect(decoder.pendingBytes).toBe(0);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });

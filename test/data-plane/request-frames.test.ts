@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import fc from 'fast-check';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { InboundRequest } from '../../lib/data-plane/data-plane-server.js';
@@ -96,12 +96,36 @@ describe('REQUEST frames', () => {
     // A large binary goes in place, not copied (as write sends it).
     const binary = Buffer.alloc(64 * 1024, 5);
     frames.push([5, 'bytes', binary, undefined]);
-    writer.writeRequest(...frames[4]);
+    // With metadata after it (small, null, and large enough for the encoder to be replaced).
+    frames.push([6, 'bytes', binary, { traceparent: '00-'.padEnd(55, '1') }]);
+    frames.push([7, 'bytes', binary, null as unknown as Metadata]);
+    frames.push([2 ** 32 - 1, 'x'.repeat(300), binary, big]);
+    for (const frame of frames.slice(4)) writer.writeRequest(...frame);
     await tick();
-    expect(chunks.some((chunk) => chunk.buffer === binary.buffer)).toBe(true);
+    expect(chunks.filter((chunk) => chunk.buffer === binary.buffer)).toHaveLength(4);
     expect(
       Buffer.concat(chunks).equals(Buffer.concat(frames.map((frame) => codecBytes(arrayOf(frame))))),
     ).toBe(true);
+  });
+
+  it('with a large binary as their data, are written without a new encoding per request', async () => {
+    const { writer, chunks } = attachedWriter();
+    const binary = Buffer.alloc(64 * 1024, 5);
+    writer.writeRequest(0, 'upload', binary, undefined);
+    const encode = jest.spyOn(Encoder.prototype, 'encode');
+    try {
+      for (let id = 1; id <= 100; id++) writer.writeRequest(id, 'upload', binary, undefined);
+      // writeAround built each frame's array and encoded its type, id and pattern apart (300 calls). The
+      // pattern alone may still be encoded per call once the writer's pattern cache is full (earlier tests).
+      expect(encode.mock.calls.filter(([value]) => value !== 'upload')).toEqual([]);
+    } finally {
+      encode.mockRestore();
+    }
+    await tick();
+    const expected = Array.from({ length: 101 }, (_, id) =>
+      codecBytes(arrayOf([id, 'upload', binary, undefined])),
+    );
+    expect(Buffer.concat(chunks).equals(Buffer.concat(expected))).toBe(true);
   });
 
   it('are read as the codec reads them and parseFrame checks them, whatever the bytes, or left to the codec', () => {
