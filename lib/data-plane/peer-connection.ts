@@ -188,6 +188,17 @@ export class PeerConnection {
   }
 
   /**
+   * Whether the request whose reply observer this is has not been handed to the socket yet: it waits for
+   * room in this caller's own queue, or sits in that queue. Looked up only when a request times out (a
+   * scan, off the hot path): such a request never reached its server, whose health it says nothing of.
+   */
+  isUnsent(observer: ReplyObserver): boolean {
+    for (const waiter of this.roomWaiters) if (waiter.observer === observer && waiter.id === 0) return true;
+    for (const entry of this.pending.values()) if (entry.observer === observer) return !entry.written;
+    return false;
+  }
+
+  /**
    * False while requests wait for room or the queue is at its cap: a caller with another replica sends
    * there instead. True does not promise that a large request fits.
    */

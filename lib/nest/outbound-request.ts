@@ -1,5 +1,5 @@
 import type { Observer, Unsubscribable } from 'rxjs';
-import type { ReplyObserver } from '../data-plane/peer-connection.js';
+import type { PeerConnection, ReplyObserver } from '../data-plane/peer-connection.js';
 import type { PeerLanes } from '../data-plane/peer-lanes.js';
 import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
@@ -51,6 +51,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private finished = false;
   private cancelCurrent: (() => void) | undefined;
   private peer: PeerRecord | undefined;
+  /** The connection of the current attempt: asked, on timeout, whether the request still waits for room. */
+  private connection: PeerConnection | undefined;
   /** Made only when a request must wait for a node: AbortControllers are costly on the hot path. */
   private waiting: AbortController | undefined;
   /** True while no node serves the pattern and the request waits for one (nothing is in flight). */
@@ -137,7 +139,10 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
       this.fail(this.router.unserved(`pattern "${this.pattern}"`, timeout, 'timeout'));
       return;
     }
-    this.replicaFailed();
+    // Still in this caller's own queue, or waiting for room in it (a bulk upload's normal state): the
+    // replica never had the request, so its timeout says nothing of the replica and does not count
+    // toward ejection.
+    if (this.connection?.isUnsent(this) !== true) this.replicaFailed();
     this.fail(
       new KableError(
         'KABLE_TIMEOUT',
@@ -184,6 +189,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     }
     // The request is its own reply observer: no observer object and closures per attempt. A connection
     // calls nothing after an error, so a retried request hears only from its current attempt.
+    this.connection = connection;
     const cancel = connection.request(this.pattern, this.data, this.metadata, this);
     // A connection that refuses at once has already called error(), which may have sent the request to
     // the next replica and kept that attempt's cancel: this attempt's (a no-op) must not replace it.

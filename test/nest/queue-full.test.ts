@@ -57,6 +57,31 @@ describe("a full queue toward the client's only replica", () => {
   });
 });
 
+describe('requests that time out while they wait for room in full queues', () => {
+  it('do not count toward ejecting the replicas: they never reached them', async () => {
+    await Promise.all([0, 1, 2].map(() => cluster.service(MathModule, 'math')));
+    // Every queue full (4 MiB each) and a 100 ms timeout: most requests end waiting for room, having never
+    // left this caller. Left out by default, a replica would be ejected after 5 failures in a row. Only
+    // the few already handed to a socket (its buffers hold a frame or two of 4 MiB) may count.
+    const client = cluster.client({ target: 'math', maxQueuedBytes: 4096 * KiB, timeout: 100 });
+    await client.whenServed('who', { count: 3 });
+    const blob = Buffer.alloc(4096 * KiB - 4 * KiB, 7);
+    const outcomes = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        firstValueFrom(client.send<string>('who', { blob })).then(
+          () => 'served',
+          (error: { code?: string }) => error.code,
+        ),
+      ),
+    );
+    // 400 MiB within 100 ms is more than one process moves through itself: many waited until the end.
+    expect(outcomes.filter((outcome) => outcome === 'KABLE_TIMEOUT').length).toBeGreaterThanOrEqual(30);
+    expect(client.excludedReplicas()).toEqual([]);
+    expect(client.node.stats()['client.ejections']).toBe(0);
+    expect(client.node.stats()['client.waitingForRoom']).toBe(0);
+  });
+});
+
 describe('a request its first replica refuses at once', () => {
   it('is cancelled on the replica that took it: the stream handler there is unsubscribed', async () => {
     const [first, second] = await Promise.all([
