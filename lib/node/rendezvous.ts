@@ -39,9 +39,16 @@ export function mix32(value: number): number {
   return h >>> 0;
 }
 
-/** The hash of an affinity key; numbers are hashed as their decimal text, so 42 and '42' are one key. */
+/**
+ * The hash of an affinity key; numbers are hashed as their decimal text, so 42 and '42' are one key.
+ * Signed 32 bits (`hashString | 0`), not the unsigned value: V8 keeps a signed 32-bit integer as a small
+ * integer, while an unsigned one of 2^31 or more (half of all keys) is a heap number, allocated again
+ * wherever it is stored (a request's field) and hashed slowly as a Map key (the keys in flight). The
+ * choice is the same for both forms (`score` reads its key as 32 bits), so callers that hash keys
+ * unsigned agree with this one on every key's replica.
+ */
 export function keyHash(key: string | number): number {
-  return hashString(typeof key === 'string' ? key : String(key));
+  return hashString(typeof key === 'string' ? key : String(key)) | 0;
 }
 
 /**

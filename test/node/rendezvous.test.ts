@@ -105,6 +105,24 @@ describe('Rendezvous', () => {
     expect(keyHash(42)).toBe(keyHash('42'));
   });
 
+  it('hashes keys to signed 32-bit integers, and places each where its unsigned hash does', () => {
+    // Signed, a hash is a small integer to V8 (no heap number per request); callers that still hash
+    // to unsigned values (an older version) must agree on every key's replica.
+    const keys = hashedKeys();
+    const outside = keys.filter((key) => key !== (key | 0)).length;
+    const negative = keys.filter((key) => key < 0).length;
+    const replicas = layouts['pod addresses'](10);
+    const rendezvous = new Rendezvous<Replica>(byAddress, idle);
+    let disagreements = 0;
+    for (const key of keys) {
+      if (rendezvous.select(replicas, key) !== rendezvous.select(replicas, key >>> 0)) disagreements++;
+    }
+    expect({ outside, disagreements }).toEqual({ outside: 0, disagreements: 0 });
+    // About half the hashes have the top bit set: the signed form is used, not a narrower hash.
+    expect(negative).toBeGreaterThan(KEYS * 0.45);
+    expect(negative).toBeLessThan(KEYS * 0.55);
+  });
+
   it('gives each of 10 replicas about a tenth of 100,000 keys', () => {
     for (const layout of Object.values(layouts)) {
       const replicas = layout(10);
