@@ -2,7 +2,6 @@
 // replicas as processes and one caller with 64 requests in flight: Zipf(1.1) keys against the load bound
 // and their home replicas, and small-request throughput with a key against round robin, in the same run.
 // Part of `npm run bench`; on its own: node --import ./scripts/register-ts.js bench/affinity.ts [calls]
-import { randomInt } from 'node:crypto';
 import { firstValueFrom } from 'rxjs';
 import type { PeerLanes } from '../lib/data-plane/peer-lanes.js';
 import { KableClientProxy } from '../lib/nest/kable.client.js';
@@ -10,7 +9,7 @@ import { KableRecord } from '../lib/nest/kable-record.js';
 import type { PeerRecord } from '../lib/node/peer-record.js';
 import { Rendezvous, addressHash, identityHash, keyHash } from '../lib/node/rendezvous.js';
 import { seededRandom, zipf } from '../test/support/zipf.js';
-import { median, run } from './support.js';
+import { loopbackMulticast, median, run } from './support.js';
 
 const LANES = 64;
 const REPLICAS = 4;
@@ -82,12 +81,7 @@ function movement(
 export async function affinityFigures(calls: number, rounds: number): Promise<AffinityFigures> {
   const keys = 100_000;
   const moves = movement(keys);
-  const discovery = {
-    mode: 'multicast',
-    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
-    port: randomInt(20_000, 60_000),
-    interface: '127.0.0.1',
-  };
+  const discovery = loopbackMulticast();
   const options = JSON.stringify({ id: 'math', replica: true, host: '127.0.0.1', discovery });
   const replicas = Array.from({ length: REPLICAS }, () =>
     run('test/nest/fixtures/run-service.ts', ['math', options]),

@@ -4,10 +4,9 @@
 // Part of `npm run bench`; alone: `npm run bench -- --only=balancing [--smoke]` (smoke: reduced scale).
 // Reports p50/p99/p99.9, each replica's share (the odd one last) and failed calls, and a verdict line
 // per figure of the issue.
-import { randomInt } from 'node:crypto';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../lib/nest/kable.client.js';
-import { median, quantile, run, type Child } from './support.js';
+import { loopbackMulticast, median, quantile, run, type Child } from './support.js';
 
 export interface BalancingScale {
   /** Sequential calls not measured first (the issue: "after the first 200 calls"). */
@@ -70,12 +69,7 @@ const SLOW_MS = 10;
 
 /** Replicas of the "uneven" service on a multicast group of their own, with a client for each mode. */
 class Cluster {
-  readonly discovery = {
-    mode: 'multicast',
-    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
-    port: randomInt(20_000, 60_000),
-    interface: '127.0.0.1',
-  };
+  readonly discovery = loopbackMulticast();
   readonly replicas: Child[];
 
   constructor(delays: number[]) {

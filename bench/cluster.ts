@@ -1,4 +1,4 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { advertToArray, encodeValue } from '../lib/discovery/advert-codec.js';
 import { AdvertSeal, parseKeys } from '../lib/discovery/advert-seal.js';
 import { MemoryBus } from '../lib/discovery/memory.transport.js';
@@ -6,7 +6,7 @@ import { kable } from '../lib/kable.js';
 import type { Advert } from '../lib/node/advert.js';
 import { KableNode } from '../lib/node/kable-node.js';
 import type { PeerRecord } from '../lib/node/peer-record.js';
-import { quantile } from './support.js';
+import { loopbackMulticast, quantile } from './support.js';
 
 /** pick() calls per second over three RUNNING replicas. */
 export async function pickRate(iterations: number): Promise<number> {
@@ -52,19 +52,9 @@ export function sealRate(iterations: number): number {
   return iterations / ((performance.now() - started) / 1000);
 }
 
-function multicast(advertiseInterval: number) {
-  return {
-    mode: 'multicast' as const,
-    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
-    port: randomInt(20_000, 60_000),
-    interface: '127.0.0.1',
-    advertiseInterval,
-  };
-}
-
 /** Milliseconds from starting `count` nodes (UDP multicast on loopback) until every node knows every other. */
 export async function convergence(count: number, advertiseInterval: number): Promise<number> {
-  const discovery = multicast(advertiseInterval);
+  const discovery = loopbackMulticast(advertiseInterval);
   const nodes = Array.from({ length: count }, (_, i) => kable(`n${i}`, { host: '127.0.0.1', discovery }));
   const started = performance.now();
   const complete = new Promise<void>((resolve) => {
@@ -86,7 +76,7 @@ export async function convergence(count: number, advertiseInterval: number): Pro
 
 /** Milliseconds until all other `count - 1` nodes see one node's state change; `rounds` samples each. */
 export async function propagation(count: number, rounds: number): Promise<{ p50: number; p99: number }> {
-  const discovery = multicast(1000);
+  const discovery = loopbackMulticast(1000);
   const nodes = Array.from({ length: count }, (_, i) => kable(`n${i}`, { host: '127.0.0.1', discovery }));
   await Promise.all(nodes.map((node) => node.up()));
   await new Promise<void>((resolve) => {

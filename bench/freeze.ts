@@ -1,7 +1,6 @@
-import { randomInt } from 'node:crypto';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../lib/nest/kable.client.js';
-import { run } from './support.js';
+import { loopbackMulticast, run } from './support.js';
 
 export interface FreezeFigures {
   /** Milliseconds from SIGSTOP to the start of the last request that went to the frozen replica. */
@@ -22,12 +21,7 @@ export interface FreezeFigures {
  * keeps only the load-aware balancer, the reference for what the PING/PONG probe adds.
  */
 export async function freezeImpact(liveness: boolean): Promise<FreezeFigures> {
-  const discovery = {
-    mode: 'multicast',
-    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
-    port: randomInt(20_000, 60_000),
-    interface: '127.0.0.1',
-  };
+  const discovery = loopbackMulticast();
   const options = JSON.stringify({ id: 'math', replica: true, host: '127.0.0.1', discovery });
   const replicas = [0, 1, 2].map(() => run('test/nest/fixtures/run-service.ts', ['math', options]));
   const ready = await Promise.all(replicas.map((r) => r.next('ready')));

@@ -1,8 +1,7 @@
-import { randomInt } from 'node:crypto';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy } from '../lib/nest/kable.client.js';
 import type { PeerRecord } from '../lib/node/peer-record.js';
-import { run } from './support.js';
+import { loopbackMulticast, run } from './support.js';
 
 /**
  * How long a client keeps routing to a replica killed with SIGKILL: with traffic, until the first
@@ -11,13 +10,7 @@ import { run } from './support.js';
 export async function killDetection(
   advertiseInterval: number,
 ): Promise<{ withTraffic: number; withoutTraffic: number }> {
-  const discovery = {
-    mode: 'multicast',
-    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
-    port: randomInt(20_000, 60_000),
-    interface: '127.0.0.1',
-    advertiseInterval,
-  };
+  const discovery = loopbackMulticast(advertiseInterval);
   const measureOnce = async (traffic: boolean): Promise<number> => {
     const options = JSON.stringify({ id: 'math', replica: true, host: '127.0.0.1', discovery });
     const replicas = [0, 1, 2].map(() => run('test/nest/fixtures/run-service.ts', ['math', options]));

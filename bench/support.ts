@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -118,5 +119,19 @@ export function stealMeter(): () => number {
     const end = read();
     if (start === undefined || end === undefined || end[0] === start[0]) return Number.NaN;
     return (end[1] - start[1]) / (end[0] - start[0]);
+  };
+}
+
+/**
+ * Multicast discovery on loopback (interface 127.0.0.1) with a group and port of its own, so that
+ * concurrent bench clusters never hear each other; `advertiseInterval` as given, else the default.
+ */
+export function loopbackMulticast(advertiseInterval?: number) {
+  return {
+    mode: 'multicast' as const,
+    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
+    port: randomInt(20_000, 60_000),
+    interface: '127.0.0.1',
+    ...(advertiseInterval === undefined ? {} : { advertiseInterval }),
   };
 }

@@ -1,6 +1,5 @@
-import { randomInt } from 'node:crypto';
 import { startNatsBroker } from './peers/nats-server.js';
-import { median, pinningAvailable, run } from './support.js';
+import { loopbackMulticast, median, pinningAvailable, run } from './support.js';
 
 export type Kind = 'kable' | 'kable-tls' | 'nest-tcp' | 'raw' | 'raw-corked' | 'moleculer-tcp' | 'nest-nats';
 export const KINDS: Kind[] = [
@@ -24,13 +23,7 @@ export interface TransportFigures {
 }
 
 export function loopbackDiscovery() {
-  return {
-    mode: 'multicast',
-    address: `239.255.${randomInt(1, 255)}.${randomInt(1, 255)}`,
-    port: randomInt(20_000, 60_000),
-    interface: '127.0.0.1',
-    advertiseInterval: 200,
-  };
+  return loopbackMulticast(200);
 }
 
 /**

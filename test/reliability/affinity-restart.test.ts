@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import net from 'node:net';
 import { firstValueFrom } from 'rxjs';
 import { KableClientProxy, KableRecord } from '../../lib/index.js';
 import { waitUntil } from '../support/events.js';
+import { freePort } from '../support/free-port.js';
 import { loopbackDiscovery } from '../support/loopback-discovery.js';
 import { ReplicaProcesses } from '../support/replica-processes.js';
 
@@ -81,14 +81,3 @@ describe('key affinity across a restart', () => {
     expect(await placement()).toEqual(before);
   }, 60_000);
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.on('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
