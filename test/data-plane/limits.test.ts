@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import net from 'node:net';
-import { DataPlaneServer, type ReplyChannel } from '../../lib/data-plane/data-plane-server.js';
+import type { DataPlaneServer } from '../../lib/data-plane/data-plane-server.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { PeerConnection, type ReplyObserver } from '../../lib/data-plane/peer-connection.js';
+import { echoServer } from '../support/echo-server.js';
 
 // The data plane's limits, each over real TCP on loopback.
 const servers: Array<{ close(): unknown }> = [];
@@ -14,23 +15,8 @@ afterEach(async () => {
 
 const MiB = 1024 * 1024;
 
-async function start(options = {}) {
-  const held: ReplyChannel[] = [];
-  const server = new DataPlaneServer(
-    {
-      request(request, reply) {
-        if (request.pattern === 'hold') held.push(reply);
-        else if (request.pattern === 'make') reply.next('x'.repeat(request.data as number), true);
-        else reply.next(request.data, true);
-      },
-      event: () => undefined,
-      describe: () => ({ messages: [], events: [] }),
-    },
-    options,
-  );
-  servers.push(server);
-  const { port } = await server.listen('127.0.0.1', 0);
-  return { server, port, held };
+function start(options: ConstructorParameters<typeof DataPlaneServer>[1] = {}) {
+  return echoServer(servers, options);
 }
 
 /**

@@ -3,10 +3,11 @@ import type { PeerConnection, ReplyObserver } from '../../lib/data-plane/peer-co
 
 /**
  * A data-plane server on loopback that echoes each request's data, except `hold`, whose reply channels
- * are kept in `held` for the test to answer (or never). Pushed onto `servers` for the test's teardown.
+ * are kept in `held` for the test to answer (or never), and `make`, answered with a string of as many
+ * characters as its data says. Pushed onto `servers` for the test's teardown.
  */
 export async function echoServer(
-  servers: DataPlaneServer[],
+  servers: Array<{ close(): unknown }>,
   options: ConstructorParameters<typeof DataPlaneServer>[1] = {},
 ): Promise<{ server: DataPlaneServer; port: number; held: ReplyChannel[] }> {
   const held: ReplyChannel[] = [];
@@ -14,6 +15,7 @@ export async function echoServer(
     {
       request(request, reply) {
         if (request.pattern === 'hold') held.push(reply);
+        else if (request.pattern === 'make') reply.next('x'.repeat(request.data as number), true);
         else reply.next(request.data, true);
       },
       event: () => undefined,
