@@ -17,7 +17,8 @@ export interface Child {
  */
 function profiling(): string[] {
   const dir = process.env.BENCH_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter((flag) => flag !== '') ?? [];
+  return [...flags, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
 /** Whether `taskset` works here: checked once. */
@@ -64,6 +65,7 @@ export function run(
       if (at >= 0) waiting.splice(at, 1)[0][1](value);
     } catch {
       // Not a result line.
+      if (process.env.BENCH_ECHO === '1') process.stderr.write(text + '\n');
     }
   });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
