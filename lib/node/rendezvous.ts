@@ -134,9 +134,11 @@ export class Rendezvous<T> {
 
   /**
    * The key's replica among `candidates`. `keyInFlight` is how many requests with this key this caller
-   * already has in flight (0 when not tracked, as for events): see `loadLimit`.
+   * already has in flight (0 when not tracked, as for events): see `loadLimit`. With `spill` false, a
+   * first choice over its limit gives undefined instead of the next choice: the caller may look again
+   * once it has read the replies already received (see `EndOfTurn` and the class comment).
    */
-  select(candidates: readonly T[], key: number, keyInFlight = 0): T | undefined {
+  select(candidates: readonly T[], key: number, keyInFlight = 0, spill = true): T | undefined {
     const count = candidates.length;
     if (count <= 1) return candidates[0];
     if (candidates !== this.hashedFor) {
@@ -167,6 +169,7 @@ export class Rendezvous<T> {
     }
     const limit = loadLimit(loadBound(total, count), keyInFlight);
     if (first <= limit) return candidates[best];
+    if (!spill) return undefined;
     this.passedOn++;
     // The next scores, in order: each taken one is marked -1 (scores are unsigned). A hot key's limit
     // may be under every load: then the least loaded, the earliest in score order among equals.
