@@ -8,6 +8,7 @@ import { LeastLatency } from '../node/least-latency.js';
 import type { PeerRecord } from '../node/peer-record.js';
 import { ReplicaHealth } from '../node/replica-health.js';
 import { KableError } from '../node/errors.js';
+import { EndOfTurn } from '../node/end-of-turn.js';
 import { KeysInFlight } from '../node/keys-in-flight.js';
 import { keyHash } from '../node/rendezvous.js';
 import { milliseconds } from '../node/validate-options.js';
@@ -51,8 +52,14 @@ export class KableClientProxy extends ClientProxy {
   private readonly health: ReplicaHealth;
   /** Keyed requests in flight per affinity key: a key with some sheds first at a loaded replica. */
   private readonly keysInFlight = new KeysInFlight();
+  /** Keyed requests whose replica was over its load limit, looking again once the turn's replies are read. */
+  private readonly endOfTurn = new EndOfTurn((error) =>
+    this.requestThrew('Sending a keyed request at the end of a turn', error),
+  );
   /** Every request's `timeout`, on one timer. */
-  private readonly deadlines = new RequestDeadlines((error) => this.deadlineThrew(error));
+  private readonly deadlines = new RequestDeadlines((error) =>
+    this.requestThrew('Failing a request at its timeout', error),
+  );
   private connecting: Promise<void> | undefined;
   private joined = false;
   /** Stops this client's metrics (OpenTelemetry installed only). */
@@ -193,6 +200,8 @@ export class KableClientProxy extends ClientProxy {
     this.joined = false;
     this.unobserve?.();
     this.unobserve = undefined;
+    // Keyed requests waiting for the turn's end are sent now, so that closing fails them with the others.
+    this.endOfTurn.run();
     this.router.dispose();
     this.node.off('peer:removed', this.onPeerRemoved);
     // Fails the requests sent. Those still waiting for a node keep their deadline (and the one timer,
@@ -204,14 +213,15 @@ export class KableClientProxy extends ClientProxy {
   }
 
   /**
-   * Failing a request on its deadline threw (its subscriber is told through rxjs, which reports its own
-   * errors, so this would be Kable's fault): said as a warning, and the other due requests still fail.
+   * Failing a request on its deadline, or sending one that waited for the end of a turn, threw (its
+   * subscriber is told through rxjs, which reports its own errors, so this would be Kable's fault): said
+   * as a warning, and the other requests due go on.
    */
-  private deadlineThrew(error: unknown): void {
+  private requestThrew(what: string, error: unknown): void {
     try {
       this.node.emit('warning', {
         code: 'KABLE_LISTENER_ERROR',
-        message: `Failing a request at its timeout threw: ${String(error)}`,
+        message: `${what} threw: ${String(error)}`,
       });
     } catch {
       // A warning listener that throws has nobody left to tell.
@@ -313,6 +323,7 @@ export class KableClientProxy extends ClientProxy {
         trace,
         key,
         this.keysInFlight,
+        this.endOfTurn,
       );
       request.start();
       return request;

@@ -3,6 +3,7 @@ import type { PeerConnection, ReplyObserver } from '../data-plane/peer-connectio
 import type { PeerLanes } from '../data-plane/peer-lanes.js';
 import { KableError } from '../node/errors.js';
 import type { PeerRecord } from '../node/peer-record.js';
+import type { EndOfTurn, TurnWaiter } from '../node/end-of-turn.js';
 import type { KeysInFlight } from '../node/keys-in-flight.js';
 import type { OutboundTrace } from '../telemetry/telemetry.js';
 import type { PatternRouter } from './pattern-router.js';
@@ -46,7 +47,7 @@ function isRetryable(error: unknown): boolean {
  * may have run, and running it twice is worse than an error. Every wait is bounded by `timeout`, kept in
  * the client's one deadline list rather than a timer per request.
  */
-export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Unsubscribable {
+export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Unsubscribable, TurnWaiter {
   private attempts = 0;
   private finished = false;
   private cancelCurrent: (() => void) | undefined;
@@ -63,6 +64,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private sentAt = 0;
   /** The key hash counted in `keys` for the attempt in flight, released once when it ends. */
   private counted: number | undefined;
+  /** It has waited for the end of a turn once (a keyed request waits at most once: see `start`). */
+  private waitedTurn = false;
 
   constructor(
     private readonly deadlines: RequestDeadlines,
@@ -79,6 +82,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     private key?: number,
     /** This caller's requests in flight per affinity key: each keyed attempt counts while it is in flight. */
     private readonly keys?: KeysInFlight,
+    /** Where a keyed request whose replica is over its load limit waits for the turn's replies once. */
+    private readonly turn?: EndOfTurn,
   ) {
     super();
     this.bulk = pool.isBulk(data);
@@ -86,6 +91,24 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   }
 
   start(): void {
+    const key = this.key;
+    if (key !== undefined && this.turn !== undefined && !this.waitedTurn) {
+      const home = this.router.next(
+        this.pattern,
+        key,
+        this.keys === undefined ? 0 : this.keys.of(key),
+        false,
+      );
+      if (home !== undefined) return this.sendTo(home);
+      // Served, but the key's replica is over its limit by the counts of this moment. This may be the
+      // middle of the turn's reads: replies from that replica may already be received, in a socket
+      // read after this one. Once, the request looks again at the end of the turn, then passes on if
+      // the replica is still over (see rendezvous.ts). A full wait list: it passes on now.
+      if (this.router.candidates(this.pattern, 'messages').length > 0) {
+        this.waitedTurn = true;
+        if (this.turn.add(this)) return;
+      }
+    }
     const ready = this.pick();
     if (ready !== undefined) return this.sendTo(ready);
     // Only nodes of another major protocol version may serve it: no use waiting for them.
@@ -108,6 +131,12 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
         },
         (error: unknown) => this.fail(error),
       );
+  }
+
+  /** The end of the turn it waited for (TurnWaiter): picks again, unless it ended meanwhile. */
+  endOfTurn(): void {
+    if (this.finished) return;
+    this.start();
   }
 
   /** The key's replica (told how many of the key's requests are in flight), else the next in turn. */

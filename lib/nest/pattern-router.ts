@@ -192,9 +192,10 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
   /**
    * The next node for a request: with an affinity key (its `keyHash`), the key's replica among the
    * candidates within the load limit, `keyInFlight` being this caller's requests of the key already in
-   * flight (see `loadLimit` in rendezvous.ts); else round robin. Undefined when none serves it right now.
+   * flight (see `loadLimit` in rendezvous.ts); else round robin. Undefined when none serves it right now,
+   * or, with `spill` false, when the key's replica is over its limit (see `Rendezvous.select`).
    */
-  next(pattern: string, key?: number, keyInFlight = 0): PeerRecord | undefined {
+  next(pattern: string, key?: number, keyInFlight = 0, spill = true): PeerRecord | undefined {
     const route = this.route(pattern, 'messages');
     if (route.probes.length > 0) {
       const probe = this.probe(route.probes);
@@ -203,7 +204,7 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
     if (route.candidates.length === 0) return undefined;
     if (key !== undefined) {
       route.affinity ??= new Rendezvous<PeerRecord>(addressHash, this.load ?? noLoad);
-      return route.affinity.select(route.candidates, key, keyInFlight);
+      return route.affinity.select(route.candidates, key, keyInFlight, spill);
     }
     return route.balancer.select(route.candidates);
   }

@@ -7,6 +7,7 @@ import {
   KableOptionsError,
   KableRecord,
 } from '../../lib/index.js';
+import type { PeerLanes } from '../../lib/data-plane/peer-lanes.js';
 import type { KeysInFlight } from '../../lib/node/keys-in-flight.js';
 import { keyHash } from '../../lib/node/rendezvous.js';
 import { MathLedger, MathModule } from './fixtures/math.module.js';
@@ -165,6 +166,52 @@ describe('key affinity', () => {
     expect(await rebuild).toBe('rebuilt index');
     await waitUntil(() => serving() === 3, [proxy.node], ['peer:state'], 5000, 'the replica to be back');
     expect(await placement(keyed(proxy))).toEqual(placed);
+  });
+
+  it("sends a key home when its replica's replies, received in the same turn, are read after the send's moment", async () => {
+    const apps = await math();
+    const proxy = await client();
+    const placed = await placement(keyed(proxy));
+    const ledgerOf = (iid: string) =>
+      apps[apps.findIndex((app) => serverOf(app).node.iid === iid)].get(MathLedger);
+    const key = KEYS[0];
+    const home = placed.get(key)!;
+    const other = placed.get(KEYS.find((k) => placed.get(k) !== home)!)!;
+    const homeKeys = KEYS.filter((k) => k !== key && placed.get(k) === home).slice(0, 3);
+    const otherKey = KEYS.find((k) => placed.get(k) === other)!;
+    const hold = (name: string, affinityKey: string) =>
+      firstValueFrom(proxy.send<string>('hold', new KableRecord(name, { affinityKey })));
+    // Three held at the key's replica, one at another: with the other's answered, 3 of 3 in flight are
+    // at the key's replica, over its limit (the bound is ⌈1.25 × 4 / 3⌉ = 2).
+    const held = homeKeys.map((k, i) => hold(`home-${i}`, k));
+    const answered = hold('other', otherKey);
+    await waitUntil(
+      () => ledgerOf(home).gates.size === 3 && ledgerOf(other).gates.size === 1,
+      apps.map((app) => app.get(MathLedger)),
+      ['changed'],
+      5000,
+      'four held requests',
+    );
+    // Released together, the other one first: its reply is read first, and the key is sent from its
+    // callback while the key's replica's three replies wait, received, in their socket.
+    const pool = (proxy as unknown as { pool: PeerLanes }).pool;
+    let sent: Promise<string> | undefined;
+    let homeLoadAtSend = -1;
+    const sendingOnReply = answered.then(() => {
+      homeLoadAtSend = pool.inFlight(home);
+      sent = keyed(proxy)(key);
+    });
+    ledgerOf(other).release('other');
+    // Its reply is written by the end of this turn (the servers are in this process); the key's
+    // replica answers just after, before this caller's next read: both are read in one turn.
+    setImmediate(() => {
+      for (let i = 0; i < 3; i++) ledgerOf(home).release(`home-${i}`);
+    });
+    await sendingOnReply;
+    // Over the key's limit at that moment (by the counts then, the key would pass on).
+    expect(homeLoadAtSend).toBe(3);
+    expect(await Promise.all(held)).toEqual([home, home, home]);
+    expect(await sent).toBe(home);
   });
 
   it("counts each key's requests in flight while they are, and forgets every key once they end: replies, errors, timeouts, cancels", async () => {

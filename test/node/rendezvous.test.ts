@@ -230,6 +230,23 @@ describe('Rendezvous', () => {
     expect(rendezvous.select(replicas, key, 9)).toBe(others[1]);
   });
 
+  it('with spill off, a first choice over its limit gives none (the caller looks again later), one within it itself', () => {
+    const replicas = layouts['loopback ports'](4);
+    const key = keyHash('customer-1');
+    const home = new Rendezvous<Replica>(byAddress, idle).select(replicas, key)!;
+    // The home has 4 in flight, the others 2 each: the bound is ⌈1.25 × 11 / 4⌉ = 4.
+    const loads = new Map(replicas.map((replica) => [replica, replica === home ? 4 : 2]));
+    const rendezvous = new Rendezvous<Replica>(byAddress, (replica) => loads.get(replica)!);
+    expect(rendezvous.select(replicas, key, 0, false)).toBe(home);
+    expect(rendezvous.select(replicas, key, 1, false)).toBeUndefined();
+    expect(rendezvous.passedOn).toBe(0);
+    // Spilling (the default), the same pick passes the key on, and counts it.
+    expect(rendezvous.select(replicas, key, 1)).not.toBe(home);
+    expect(rendezvous.passedOn).toBe(1);
+    // One candidate is always the key's, whatever its load.
+    expect(rendezvous.select([home], key, 9, false)).toBe(home);
+  });
+
   it("at a bound of 1, a key's second request in flight still goes home", () => {
     const replicas = layouts['loopback ports'](3);
     const key = keyHash('customer-1');
