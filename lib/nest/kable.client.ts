@@ -52,10 +52,11 @@ export class KableClientProxy extends ClientProxy {
   private readonly health: ReplicaHealth;
   /** Keyed requests in flight per affinity key: a key with some sheds first at a loaded replica. */
   private readonly keysInFlight = new KeysInFlight();
-  /** Keyed requests whose replica was over its load limit, looking again once the turn's replies are read. */
-  private readonly endOfTurn = new EndOfTurn((error) =>
-    this.requestThrew('Sending a keyed request at the end of a turn', error),
-  );
+  /**
+   * Keyed requests whose replica was over its load limit, looking again once the turn's replies are read
+   * (the `affinityRecheck` option; undefined when it is false).
+   */
+  private readonly endOfTurn: EndOfTurn | undefined;
   /** Every request's `timeout`, on one timer. */
   private readonly deadlines = new RequestDeadlines((error) =>
     this.requestThrew('Failing a request at its timeout', error),
@@ -76,6 +77,9 @@ export class KableClientProxy extends ClientProxy {
     const resolved = validateClientOptions(options);
     this.settings = resolved;
     this.affinity = resolved.affinity;
+    this.endOfTurn = resolved.affinityRecheck
+      ? new EndOfTurn((error) => this.requestThrew('Sending a keyed request at the end of a turn', error))
+      : undefined;
     if (options.node !== undefined) {
       this.node = options.node;
       this.ownsNode = false;
@@ -201,7 +205,7 @@ export class KableClientProxy extends ClientProxy {
     this.unobserve?.();
     this.unobserve = undefined;
     // Keyed requests waiting for the turn's end are sent now, so that closing fails them with the others.
-    this.endOfTurn.run();
+    this.endOfTurn?.run();
     this.router.dispose();
     this.node.off('peer:removed', this.onPeerRemoved);
     // Fails the requests sent. Those still waiting for a node keep their deadline (and the one timer,

@@ -22,6 +22,7 @@ export interface ResolvedClientSettings {
   excludeUnhealthy: boolean;
   /** The `affinity` option's functions by route; a Map, so a route such as "constructor" finds nothing inherited. */
   affinity: Map<string, (data: any) => unknown> | undefined;
+  affinityRecheck: boolean;
 }
 
 function livenessOf(liveness: KableClientOptions['liveness']): LivenessOptions | false {
@@ -59,11 +60,12 @@ function balanceOf(balance: unknown): 'round-robin' | 'least-latency' {
   );
 }
 
-function excludeUnhealthyOf(value: unknown): boolean {
-  if (value === undefined) return CLIENT_DEFAULTS.excludeUnhealthy;
+/** A boolean option whose default is true. */
+function onByDefault(name: 'excludeUnhealthy' | 'affinityRecheck', value: unknown): boolean {
+  if (value === undefined) return CLIENT_DEFAULTS[name];
   if (typeof value === 'boolean') return value;
   throw new KableOptionsError(
-    `KableClientProxy option "excludeUnhealthy" must be true (the default) or false; got ${JSON.stringify(value) ?? String(value)}.`,
+    `KableClientProxy option "${name}" must be true (the default) or false; got ${JSON.stringify(value) ?? String(value)}.`,
   );
 }
 
@@ -144,7 +146,8 @@ export function validateClientOptions(options: KableClientOptions): ResolvedClie
     liveness: livenessOf(options.liveness),
     idleTimeout: milliseconds('idleTimeout', options.idleTimeout ?? CLIENT_IDLE_TIMEOUT, WHO),
     balance: balanceOf(options.balance),
-    excludeUnhealthy: excludeUnhealthyOf(options.excludeUnhealthy),
+    excludeUnhealthy: onByDefault('excludeUnhealthy', options.excludeUnhealthy),
     affinity: affinityOf(options.affinity),
+    affinityRecheck: onByDefault('affinityRecheck', options.affinityRecheck),
   };
 }

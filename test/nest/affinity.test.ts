@@ -168,9 +168,16 @@ describe('key affinity', () => {
     expect(await placement(keyed(proxy))).toEqual(placed);
   });
 
-  it("sends a key home when its replica's replies, received in the same turn, are read after the send's moment", async () => {
+  /**
+   * Three requests held at a key's replica and one at another, released together, the other first: the
+   * key is sent from the other's reply callback while its replica's three replies wait, received, in
+   * their socket. Returns the key's replica, that replica's load at the send, and where the key went.
+   */
+  async function sendAmidReplies(
+    options: ConstructorParameters<typeof KableClientProxy>[0] = {},
+  ): Promise<{ home: string; homeLoadAtSend: number; went: string }> {
     const apps = await math();
-    const proxy = await client();
+    const proxy = await client(options);
     const placed = await placement(keyed(proxy));
     const ledgerOf = (iid: string) =>
       apps[apps.findIndex((app) => serverOf(app).node.iid === iid)].get(MathLedger);
@@ -192,8 +199,6 @@ describe('key affinity', () => {
       5000,
       'four held requests',
     );
-    // Released together, the other one first: its reply is read first, and the key is sent from its
-    // callback while the key's replica's three replies wait, received, in their socket.
     const pool = (proxy as unknown as { pool: PeerLanes }).pool;
     let sent: Promise<string> | undefined;
     let homeLoadAtSend = -1;
@@ -208,10 +213,24 @@ describe('key affinity', () => {
       for (let i = 0; i < 3; i++) ledgerOf(home).release(`home-${i}`);
     });
     await sendingOnReply;
+    expect(await Promise.all(held)).toEqual([home, home, home]);
+    return { home, homeLoadAtSend, went: await sent! };
+  }
+
+  it("sends a key home when its replica's replies, received in the same turn, are read after the send's moment", async () => {
+    const { home, homeLoadAtSend, went } = await sendAmidReplies();
     // Over the key's limit at that moment (by the counts then, the key would pass on).
     expect(homeLoadAtSend).toBe(3);
-    expect(await Promise.all(held)).toEqual([home, home, home]);
-    expect(await sent).toBe(home);
+    expect(went).toBe(home);
+  });
+
+  it('with affinityRecheck: false passes the key on at once by the counts of the moment', async () => {
+    const { home, homeLoadAtSend, went } = await sendAmidReplies({ affinityRecheck: false });
+    expect(homeLoadAtSend).toBe(3);
+    expect(went).not.toBe(home);
+    expect(() => new KableClientProxy({ affinityRecheck: 'no' as never })).toThrow(
+      'KableClientProxy option "affinityRecheck" must be true (the default) or false; got "no".',
+    );
   });
 
   it("counts each key's requests in flight while they are, and forgets every key once they end: replies, errors, timeouts, cancels", async () => {
