@@ -15,7 +15,16 @@ const LANES = 64;
 const REPLICAS = 4;
 const HOT = 10;
 
-export interface AffinityFigures {
+export interface ZipfFigures {
+  /** Most requests in flight from the caller to one replica, right after a keyed send. */
+  maxInFlight: number;
+  /** Share of calls for keys outside the 10 hottest that reached their home replica. */
+  coldAtHome: number;
+  /** Share of the hottest key's calls that reached its home replica. */
+  hottestAtHome: number;
+}
+
+export interface AffinityFigures extends ZipfFigures {
   keys: number;
   /** Share of keys that moved from 10 replicas to 11, and from 10 to 9 (one removed). */
   movedOnJoin: number;
@@ -25,18 +34,17 @@ export interface AffinityFigures {
   /** Keys two callers (replicas known in another order) placed apart. */
   disagreements: number;
   calls: number;
-  /** Most requests in flight from the caller to one replica, right after a keyed send. */
-  maxInFlight: number;
   /** ⌈1.25 × mean⌉ + 1 with 64 in flight over the replicas. */
   bound: number;
-  /** Share of calls for keys outside the 10 hottest that reached their home replica. */
-  coldAtHome: number;
-  /** Share of the hottest key's calls that reached its home replica. */
-  hottestAtHome: number;
-  /** Requests per second, medians of interleaved rounds, and the median of per-round ratios. */
-  keyed: number;
+  /** The same Zipf figures from a client with affinityRecheck: false. */
+  atOnce: ZipfFigures;
+  /** Requests per second, medians of interleaved rounds: no key, keyed, keyed with affinityRecheck: false. */
   roundRobin: number;
+  keyed: number;
+  keyedAtOnce: number;
+  /** Medians of per-round ratios to round robin: keyed (default), keyed with affinityRecheck: false. */
   ratio: number;
+  ratioAtOnce: number;
   rounds: number;
 }
 
@@ -78,6 +86,62 @@ function movement(
   };
 }
 
+/** Where Zipf(1.1) keys went from one client: a first pass warms up, the second is counted. */
+async function zipfPass(
+  client: KableClientProxy,
+  nodes: PeerRecord[],
+  names: string[],
+  homes: string[],
+  calls: number,
+): Promise<ZipfFigures> {
+  const pool = (client as unknown as { pool: PeerLanes }).pool;
+  const next = zipf(names.length, 1.1, seededRandom(11));
+  let maxInFlight = 0;
+  let cold = 0;
+  let coldHome = 0;
+  let hottest = 0;
+  let hottestHome = 0;
+  let sent = 0;
+  let counting = false;
+  // Every request is sent through pool.get (a keyed one that waited for the end of a turn too, in an
+  // immediate): read every replica's count from this caller once that send is done.
+  const sample = () => {
+    for (const node of nodes) maxInFlight = Math.max(maxInFlight, pool.inFlight(node.iid));
+  };
+  const get = pool.get.bind(pool);
+  pool.get = (peer, bulk) => {
+    if (counting) queueMicrotask(sample);
+    return get(peer, bulk);
+  };
+  const lane = async () => {
+    while (sent < calls) {
+      sent++;
+      const rank = next();
+      const iid = await firstValueFrom(
+        client.send<string>('who', new KableRecord({}, { affinityKey: names[rank] })),
+      );
+      if (!counting) continue;
+      if (rank === 0) {
+        hottest++;
+        if (iid === homes[rank]) hottestHome++;
+      } else if (rank >= HOT) {
+        cold++;
+        if (iid === homes[rank]) coldHome++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: LANES }, lane));
+  sent = 0;
+  counting = true;
+  await Promise.all(Array.from({ length: LANES }, lane));
+  pool.get = get;
+  return {
+    maxInFlight,
+    coldAtHome: coldHome / cold,
+    hottestAtHome: hottest === 0 ? Number.NaN : hottestHome / hottest,
+  };
+}
+
 export async function affinityFigures(calls: number, rounds: number): Promise<AffinityFigures> {
   const keys = 100_000;
   const moves = movement(keys);
@@ -87,61 +151,22 @@ export async function affinityFigures(calls: number, rounds: number): Promise<Af
     run('test/nest/fixtures/run-service.ts', ['math', options]),
   );
   await Promise.all(replicas.map((r) => r.next('ready')));
-  const client = new KableClientProxy({ host: '127.0.0.1', target: 'math', discovery: discovery as never });
+  const settings = { host: '127.0.0.1', target: 'math', discovery: discovery as never };
+  // The default client, and one with affinityRecheck: false (keyed requests pass on at once).
+  const client = new KableClientProxy(settings);
+  const atOnce = new KableClientProxy({ ...settings, affinityRecheck: false });
   try {
     const nodes = (await client.whenServed('who', { count: REPLICAS, timeout: 20_000 })) as PeerRecord[];
-    const pool = (client as unknown as { pool: PeerLanes }).pool;
+    await atOnce.whenServed('who', { count: REPLICAS, timeout: 20_000 });
     const names = Array.from({ length: 10_000 }, (_, rank) => `customer-${rank}`);
     const home = new Rendezvous<PeerRecord>(addressHash, () => 0);
     const homes = names.map((name) => home.select(nodes, keyHash(name))!.iid);
+    const zipfDefault = await zipfPass(client, nodes, names, homes, calls);
+    const zipfAtOnce = await zipfPass(atOnce, nodes, names, homes, calls);
 
-    // Zipf(1.1) keys, 64 lanes: where each call went, and the most in flight at one replica.
-    const next = zipf(names.length, 1.1, seededRandom(11));
-    let maxInFlight = 0;
-    let cold = 0;
-    let coldHome = 0;
-    let hottest = 0;
-    let hottestHome = 0;
-    let sent = 0;
-    let counting = false;
-    // Every request is sent through pool.get (a keyed one that waited for the end of a turn too, in an
-    // immediate): read every replica's count from this caller once that send is done.
-    const sample = () => {
-      for (const node of nodes) maxInFlight = Math.max(maxInFlight, pool.inFlight(node.iid));
-    };
-    const get = pool.get.bind(pool);
-    pool.get = (peer, bulk) => {
-      if (counting) queueMicrotask(sample);
-      return get(peer, bulk);
-    };
-    const lane = async () => {
-      while (sent < calls) {
-        sent++;
-        const rank = next();
-        const reply = firstValueFrom(
-          client.send<string>('who', new KableRecord({}, { affinityKey: names[rank] })),
-        );
-        const iid = await reply;
-        if (!counting) continue;
-        if (rank === 0) {
-          hottest++;
-          if (iid === homes[rank]) hottestHome++;
-        } else if (rank >= HOT) {
-          cold++;
-          if (iid === homes[rank]) coldHome++;
-        }
-      }
-    };
-    // A first pass warms up the connections and the replicas' code; the second is counted.
-    await Promise.all(Array.from({ length: LANES }, lane));
-    sent = 0;
-    counting = true;
-    await Promise.all(Array.from({ length: LANES }, lane));
-    pool.get = get;
-
-    // Throughput: uniform keys against no key, interleaved rounds on the same replicas and connections.
+    // Throughput: uniform keys (each client) against no key, interleaved rounds on the same replicas.
     const random = seededRandom(5);
-    const throughput = async (keyed: boolean): Promise<number> => {
+    const throughput = async (from: KableClientProxy, keyed: boolean): Promise<number> => {
       let left = calls;
       const started = performance.now();
       const one = async () => {
@@ -149,46 +174,48 @@ export async function affinityFigures(calls: number, rounds: number): Promise<Af
           const data = keyed
             ? new KableRecord({}, { affinityKey: names[Math.floor(random() * names.length)] })
             : {};
-          await firstValueFrom(client.send('who', data));
+          await firstValueFrom(from.send('who', data));
         }
       };
       await Promise.all(Array.from({ length: LANES }, one));
       return calls / ((performance.now() - started) / 1000);
     };
-    await throughput(false);
-    const keyedRates: number[] = [];
-    const plainRates: number[] = [];
-    const ratios: number[] = [];
+    await throughput(client, false);
+    await throughput(atOnce, true);
+    const runs = [
+      () => throughput(client, false),
+      () => throughput(client, true),
+      () => throughput(atOnce, true),
+    ];
+    const rates: number[][] = [[], [], []];
+    const ratios: number[][] = [[], []];
     for (let r = 0; r < rounds; r++) {
-      // Alternate which goes first, so a drift in the machine's load favours neither.
-      let keyedRate: number;
-      let plainRate: number;
-      if (r % 2 === 0) {
-        keyedRate = await throughput(true);
-        plainRate = await throughput(false);
-      } else {
-        plainRate = await throughput(false);
-        keyedRate = await throughput(true);
+      // Each round starts with another of the three, so a drift in the machine's load favours none.
+      const round: number[] = [];
+      for (let i = 0; i < runs.length; i++) {
+        const which = (r + i) % runs.length;
+        round[which] = await runs[which]();
       }
-      keyedRates.push(keyedRate);
-      plainRates.push(plainRate);
-      ratios.push(keyedRate / plainRate);
+      round.forEach((rate, i) => rates[i].push(rate));
+      ratios[0].push(round[1] / round[0]);
+      ratios[1].push(round[2] / round[0]);
     }
     return {
       keys,
       ...moves,
       calls,
-      maxInFlight,
       bound: Math.ceil((1.25 * LANES) / REPLICAS) + 1,
-      coldAtHome: coldHome / cold,
-      hottestAtHome: hottest === 0 ? Number.NaN : hottestHome / hottest,
-      keyed: median(keyedRates),
-      roundRobin: median(plainRates),
-      ratio: median(ratios),
+      ...zipfDefault,
+      atOnce: zipfAtOnce,
+      roundRobin: median(rates[0]),
+      keyed: median(rates[1]),
+      keyedAtOnce: median(rates[2]),
+      ratio: median(ratios[0]),
+      ratioAtOnce: median(ratios[1]),
       rounds,
     };
   } finally {
-    await client.close();
+    await Promise.all([client.close(), atOnce.close()]);
     await Promise.all(replicas.map((r) => r.stop()));
   }
 }
@@ -207,8 +234,10 @@ export function affinityTable(f: AffinityFigures): string[] {
     `| Zipf(1.1) keys, ${LANES} in flight over ${REPLICAS} replicas (${fmt(f.calls)} calls): most in flight at one replica / ⌈1.25 × mean⌉ + 1 | ${fmt(f.maxInFlight)} / ${fmt(f.bound)} | ≤ bound |`,
     `| same: calls for keys outside the ${HOT} hottest that reached their home replica | ${pct(f.coldAtHome)} | ≥ 90% |`,
     `| same: calls for the hottest key that reached its home replica | ${pct(f.hottestAtHome)} | |`,
+    `| same, \`affinityRecheck: false\`: most in flight / keys outside the ${HOT} hottest at home / hottest at home | ${fmt(f.atOnce.maxInFlight)} / ${pct(f.atOnce.coldAtHome)} / ${pct(f.atOnce.hottestAtHome)} | |`,
     `| small requests (\`who\`), ${LANES} in flight over ${REPLICAS} replicas: with a key / round robin, req/s (median of ${f.rounds} interleaved rounds) | ${fmt(f.keyed)} / ${fmt(f.roundRobin)} | |`,
     `| same: ratio, median of per-round ratios | ${fmt(f.ratio, 2)} | ≥ 0.95 |`,
+    `| same, \`affinityRecheck: false\`: req/s / ratio | ${fmt(f.keyedAtOnce)} / ${fmt(f.ratioAtOnce, 2)} | |`,
     '',
     'Key affinity (bench/affinity.ts): the movement rows place 100,000 keys over replicas 127.0.1.1-11:4000',
     'by computation alone. The others run four `math` replicas as processes (test/nest/fixtures/run-service.ts)',
@@ -216,7 +245,8 @@ export function affinityTable(f: AffinityFigures): string[] {
     'instance id) and the next one on its reply. Zipf(1.1) over 10,000 keys, seeded; a first pass of the same',
     "length warms up and is not counted. In flight is the client's own count per replica, read after each send",
     "(also those a keyed request makes at the end of a turn). A key's home is its replica with no load. The",
-    'throughput rounds use uniform keys, each a new KableRecord.',
+    'throughput rounds use uniform keys, each a new KableRecord; each round runs round robin, keyed and keyed',
+    'with `affinityRecheck: false` (a second client), starting with another of the three each round.',
   ];
 }
 
