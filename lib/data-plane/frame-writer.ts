@@ -57,7 +57,18 @@ const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
  * written as UTF-8 by Node (ENCODE_STRING_NATIVELY_FROM). The batch is then a list of parts, written
  * corked (one writev), never joined.
  */
+/**
+ * Something that may hold a writer's next write until later in the event loop's turn (see `EndOfTurn`):
+ * `hold` takes the flush and returns true, and then calls it exactly once.
+ */
+export interface FlushHolder {
+  hold(flush: () => void): boolean;
+}
+
 export class FrameWriter {
+  /** Asked first when a write is due; undefined: the write leaves at the end of the tick. */
+  holder: FlushHolder | undefined;
+
   /**
    * @param sliceEvery frames after which a batch is written before the end of the tick (see
    *   CALLER_SLICE_FRAMES); Infinity: once per tick.
@@ -439,13 +450,16 @@ export class FrameWriter {
   private schedule(): void {
     if (this.scheduled || this.socket === undefined) return;
     this.scheduled = true;
+    if (this.holder?.hold(this.scheduledFlush) === true) return;
     // After the current run and its promise callbacks: frames produced together (a chunk of requests
     // and the replies their handlers resolve) leave in one write, without waiting a loop turn.
-    process.nextTick(() => {
-      this.scheduled = false;
-      this.flush();
-    });
+    process.nextTick(this.scheduledFlush);
   }
+
+  private readonly scheduledFlush = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
 
   private flush(): void {
     const socket = this.socket;

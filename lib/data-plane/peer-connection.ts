@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { KableDataPlaneError } from './data-plane-errors.js';
 import { FrameDecoder } from './frame-decoder.js';
-import { FrameWriter } from './frame-writer.js';
+import { FrameWriter, type FlushHolder } from './frame-writer.js';
 import { readNextFrame } from './next-frame.js';
 import { UnsentEvents, type QueuedFrame } from './unsent-events.js';
 import { unencodableError } from './unencodable.js';
@@ -70,6 +70,8 @@ export interface PeerConnectionOptions {
    * Closing before the server's longer idleTimeout does is what keeps a request from meeting it.
    */
   idleTimeout?: number;
+  /** May hold the connection's writes until later in the turn (see FlushHolder). Default: none. */
+  flushHolder?: FlushHolder;
 }
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
@@ -163,6 +165,7 @@ export class PeerConnection {
         false,
       );
     });
+    this.writer.holder = options.flushHolder;
     this.writer.onFlush = () => this.markWritten();
     this.writer.onSent = this.admitWaiting;
     if (options.liveness !== false) {

@@ -98,6 +98,7 @@ export class KableClientProxy extends ClientProxy {
         ...(resolved.maxPending === undefined ? {} : { maxPending: resolved.maxPending }),
         liveness: resolved.liveness,
         idleTimeout: resolved.idleTimeout,
+        ...(this.endOfTurn === undefined ? {} : { flushHolder: this.endOfTurn }),
       },
       resolved.bulkThreshold,
     );

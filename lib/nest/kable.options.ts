@@ -170,11 +170,11 @@ export interface KableClientOptions extends KableOptions {
    * A keyed request whose replica is over the load bound looks again once, at the end of the event
    * loop's turn, before it passes to the key's next replica (default true). The counts it went by may be
    * a moment old: that replica's replies may already be received, in a socket this caller reads later in
-   * the same turn. With it, calls for keys outside the 10 hottest reach their home 90-94% of the time in
-   * bench/affinity.ts, against 72-74% without, at the price of that wait for about a third of the keyed
-   * requests of a caller that keeps 64 in flight (keyed throughput 0.74-0.85 of round robin there,
-   * 0.94-1.07 without). `false`: pass on at once, for callers to which throughput matters more than
-   * reaching the key's replica. See docs/affinity.md.
+   * the same turn. With it, calls for keys outside the 10 hottest reach their home about 90% of the time
+   * in bench/affinity.ts, against 72-76% without, at the price of that wait (at most the rest of the
+   * turn) for about a third of the keyed requests of a caller that keeps 64 in flight; while requests
+   * wait, the client's writes wait with them, so that the turn's requests leave in one write per
+   * connection. `false`: pass on at once. See docs/affinity.md.
    */
   affinityRecheck?: boolean;
 }

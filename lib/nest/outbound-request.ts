@@ -66,6 +66,8 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   private counted: number | undefined;
   /** It has waited for the end of a turn once (a keyed request waits at most once: see `start`). */
   private waitedTurn = false;
+  /** The key's replica while it waits for room there (TurnWaiter): a reply from it is a look sooner. */
+  home: string | undefined;
 
   constructor(
     private readonly deadlines: RequestDeadlines,
@@ -102,11 +104,15 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
       if (home !== undefined) return this.sendTo(home);
       // Served, but the key's replica is over its limit by the counts of this moment. This may be the
       // middle of the turn's reads: replies from that replica may already be received, in a socket
-      // read after this one. Once, the request looks again at the end of the turn, then passes on if
-      // the replica is still over (see rendezvous.ts). A full wait list: it passes on now.
-      if (this.router.candidates(this.pattern, 'messages').length > 0) {
+      // read after this one. Once, the request waits: it goes home as soon as a read of that replica's
+      // replies leaves it within the limit (`homeReplied`), else at the end of the turn it looks again
+      // and passes on if the replica is still over (see rendezvous.ts). A full wait list: it passes on now.
+      const first = this.router.home(this.pattern, key);
+      if (first !== undefined) {
         this.waitedTurn = true;
+        this.home = first.iid;
         if (this.turn.add(this)) return;
+        this.home = undefined;
       }
     }
     const ready = this.pick();
@@ -133,10 +139,21 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
       );
   }
 
-  /** The end of the turn it waited for (TurnWaiter): picks again, unless it ended meanwhile. */
+  /** The end of the turn it waited for (TurnWaiter): picks again, unless it ended or left meanwhile. */
   endOfTurn(): void {
-    if (this.finished) return;
+    if (this.finished || this.home === undefined) return;
+    this.home = undefined;
     this.start();
+  }
+
+  /** A reply from the key's replica was read (TurnWaiter): goes there if it is now within the limit. */
+  homeReplied(): void {
+    if (this.finished || this.home === undefined) return;
+    const key = this.key!;
+    const home = this.router.next(this.pattern, key, this.keys === undefined ? 0 : this.keys.of(key), false);
+    if (home === undefined) return;
+    this.home = undefined;
+    this.sendTo(home);
   }
 
   /** The key's replica (told how many of the key's requests are in flight), else the next in turn. */
@@ -258,6 +275,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   complete(): void {
     // Also after a cancel: firstValueFrom unsubscribes on the last value, just before this.
     this.uncount();
+    if (this.peer !== undefined) this.turn?.replied(this.peer.iid);
     this.trace?.end();
     this.answered();
     if (this.finished) return;
@@ -270,6 +288,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   error(error: unknown): void {
     // Before a retry picks again: this attempt is no longer in flight.
     this.uncount();
+    if (this.peer !== undefined) this.turn?.replied(this.peer.iid);
     if (isReplicaFailure(error)) this.replicaFailed();
     else if (codeOf(error) === undefined) this.recovered();
     if (this.finished) return;

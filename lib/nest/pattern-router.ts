@@ -195,6 +195,13 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
    * flight (see `loadLimit` in rendezvous.ts); else round robin. Undefined when none serves it right now,
    * or, with `spill` false, when the key's replica is over its limit (see `Rendezvous.select`).
    */
+  /** A key's first choice among the pattern's candidates, whatever the loads (see `next`). */
+  home(pattern: string, key: number): PeerRecord | undefined {
+    const route = this.route(pattern, 'messages');
+    route.affinity ??= new Rendezvous<PeerRecord>(addressHash, this.load ?? noLoad);
+    return route.affinity.first(route.candidates, key);
+  }
+
   next(pattern: string, key?: number, keyInFlight = 0, spill = true): PeerRecord | undefined {
     const route = this.route(pattern, 'messages');
     if (route.probes.length > 0) {

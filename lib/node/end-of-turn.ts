@@ -2,6 +2,10 @@
 export interface TurnWaiter {
   /** The turn's I/O has been read: act now. */
   endOfTurn(): void;
+  /** The replica it waits for room at, if any: a reply from it (`replied`) lets it look again sooner. */
+  readonly home?: string;
+  /** A reply from `home` was read: it may act now (or go on waiting for the end of the turn). */
+  homeReplied?(): void;
 }
 
 /** How many may wait for one turn's end by default; past it, `add` refuses and the caller acts at once. */
@@ -20,6 +24,11 @@ export class EndOfTurn {
   /** The list of the turn being run, reused as the next turn's list (no array per turn). */
   private spare: TurnWaiter[] = [];
   private scheduled = false;
+  /** Replicas whose replies were read since the last look (`replied`), and whether a look is due. */
+  private replied_: string[] = [];
+  private looking = false;
+  /** Writes held while requests wait (`hold`): they leave after the waiters, with theirs. */
+  private held: (() => void)[] = [];
 
   constructor(
     /** Told what a waiter threw; the other waiters still run. */
@@ -47,12 +56,56 @@ export class EndOfTurn {
     return true;
   }
 
-  /** Runs every waiter now (as when their owner closes), in the order they came. */
+  /**
+   * A reply from replica `iid` was read (its count of requests in flight is one lower). Waiters for it
+   * look again in a microtask, once the read that brought the reply is done (every reply in it counted
+   * off): they need not wait for the rest of the turn when their replica has room by then. Nothing to
+   * do, and one comparison, while no one waits.
+   */
+  replied(iid: string): void {
+    if (this.waiting.length === 0) return;
+    if (!this.replied_.includes(iid)) this.replied_.push(iid);
+    if (this.looking) return;
+    this.looking = true;
+    queueMicrotask(this.look);
+  }
+
+  private readonly look = (): void => {
+    this.looking = false;
+    const replicas = this.replied_;
+    this.replied_ = [];
+    const waiting = this.waiting;
+    for (let i = 0; i < waiting.length; i++) {
+      const waiter = waiting[i];
+      if (waiter.home === undefined || !replicas.includes(waiter.home)) continue;
+      try {
+        waiter.homeReplied?.();
+      } catch (error) {
+        this.onError(error);
+      }
+    }
+  };
+
+  /**
+   * While requests wait for this turn's end, a connection's next write waits with them (FlushHolder):
+   * the requests sent meanwhile and those the waiters send then leave in one write per connection,
+   * rather than one write for each socket read of the turn and one more for the waiters (on loopback
+   * a write is the dearest step of a small request). Nothing is held while no request waits.
+   */
+  hold(flush: () => void): boolean {
+    if (this.waiting.length === 0) return false;
+    this.held.push(flush);
+    return true;
+  }
+
+  /** Runs every waiter now (as when their owner closes), in the order they came, then the held writes. */
   readonly run = (): void => {
     this.scheduled = false;
     const batch = this.waiting;
-    if (batch.length === 0) return;
+    const held = this.held;
+    if (batch.length === 0 && held.length === 0) return;
     this.waiting = this.spare;
+    this.held = [];
     for (let i = 0; i < batch.length; i++) {
       try {
         batch[i].endOfTurn();
@@ -62,5 +115,12 @@ export class EndOfTurn {
     }
     batch.length = 0;
     this.spare = batch;
+    for (let i = 0; i < held.length; i++) {
+      try {
+        held[i]();
+      } catch (error) {
+        this.onError(error);
+      }
+    }
   };
 }

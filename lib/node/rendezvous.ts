@@ -21,7 +21,7 @@
  * recent peak of the total, keys in flight going home only up to the mean, hot keys to the least
  * loaded) gave 65-83%. So `select` with `spill` false gives none for a first choice over its limit,
  * and the client (outbound-request.ts) looks again once, at the end of the event loop's turn, when every
- * socket readable in the turn has been read (`EndOfTurn`), and only then passes the key on: 91-92% at
+ * socket readable in the turn has been read (`EndOfTurn`), and only then passes the key on: about 90% at
  * home, the bound kept. The choice is still a function of the key, the replica set and this caller's
  * own loads, read a little later.
  */
@@ -146,6 +146,20 @@ export class Rendezvous<T> {
     /** This caller's requests in flight to a candidate. */
     private readonly load: (candidate: T) => number,
   ) {}
+
+  /** The key's first choice among `candidates`, whatever the loads. */
+  first(candidates: readonly T[], key: number): T | undefined {
+    let best: T | undefined;
+    let bestScore = -1;
+    for (let i = 0; i < candidates.length; i++) {
+      const s = score(key, this.identity(candidates[i]));
+      if (s > bestScore) {
+        bestScore = s;
+        best = candidates[i];
+      }
+    }
+    return best;
+  }
 
   /**
    * The key's replica among `candidates`. `keyInFlight` is how many requests with this key this caller

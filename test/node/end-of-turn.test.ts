@@ -94,6 +94,48 @@ describe('EndOfTurn', () => {
     expect(turn.size).toBe(0);
   });
 
+  it("tells a waiter its replica replied once the read is done (a microtask), one look for the read's replies, none for another replica's", async () => {
+    const turn = new EndOfTurn(() => undefined);
+    const looks: string[] = [];
+    const waiterFor = (name: string, home: string): TurnWaiter => ({
+      home,
+      homeReplied: () => looks.push(name),
+      endOfTurn: () => looks.push(`${name} at the end of the turn`),
+    });
+    // No one waits: nothing scheduled.
+    turn.replied('a');
+    await Promise.resolve();
+    expect(looks).toEqual([]);
+    turn.add(waiterFor('for a', 'a'));
+    turn.add(waiterFor('for b', 'b'));
+    // Three replies from a in one read: one look, after the read (its synchronous part) is done.
+    turn.replied('a');
+    turn.replied('a');
+    turn.replied('a');
+    expect(looks).toEqual([]);
+    await Promise.resolve();
+    expect(looks).toEqual(['for a']);
+    turn.replied('c');
+    await Promise.resolve();
+    expect(looks).toEqual(['for a']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(looks).toEqual(['for a', 'for a at the end of the turn', 'for b at the end of the turn']);
+  });
+
+  it('holds a write only while requests wait, and lets it go once, after the waiters have sent theirs', async () => {
+    const turn = new EndOfTurn(() => undefined);
+    const order: string[] = [];
+    // No one waits: the write is not held (the writer sends it at the end of the tick, as always).
+    expect(turn.hold(() => order.push('unheld write'))).toBe(false);
+    turn.add(waiter(() => order.push('waiter sends')));
+    expect(turn.hold(() => order.push('held write'))).toBe(true);
+    expect(order).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['waiter sends', 'held write']);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['waiter sends', 'held write']);
+  });
+
   it('refuses a cap that is not a whole number of at least 1', () => {
     expect(() => new EndOfTurn(() => undefined, 0)).toThrow(/at least 1/);
     expect(() => new EndOfTurn(() => undefined, 1.5)).toThrow(/at least 1/);
