@@ -47,6 +47,14 @@ export const CALLER_SLICE_FRAMES = 32;
 const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
 
 /**
+ * Something that may hold a writer's next write until later in the event loop's turn (see `EndOfTurn`):
+ * `hold` takes the flush and returns true, and then calls it exactly once.
+ */
+export interface FlushHolder {
+  hold(flush: () => void): boolean;
+}
+
+/**
  * Encodes frames into one growing buffer and writes it in a single `socket.write` per turn of the event
  * tick: many small frames cost one syscall. While the socket is not writable (not yet connected, or
  * over its high-water mark) frames keep accumulating, up to the owner's caps.
@@ -57,14 +65,6 @@ const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
  * written as UTF-8 by Node (ENCODE_STRING_NATIVELY_FROM). The batch is then a list of parts, written
  * corked (one writev), never joined.
  */
-/**
- * Something that may hold a writer's next write until later in the event loop's turn (see `EndOfTurn`):
- * `hold` takes the flush and returns true, and then calls it exactly once.
- */
-export interface FlushHolder {
-  hold(flush: () => void): boolean;
-}
-
 export class FrameWriter {
   /** Asked first when a write is due; undefined: the write leaves at the end of the tick. */
   holder: FlushHolder | undefined;

@@ -95,12 +95,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   start(): void {
     const key = this.key;
     if (key !== undefined && this.turn !== undefined && !this.waitedTurn) {
-      const home = this.router.next(
-        this.pattern,
-        key,
-        this.keys === undefined ? 0 : this.keys.of(key),
-        false,
-      );
+      const home = this.router.next(this.pattern, key, this.inFlightOf(key), false);
       if (home !== undefined) return this.sendTo(home);
       // Served, but the key's replica is over its limit by the counts of this moment. This may be the
       // middle of the turn's reads: replies from that replica may already be received, in a socket
@@ -150,10 +145,15 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
   homeReplied(): void {
     if (this.finished || this.home === undefined) return;
     const key = this.key!;
-    const home = this.router.next(this.pattern, key, this.keys === undefined ? 0 : this.keys.of(key), false);
+    const home = this.router.next(this.pattern, key, this.inFlightOf(key), false);
     if (home === undefined) return;
     this.home = undefined;
     this.sendTo(home);
+  }
+
+  /** This caller's requests of `key` in flight (0 when keys are not counted). */
+  private inFlightOf(key: number): number {
+    return this.keys === undefined ? 0 : this.keys.of(key);
   }
 
   /** The key's replica (told how many of the key's requests are in flight), else the next in turn. */
@@ -162,7 +162,7 @@ export class OutboundRequest extends DeadlineEntry implements ReplyObserver, Uns
     return (
       (key === undefined
         ? this.router.next(this.pattern)
-        : this.router.next(this.pattern, key, this.keys === undefined ? 0 : this.keys.of(key))) ??
+        : this.router.next(this.pattern, key, this.inFlightOf(key))) ??
       this.router.targetWithoutHandler(this.pattern)
     );
   }

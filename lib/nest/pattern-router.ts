@@ -195,13 +195,6 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
    * flight (see `loadLimit` in rendezvous.ts); else round robin. Undefined when none serves it right now,
    * or, with `spill` false, when the key's replica is over its limit (see `Rendezvous.select`).
    */
-  /** A key's first choice among the pattern's candidates, whatever the loads (see `next`). */
-  home(pattern: string, key: number): PeerRecord | undefined {
-    const route = this.route(pattern, 'messages');
-    route.affinity ??= new Rendezvous<PeerRecord>(addressHash, this.load ?? noLoad);
-    return route.affinity.first(route.candidates, key);
-  }
-
   next(pattern: string, key?: number, keyInFlight = 0, spill = true): PeerRecord | undefined {
     const route = this.route(pattern, 'messages');
     if (route.probes.length > 0) {
@@ -209,11 +202,19 @@ export class PatternRouter extends EventEmitter<{ changed: [] }> {
       if (probe !== undefined) return probe;
     }
     if (route.candidates.length === 0) return undefined;
-    if (key !== undefined) {
-      route.affinity ??= new Rendezvous<PeerRecord>(addressHash, this.load ?? noLoad);
-      return route.affinity.select(route.candidates, key, keyInFlight, spill);
-    }
+    if (key !== undefined) return this.affinityOf(route).select(route.candidates, key, keyInFlight, spill);
     return route.balancer.select(route.candidates);
+  }
+
+  /** A key's first choice among the pattern's candidates, whatever the loads (see `next`). */
+  home(pattern: string, key: number): PeerRecord | undefined {
+    const route = this.route(pattern, 'messages');
+    return this.affinityOf(route).first(route.candidates, key);
+  }
+
+  /** The route's keyed chooser, made at its first keyed request. */
+  private affinityOf(route: Route): Rendezvous<PeerRecord> {
+    return (route.affinity ??= new Rendezvous<PeerRecord>(addressHash, this.load ?? noLoad));
   }
 
   /** An excluded replica whose probe is due, if any (its next one is then an interval away). */

@@ -25,7 +25,7 @@ export class EndOfTurn {
   private spare: TurnWaiter[] = [];
   private scheduled = false;
   /** Replicas whose replies were read since the last look (`replied`), and whether a look is due. */
-  private replied_: string[] = [];
+  private repliedFrom: string[] = [];
   private looking = false;
   /** Writes held while requests wait (`hold`): they leave after the waiters, with theirs. */
   private held: (() => void)[] = [];
@@ -64,7 +64,7 @@ export class EndOfTurn {
    */
   replied(iid: string): void {
     if (this.waiting.length === 0) return;
-    if (!this.replied_.includes(iid)) this.replied_.push(iid);
+    if (!this.repliedFrom.includes(iid)) this.repliedFrom.push(iid);
     if (this.looking) return;
     this.looking = true;
     queueMicrotask(this.look);
@@ -72,8 +72,8 @@ export class EndOfTurn {
 
   private readonly look = (): void => {
     this.looking = false;
-    const replicas = this.replied_;
-    this.replied_ = [];
+    const replicas = this.repliedFrom;
+    this.repliedFrom = [];
     const waiting = this.waiting;
     for (let i = 0; i < waiting.length; i++) {
       const waiter = waiting[i];

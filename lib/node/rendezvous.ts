@@ -21,8 +21,8 @@
  * recent peak of the total, keys in flight going home only up to the mean, hot keys to the least
  * loaded) gave 65-83%. So `select` with `spill` false gives none for a first choice over its limit,
  * and the client (outbound-request.ts) looks again once, at the end of the event loop's turn, when every
- * socket readable in the turn has been read (`EndOfTurn`), and only then passes the key on: about 90% at
- * home, the bound kept. The choice is still a function of the key, the replica set and this caller's
+ * socket readable in the turn has been read (`EndOfTurn`; sooner if a read of that replica's replies
+ * leaves it within the limit), and only then passes the key on: about 90% at home, the bound kept. The choice is still a function of the key, the replica set and this caller's
  * own loads, read a little later.
  */
 
@@ -149,16 +149,26 @@ export class Rendezvous<T> {
 
   /** The key's first choice among `candidates`, whatever the loads. */
   first(candidates: readonly T[], key: number): T | undefined {
+    const identities = this.identitiesOf(candidates);
     let best: T | undefined;
     let bestScore = -1;
     for (let i = 0; i < candidates.length; i++) {
-      const s = score(key, this.identity(candidates[i]));
+      const s = score(key, identities[i]);
       if (s > bestScore) {
         bestScore = s;
         best = candidates[i];
       }
     }
     return best;
+  }
+
+  /** The candidates' identity hashes, computed again only when the list is another array. */
+  private identitiesOf(candidates: readonly T[]): number[] {
+    if (candidates !== this.hashedFor) {
+      this.identities = candidates.map(this.identity);
+      this.hashedFor = candidates;
+    }
+    return this.identities;
   }
 
   /**
@@ -170,15 +180,12 @@ export class Rendezvous<T> {
   select(candidates: readonly T[], key: number, keyInFlight = 0, spill = true): T | undefined {
     const count = candidates.length;
     if (count <= 1) return candidates[0];
-    if (candidates !== this.hashedFor) {
-      this.identities = candidates.map(this.identity);
-      this.hashedFor = candidates;
-    }
+    const identities = this.identitiesOf(candidates);
     const scores = this.scores;
     let best = 0;
     let bestScore = -1;
     for (let i = 0; i < count; i++) {
-      const s = score(key, this.identities[i]);
+      const s = score(key, identities[i]);
       scores[i] = s;
       // Equal scores (equal identities) go to the earlier one in the cluster-wide order, as on every caller.
       if (s > bestScore) {
