@@ -9,11 +9,16 @@ import { KableRecord } from '../lib/nest/kable-record.js';
 import type { PeerRecord } from '../lib/node/peer-record.js';
 import { Rendezvous, addressHash, identityHash, keyHash } from '../lib/node/rendezvous.js';
 import { seededRandom, zipf } from '../test/support/zipf.js';
-import { loopbackMulticast, median, run } from './support.js';
+import { loopbackMulticast, median, quantile, run } from './support.js';
 
 const LANES = 64;
 const REPLICAS = 4;
 const HOT = 10;
+/**
+ * Calls per throughput round and kind. A round of 50,000 (1 s) let the machine's load swing the per-round
+ * ratio by more than 5%; many short rounds, interleaved, spread such swings over all three kinds.
+ */
+const THROUGHPUT_ROUND = 10_000;
 
 export interface ZipfFigures {
   /** Most requests in flight from the caller to one replica, right after a keyed send. */
@@ -38,14 +43,20 @@ export interface AffinityFigures extends ZipfFigures {
   bound: number;
   /** The same Zipf figures from a client with affinityRecheck: false. */
   atOnce: ZipfFigures;
-  /** Requests per second, medians of interleaved rounds: no key, keyed, keyed with affinityRecheck: false. */
+  /**
+   * Requests per second over all the interleaved rounds (their calls over their summed time): no key,
+   * keyed, keyed with affinityRecheck: false.
+   */
   roundRobin: number;
   keyed: number;
   keyedAtOnce: number;
-  /** Medians of per-round ratios to round robin: keyed (default), keyed with affinityRecheck: false. */
+  /** Those rates' ratios to round robin: keyed (default), keyed with affinityRecheck: false. */
   ratio: number;
   ratioAtOnce: number;
+  /** The per-round ratios keyed / round robin (one round each, run back to back): quartiles and median. */
+  roundRatios: [number, number, number];
   rounds: number;
+  roundCalls: number;
 }
 
 /** Key movement over 100,000 keys: pure computation, no network. */
@@ -164,42 +175,44 @@ export async function affinityFigures(calls: number, rounds: number): Promise<Af
     const zipfDefault = await zipfPass(client, nodes, names, homes, calls);
     const zipfAtOnce = await zipfPass(atOnce, nodes, names, homes, calls);
 
-    // Throughput: uniform keys (each client) against no key, interleaved rounds on the same replicas.
+    // Throughput: uniform keys (each client) against no key, many short interleaved rounds on the same
+    // replicas. Every round draws a key and makes a KableRecord, with the key or without it (round
+    // robin), so the kinds differ in the routing alone.
     const random = seededRandom(5);
-    const throughput = async (from: KableClientProxy, keyed: boolean): Promise<number> => {
-      let left = calls;
+    const throughput = async (from: KableClientProxy, keyed: boolean, count: number): Promise<number> => {
+      let left = count;
       const started = performance.now();
       const one = async () => {
         while (left-- > 0) {
-          const data = keyed
-            ? new KableRecord({}, { affinityKey: names[Math.floor(random() * names.length)] })
-            : {};
-          await firstValueFrom(from.send('who', data));
+          const name = names[Math.floor(random() * names.length)];
+          await firstValueFrom(from.send('who', new KableRecord({}, keyed ? { affinityKey: name } : {})));
         }
       };
       await Promise.all(Array.from({ length: LANES }, one));
-      return calls / ((performance.now() - started) / 1000);
+      return (performance.now() - started) / 1000;
     };
-    await throughput(client, false);
-    await throughput(atOnce, true);
     const runs = [
-      () => throughput(client, false),
-      () => throughput(client, true),
-      () => throughput(atOnce, true),
+      (count: number) => throughput(client, false, count),
+      (count: number) => throughput(client, true, count),
+      (count: number) => throughput(atOnce, true, count),
     ];
-    const rates: number[][] = [[], [], []];
+    const perRound = Math.min(calls, THROUGHPUT_ROUND);
+    const throughputRounds = Math.max(1, Math.round((calls * rounds) / perRound));
+    for (const warm of runs) await warm(perRound);
+    const seconds = [0, 0, 0];
     const ratios: number[][] = [[], []];
-    for (let r = 0; r < rounds; r++) {
+    for (let r = 0; r < throughputRounds; r++) {
       // Each round starts with another of the three, so a drift in the machine's load favours none.
       const round: number[] = [];
       for (let i = 0; i < runs.length; i++) {
         const which = (r + i) % runs.length;
-        round[which] = await runs[which]();
+        round[which] = await runs[which](perRound);
+        seconds[which] += round[which];
       }
-      round.forEach((rate, i) => rates[i].push(rate));
-      ratios[0].push(round[1] / round[0]);
-      ratios[1].push(round[2] / round[0]);
+      ratios[0].push(round[0] / round[1]);
+      ratios[1].push(round[0] / round[2]);
     }
+    const rate = (which: number) => (perRound * throughputRounds) / seconds[which];
     return {
       keys,
       ...moves,
@@ -207,12 +220,14 @@ export async function affinityFigures(calls: number, rounds: number): Promise<Af
       bound: Math.ceil((1.25 * LANES) / REPLICAS) + 1,
       ...zipfDefault,
       atOnce: zipfAtOnce,
-      roundRobin: median(rates[0]),
-      keyed: median(rates[1]),
-      keyedAtOnce: median(rates[2]),
-      ratio: median(ratios[0]),
-      ratioAtOnce: median(ratios[1]),
-      rounds,
+      roundRobin: rate(0),
+      keyed: rate(1),
+      keyedAtOnce: rate(2),
+      ratio: rate(1) / rate(0),
+      ratioAtOnce: rate(2) / rate(0),
+      roundRatios: [quantile(ratios[0], 0.25), median(ratios[0]), quantile(ratios[0], 0.75)],
+      rounds: throughputRounds,
+      roundCalls: perRound,
     };
   } finally {
     await Promise.all([client.close(), atOnce.close()]);
@@ -235,8 +250,8 @@ export function affinityTable(f: AffinityFigures): string[] {
     `| same: calls for keys outside the ${HOT} hottest that reached their home replica | ${pct(f.coldAtHome)} | ≥ 90% |`,
     `| same: calls for the hottest key that reached its home replica | ${pct(f.hottestAtHome)} | |`,
     `| same, \`affinityRecheck: false\`: most in flight / keys outside the ${HOT} hottest at home / hottest at home | ${fmt(f.atOnce.maxInFlight)} / ${pct(f.atOnce.coldAtHome)} / ${pct(f.atOnce.hottestAtHome)} | |`,
-    `| small requests (\`who\`), ${LANES} in flight over ${REPLICAS} replicas: with a key / round robin, req/s (median of ${f.rounds} interleaved rounds) | ${fmt(f.keyed)} / ${fmt(f.roundRobin)} | |`,
-    `| same: ratio, median of per-round ratios | ${fmt(f.ratio, 2)} | ≥ 0.95 |`,
+    `| small requests (\`who\`), ${LANES} in flight over ${REPLICAS} replicas: with a key / round robin, req/s (${f.rounds} interleaved rounds of ${fmt(f.roundCalls)} calls each) | ${fmt(f.keyed)} / ${fmt(f.roundRobin)} | |`,
+    `| same: ratio of those rates (per-round ratios: median ${fmt(f.roundRatios[1], 2)}, quartiles ${fmt(f.roundRatios[0], 2)}–${fmt(f.roundRatios[2], 2)}) | ${fmt(f.ratio, 2)} | ≥ 0.95 |`,
     `| same, \`affinityRecheck: false\`: req/s / ratio | ${fmt(f.keyedAtOnce)} / ${fmt(f.ratioAtOnce, 2)} | |`,
     '',
     'Key affinity (bench/affinity.ts): the movement rows place 100,000 keys over replicas 127.0.1.1-11:4000',
@@ -245,8 +260,12 @@ export function affinityTable(f: AffinityFigures): string[] {
     'instance id) and the next one on its reply. Zipf(1.1) over 10,000 keys, seeded; a first pass of the same',
     "length warms up and is not counted. In flight is the client's own count per replica, read after each send",
     "(also those a keyed request makes at the end of a turn). A key's home is its replica with no load. The",
-    'throughput rounds use uniform keys, each a new KableRecord; each round runs round robin, keyed and keyed',
-    'with `affinityRecheck: false` (a second client), starting with another of the three each round.',
+    'throughput rounds use uniform keys: every call draws a key and makes a new KableRecord, with the key or',
+    'without it (round robin), so the kinds differ in the routing alone. Each round runs round robin, keyed',
+    'and keyed with `affinityRecheck: false` (a second client), starting with another of the three each round,',
+    "after one warm-up round of each. A rate is all its rounds' calls over their summed time; rounds of",
+    "50,000 calls (1 s) let the per-round ratio swing by more than 5% with the machine's load (the quartiles",
+    'of the per-round ratios show how much it still does).',
   ];
 }
 
