@@ -48,10 +48,11 @@ const FLUSH_EVERY_VALUE_BYTES = 16 * 1024;
 
 /**
  * Something that may hold a writer's next write until later in the event loop's turn (see `EndOfTurn`):
- * `hold` takes the flush and returns true, and then calls it exactly once.
+ * `hold` takes the flush and returns true, and then calls it exactly once. `peer` names the writer's
+ * peer (its instance id, `FrameWriter.peer`): a holder may let some peers' writes go at once.
  */
 export interface FlushHolder {
-  hold(flush: () => void): boolean;
+  hold(flush: () => void, peer: string): boolean;
 }
 
 /**
@@ -68,6 +69,8 @@ export interface FlushHolder {
 export class FrameWriter {
   /** Asked first when a write is due; undefined: the write leaves at the end of the tick. */
   holder: FlushHolder | undefined;
+  /** The peer written to, as the holder knows it (its instance id). */
+  peer = '';
 
   /**
    * @param sliceEvery frames after which a batch is written before the end of the tick (see
@@ -450,7 +453,7 @@ export class FrameWriter {
   private schedule(): void {
     if (this.scheduled || this.socket === undefined) return;
     this.scheduled = true;
-    if (this.holder?.hold(this.scheduledFlush) === true) return;
+    if (this.holder?.hold(this.scheduledFlush, this.peer) === true) return;
     // After the current run and its promise callbacks: frames produced together (a chunk of requests
     // and the replies their handlers resolve) leave in one write, without waiting a loop turn.
     process.nextTick(this.scheduledFlush);

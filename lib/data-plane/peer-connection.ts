@@ -72,6 +72,8 @@ export interface PeerConnectionOptions {
   idleTimeout?: number;
   /** May hold the connection's writes until later in the turn (see FlushHolder). Default: none. */
   flushHolder?: FlushHolder;
+  /** The peer's instance id, told to `flushHolder` with each write it may hold. Default: `host:port`. */
+  peer?: string;
 }
 
 export type PeerConnectionStatus = 'connecting' | 'open' | 'closed';
@@ -166,6 +168,7 @@ export class PeerConnection {
       );
     });
     this.writer.holder = options.flushHolder;
+    this.writer.peer = options.peer ?? this.label;
     this.writer.onFlush = () => this.markWritten();
     this.writer.onSent = this.admitWaiting;
     if (options.liveness !== false) {

@@ -51,6 +51,7 @@ export class PeerPool extends EventEmitter<PeerPoolEvents> {
     if (existing !== undefined) this.closeCounted(existing);
     const connection = new PeerConnection(peer.host, peer.port, {
       ...this.options,
+      peer: peer.iid,
       onUnknownFrame: () => {
         this.unknownFrames++;
       },

@@ -126,14 +126,35 @@ describe('EndOfTurn', () => {
     const turn = new EndOfTurn(() => undefined);
     const order: string[] = [];
     // No one waits: the write is not held (the writer sends it at the end of the tick, as always).
-    expect(turn.hold(() => order.push('unheld write'))).toBe(false);
+    expect(turn.hold(() => order.push('unheld write'), 'replica-b')).toBe(false);
     turn.add(waiter(() => order.push('waiter sends')));
-    expect(turn.hold(() => order.push('held write'))).toBe(true);
+    expect(turn.hold(() => order.push('held write'), 'replica-b')).toBe(true);
     expect(order).toEqual([]);
     await new Promise((resolve) => setImmediate(resolve));
     expect(order).toEqual(['waiter sends', 'held write']);
     await new Promise((resolve) => setImmediate(resolve));
     expect(order).toEqual(['waiter sends', 'held write']);
+  });
+
+  it('does not hold a write to a replica that a request of the turn waits for room at, until the turn ends', async () => {
+    const turn = new EndOfTurn(() => undefined);
+    const order: string[] = [];
+    turn.add({ endOfTurn: () => order.push('waiter for a looks again'), home: 'replica-a' });
+    // Replica a is over its limit: its requests leave now (the writer's own end of tick), not held.
+    expect(turn.hold(() => order.push('write to a'), 'replica-a')).toBe(false);
+    expect(turn.hold(() => order.push('write to b'), 'replica-b')).toBe(true);
+    // A waiter with no replica of its own holds writes to every replica but a, as before.
+    turn.add(waiter(() => order.push('waiter with no replica')));
+    expect(turn.hold(() => order.push('write to c'), 'replica-c')).toBe(true);
+    expect(turn.hold(() => order.push('write to a'), 'replica-a')).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['waiter for a looks again', 'waiter with no replica', 'write to b', 'write to c']);
+    // The next turn starts afresh: a waiter for b now, so a's writes are held and b's are not.
+    turn.add({ endOfTurn: () => order.push('waiter for b looks again'), home: 'replica-b' });
+    expect(turn.hold(() => order.push('write to a, next turn'), 'replica-a')).toBe(true);
+    expect(turn.hold(() => order.push('write to b, next turn'), 'replica-b')).toBe(false);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order.slice(4)).toEqual(['waiter for b looks again', 'write to a, next turn']);
   });
 
   it('refuses a cap that is not a whole number of at least 1', () => {
