@@ -27,6 +27,9 @@ export interface ZipfFigures {
   coldAtHome: number;
   /** Share of the hottest key's calls that reached its home replica. */
   hottestAtHome: number;
+  /** Counted passes, and the lowest and highest share of non-hot calls at home in one of them. */
+  passes: number;
+  passRange: [number, number];
 }
 
 export interface AffinityFigures extends ZipfFigures {
@@ -97,14 +100,12 @@ function movement(
   };
 }
 
-/** Where Zipf(1.1) keys went from one client: a first pass warms up, the second is counted. */
-async function zipfPass(
-  client: KableClientProxy,
-  nodes: PeerRecord[],
-  names: string[],
-  homes: string[],
-  calls: number,
-): Promise<ZipfFigures> {
+/**
+ * Where Zipf(1.1) keys went from one client, over passes of `calls` each (see `affinityFigures`): `pass`
+ * runs one, counted or not (a warm-up), and returns its share of non-hot calls at home; `figures` sums
+ * the counted ones.
+ */
+function zipfCounter(client: KableClientProxy, nodes: PeerRecord[], names: string[], homes: string[]) {
   const pool = (client as unknown as { pool: PeerLanes }).pool;
   const next = zipf(names.length, 1.1, seededRandom(11));
   let maxInFlight = 0;
@@ -112,45 +113,53 @@ async function zipfPass(
   let coldHome = 0;
   let hottest = 0;
   let hottestHome = 0;
-  let sent = 0;
-  let counting = false;
+  const shares: number[] = [];
   // Every request is sent through pool.get (a keyed one that waited for the end of a turn too, in an
   // immediate): read every replica's count from this caller once that send is done.
   const sample = () => {
     for (const node of nodes) maxInFlight = Math.max(maxInFlight, pool.inFlight(node.iid));
   };
-  const get = pool.get.bind(pool);
-  pool.get = (peer, bulk) => {
-    if (counting) queueMicrotask(sample);
-    return get(peer, bulk);
-  };
-  const lane = async () => {
-    while (sent < calls) {
-      sent++;
-      const rank = next();
-      const iid = await firstValueFrom(
-        client.send<string>('who', new KableRecord({}, { affinityKey: names[rank] })),
-      );
-      if (!counting) continue;
-      if (rank === 0) {
-        hottest++;
-        if (iid === homes[rank]) hottestHome++;
-      } else if (rank >= HOT) {
-        cold++;
-        if (iid === homes[rank]) coldHome++;
+  const pass = async (calls: number, counting: boolean): Promise<void> => {
+    const get = pool.get.bind(pool);
+    pool.get = (peer, bulk) => {
+      if (counting) queueMicrotask(sample);
+      return get(peer, bulk);
+    };
+    let sent = 0;
+    let passCold = 0;
+    let passColdHome = 0;
+    const lane = async () => {
+      while (sent < calls) {
+        sent++;
+        const rank = next();
+        const iid = await firstValueFrom(
+          client.send<string>('who', new KableRecord({}, { affinityKey: names[rank] })),
+        );
+        if (!counting) continue;
+        if (rank === 0) {
+          hottest++;
+          if (iid === homes[rank]) hottestHome++;
+        } else if (rank >= HOT) {
+          passCold++;
+          if (iid === homes[rank]) passColdHome++;
+        }
       }
-    }
+    };
+    await Promise.all(Array.from({ length: LANES }, lane));
+    pool.get = get;
+    if (!counting) return;
+    cold += passCold;
+    coldHome += passColdHome;
+    shares.push(passColdHome / passCold);
   };
-  await Promise.all(Array.from({ length: LANES }, lane));
-  sent = 0;
-  counting = true;
-  await Promise.all(Array.from({ length: LANES }, lane));
-  pool.get = get;
-  return {
+  const figures = (): ZipfFigures => ({
     maxInFlight,
     coldAtHome: coldHome / cold,
     hottestAtHome: hottest === 0 ? Number.NaN : hottestHome / hottest,
-  };
+    passes: shares.length,
+    passRange: [Math.min(...shares), Math.max(...shares)],
+  });
+  return { pass, figures };
 }
 
 export async function affinityFigures(calls: number, rounds: number): Promise<AffinityFigures> {
@@ -172,8 +181,16 @@ export async function affinityFigures(calls: number, rounds: number): Promise<Af
     const names = Array.from({ length: 10_000 }, (_, rank) => `customer-${rank}`);
     const home = new Rendezvous<PeerRecord>(addressHash, () => 0);
     const homes = names.map((name) => home.select(nodes, keyHash(name))!.iid);
-    const zipfDefault = await zipfPass(client, nodes, names, homes, calls);
-    const zipfAtOnce = await zipfPass(atOnce, nodes, names, homes, calls);
+    // Zipf passes: a warm-up of each client, then `rounds` counted passes of each, interleaved (the
+    // machine's load moved one pass's share by a few points).
+    const zipfDefault = zipfCounter(client, nodes, names, homes);
+    const zipfAtOnce = zipfCounter(atOnce, nodes, names, homes);
+    await zipfDefault.pass(calls, false);
+    await zipfAtOnce.pass(calls, false);
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? [zipfDefault, zipfAtOnce] : [zipfAtOnce, zipfDefault];
+      for (const counter of order) await counter.pass(calls, true);
+    }
 
     // Throughput: uniform keys (each client) against no key, many short interleaved rounds on the same
     // replicas. Every round draws a key and makes a KableRecord, with the key or without it (round
@@ -218,8 +235,8 @@ export async function affinityFigures(calls: number, rounds: number): Promise<Af
       ...moves,
       calls,
       bound: Math.ceil((1.25 * LANES) / REPLICAS) + 1,
-      ...zipfDefault,
-      atOnce: zipfAtOnce,
+      ...zipfDefault.figures(),
+      atOnce: zipfAtOnce.figures(),
       roundRobin: rate(0),
       keyed: rate(1),
       keyedAtOnce: rate(2),
@@ -246,8 +263,8 @@ export function affinityTable(f: AffinityFigures): string[] {
     `| keys moved from 10 to 11 replicas (${fmt(f.keys)} keys) | ${pct(f.movedOnJoin)} | ≤ 11% |`,
     `| keys moved when 1 of 10 leaves / of them from replicas that stayed | ${pct(f.movedOnLeave)} / ${fmt(f.movedFromOthers)} | ≤ 10.5% / 0 |`,
     `| keys two callers placed apart (replicas known in another order) | ${fmt(f.disagreements)} | 0 |`,
-    `| Zipf(1.1) keys, ${LANES} in flight over ${REPLICAS} replicas (${fmt(f.calls)} calls): most in flight at one replica / ⌈1.25 × mean⌉ + 1 | ${fmt(f.maxInFlight)} / ${fmt(f.bound)} | ≤ bound |`,
-    `| same: calls for keys outside the ${HOT} hottest that reached their home replica | ${pct(f.coldAtHome)} | ≥ 90% |`,
+    `| Zipf(1.1) keys, ${LANES} in flight over ${REPLICAS} replicas (${f.passes} passes of ${fmt(f.calls)} calls): most in flight at one replica / ⌈1.25 × mean⌉ + 1 | ${fmt(f.maxInFlight)} / ${fmt(f.bound)} | ≤ bound |`,
+    `| same: calls for keys outside the ${HOT} hottest that reached their home replica (one pass: ${pct(f.passRange[0])}–${pct(f.passRange[1])}) | ${pct(f.coldAtHome)} | ≥ 90% |`,
     `| same: calls for the hottest key that reached its home replica | ${pct(f.hottestAtHome)} | |`,
     `| same, \`affinityRecheck: false\`: most in flight / keys outside the ${HOT} hottest at home / hottest at home | ${fmt(f.atOnce.maxInFlight)} / ${pct(f.atOnce.coldAtHome)} / ${pct(f.atOnce.hottestAtHome)} | |`,
     `| small requests (\`who\`), ${LANES} in flight over ${REPLICAS} replicas: with a key / round robin, req/s (${f.rounds} interleaved rounds of ${fmt(f.roundCalls)} calls each) | ${fmt(f.keyed)} / ${fmt(f.roundRobin)} | |`,
@@ -257,9 +274,11 @@ export function affinityTable(f: AffinityFigures): string[] {
     'Key affinity (bench/affinity.ts): the movement rows place 100,000 keys over replicas 127.0.1.1-11:4000',
     'by computation alone. The others run four `math` replicas as processes (test/nest/fixtures/run-service.ts)',
     `and one client in the bench process, ${LANES} lanes each sending \`who\` (it answers with the replica's`,
-    'instance id) and the next one on its reply. Zipf(1.1) over 10,000 keys, seeded; a first pass of the same',
-    "length warms up and is not counted. In flight is the client's own count per replica, read after each send",
-    "(also those a keyed request makes at the end of a turn). A key's home is its replica with no load. The",
+    'instance id) and the next one on its reply. Zipf(1.1) over 10,000 keys, seeded; a first pass of each',
+    "client warms up and is not counted, then the two clients' counted passes alternate, and the shares are",
+    "over all of them (one pass's share moved by a few points with the machine's load). In flight is the",
+    "client's own count per replica, read after each send (also those a keyed request makes at the end of a",
+    "turn), the most over all the passes. A key's home is its replica with no load. The",
     'throughput rounds use uniform keys: every call draws a key and makes a new KableRecord, with the key or',
     'without it (round robin), so the kinds differ in the routing alone. Each round runs round robin, keyed',
     'and keyed with `affinityRecheck: false` (a second client), starting with another of the three each round,',
