@@ -160,4 +160,110 @@ describe('frame decoder', () => {
       { numRuns: 60 },
     );
   });
+
+  describe('pushCopy (reads into one reused buffer)', () => {
+    const READ = 64 * 1024;
+    const frames = [
+      [1, 7, 'bytes', Buffer.alloc(200 * 1024, 3)],
+      [5, 8],
+      [1, 12, 'bytes', Buffer.alloc(64 * 1024, 5)],
+      [3, 9, Buffer.alloc(70 * 1024, 4), true],
+      [1, 13, 'small', Buffer.alloc(100, 6)],
+      [3, 10, 'x'.repeat(100 * 1024)],
+      [6, 11],
+    ];
+    const bytes = Buffer.concat(frames.map((frame) => writer.encodeOne(frame)));
+    const plain = (values: unknown[]) =>
+      values.map((frame) =>
+        (frame as unknown[]).map((item) =>
+          item instanceof Uint8Array
+            ? Buffer.from(item.buffer, item.byteOffset, item.byteLength).toString('base64')
+            : item,
+        ),
+      );
+
+    /** Feeds `bytes[from, to)` as reads of at most READ bytes into `shared`, scribbled over after each. */
+    function feed(
+      decoder: FrameDecoder,
+      shared: Buffer,
+      from: number,
+      to: number,
+      onValue: (v: unknown) => void,
+    ) {
+      for (let at = from; at < to; at += READ) {
+        const length = Math.min(READ, to - at);
+        bytes.copy(shared, 0, at, at + length);
+        expect(decoder.pushCopy(shared, length, onValue)).toBeUndefined();
+        shared.fill(0xee);
+      }
+    }
+
+    it('keeps no view of the reused buffer, however the stream is split and paused', () => {
+      const expected = plain(frames);
+      fc.assert(
+        fc.property(
+          fc.array(fc.nat(), { maxLength: 40 }),
+          fc.array(fc.boolean(), { maxLength: 40 }),
+          (cuts, holds) => {
+            const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+            const decoder = new FrameDecoder(1024 * 1024);
+            const shared = Buffer.alloc(READ);
+            const out: unknown[] = [];
+            const onValue = (value: unknown) => out.push(value);
+            let from = 0;
+            let index = 0;
+            for (const point of [...points, bytes.length]) {
+              const held = holds[index++] === true;
+              if (held) decoder.hold();
+              feed(decoder, shared, from, point, onValue);
+              if (held) expect(decoder.release(onValue)).toBeUndefined();
+              from = point;
+            }
+            // Compared only now: a value left as a view of the shared buffer reads 0xee by this time.
+            expect(plain(out)).toEqual(expected);
+            expect(decoder.pendingBytes).toBe(0);
+          },
+        ),
+        { numRuns: 80 },
+      );
+    });
+
+    it('copies large frames from the reused buffer into their own buffers, not into chunks first', () => {
+      // 64 KiB uploads, the size where a frame always straddles two 64 KiB reads.
+      const payload = Buffer.alloc(64 * 1024, 9);
+      const frame = writer.encodeOne([1, 1, 'bytes', payload]);
+      const count = 16;
+      const stream = Buffer.concat([writer.encodeOne([5, 2]), ...Array.from({ length: count }, () => frame)]);
+      const copy = jest.spyOn(Buffer.prototype, 'copy');
+      const set = jest.spyOn(Uint8Array.prototype, 'set');
+      try {
+        const decoder = new FrameDecoder(DEFAULT_MAX_FRAME_SIZE);
+        const shared = Buffer.alloc(READ);
+        const out: unknown[] = [];
+        let copied = 0;
+        for (let at = 0; at < stream.length; at += READ) {
+          const length = Math.min(READ, stream.length - at);
+          stream.copy(shared, 0, at, at + length);
+          copy.mockClear();
+          set.mockClear();
+          expect(decoder.pushCopy(shared, length, (value) => out.push(value))).toBeUndefined();
+          for (const call of copy.mock.calls) copied += (call[3] as number) - (call[2] as number);
+          for (const [source] of set.mock.calls) copied += (source as ArrayLike<number>).length;
+        }
+        expect(out).toHaveLength(count + 1);
+        for (const value of out.slice(1)) {
+          const bytes = (value as [number, number, string, Uint8Array])[3];
+          expect(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).equals(payload)).toBe(true);
+        }
+        // Each frame once into its own buffer; only a start shorter than an eighth of it is held as a
+        // chunk first (as `push` does). Copied into chunks first and then assembled, a frame's part in
+        // its first read (half of it on average) was copied twice.
+        expect(copied).toBeGreaterThanOrEqual(count * payload.length);
+        expect(copied).toBeLessThanOrEqual(stream.length + (count * frame.length) / 8);
+      } finally {
+        copy.mockRestore();
+        set.mockRestore();
+      }
+    });
+  });
 });
