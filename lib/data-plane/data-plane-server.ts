@@ -13,7 +13,6 @@ import { CONNECTION_DEADLINE_DEFAULTS, type ConnectionDeadlines } from './connec
 import { FrameDecoder, type DecodeFailure } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
 import { readRequestFrame, type RequestHandler } from './request-frame.js';
-import { rehome } from './shared-read-buffer.js';
 import { whatCannotBeEncoded } from './unencodable.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -135,8 +134,6 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
   private readonly perAddress = new Map<string, number>();
   /** Raw sockets refused for their address: over TLS their reset must not count as a refused handshake. */
   private readonly overCap = new WeakSet<net.Socket>();
-  /** Plain TCP: accepted connections read into the shared buffer (see shared-read-buffer.ts). */
-  private readonly rehomes: boolean;
   readonly deadlines: ConnectionDeadlines;
   /** One timer for every connection's deadlines, running while there is a connection. */
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -202,8 +199,7 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
     const accept = (socket: net.Socket) => this.accept(socket);
     this.server = options.createServer
       ? options.createServer(accept, deadlines.handshakeTimeout)
-      : net.createServer({ pauseOnConnect: true }, accept);
-    this.rehomes = options.createServer === undefined;
+      : net.createServer(accept);
     this.server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     // Before the accept above (and, over TLS, before the handshake starts): the raw TCP connection.
     this.server.prependListener('connection', (socket: net.Socket) => this.admit(socket));
@@ -363,10 +359,9 @@ export class DataPlaneServer extends EventEmitter<DataPlaneServerEvents> {
       return;
     }
     this.counters.connections++;
-    const connection = new ServerConnection(this, socket, performance.now(), this.rehomes);
+    const connection = new ServerConnection(this, socket, performance.now());
     this.connections.add(connection);
     this.sweepTimer ??= setInterval(this.sweep, this.sweepEvery).unref();
-    socket = connection.socket;
     socket.on('close', () => {
       this.closedBytes.in += socket.bytesRead;
       this.closedBytes.out += socket.bytesWritten;
@@ -496,19 +491,12 @@ class ServerConnection {
   private received = 0;
   private greeted = false;
 
-  /** The connection's socket: the accepted one, or the one it was re-homed on (shared-read-buffer.ts). */
-  readonly socket: net.Socket;
-
   constructor(
     readonly server: DataPlaneServer,
-    accepted: net.Socket,
+    readonly socket: net.Socket,
     /** When the sweep last saw activity (performance.now()). */
     private lastActive: number,
-    rehomes: boolean,
   ) {
-    const rehomed = rehomes ? rehome(accepted, this.onRead) : undefined;
-    const socket = rehomed ?? accepted;
-    this.socket = socket;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.created = lastActive;
     this.decoder = new FrameDecoder(server.maxFrameSize, (bytes, start, end) =>
@@ -521,9 +509,7 @@ class ServerConnection {
     if (SENDS_TEST_EXTENSIONS) this.writer.write(TEST_EXTENSION_FRAME);
     // Only on 'drain', which never comes in the middle of decoding: resuming hands out held frames.
     socket.on('drain', () => this.resumeIfDrained());
-    if (rehomed === undefined) socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    // Accepted paused (pauseOnConnect), and a re-homed socket emits 'end' only when flowing.
-    socket.resume();
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
       if (this.decoder.pendingBytes > 0)
         this.server.reject(this, 'truncatedFrame', 'the stream ended mid-frame');
@@ -685,14 +671,6 @@ class ServerConnection {
     this.writer.discard();
     for (const reply of [...this.replies.values()]) this.cancel(reply);
   }
-
-  /** A read into the shared buffer (see shared-read-buffer.ts): `bytes` is valid during the call only. */
-  private readonly onRead = (bytes: Buffer, length: number): void => {
-    this.activity++;
-    this.received += length;
-    this.afterDecode(this.decoder.pushCopy(bytes, length, this.deliver));
-    if (this.decoder.pendingBytes > 0 && !this.paused && !this.gone) this.noticeReading();
-  };
 
   private onData(chunk: Buffer): void {
     this.activity++;

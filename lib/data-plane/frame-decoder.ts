@@ -73,65 +73,6 @@ export class FrameDecoder {
   }
 
   /**
-   * `push` for bytes in memory the caller reuses once this returns (`bytes[0, length)`, a socket's shared
-   * read buffer): bytes of a large frame go straight into the frame's own buffer, the rest is copied into
-   * memory of its own. A large frame that starts in these bytes is begun here (under the same rule as
-   * `assemble`), not copied twice.
-   */
-  pushCopy(bytes: Buffer, length: number, onValue: (value: unknown) => void): DecodeFailure | undefined {
-    let at = 0;
-    while (at < length) {
-      const frame = this.frame;
-      if (frame !== undefined && this.filled < frame.length) {
-        const part = Math.min(length - at, frame.length - this.filled);
-        bytes.copy(frame, this.filled, at, at + part);
-        this.filled += part;
-        this.buffered += part;
-        at += part;
-        if (this.filled === frame.length && !this.held) {
-          // Delivered now, so that a large frame after it in these bytes can be begun in place too.
-          const failure = this.deliver(onValue);
-          if (failure !== undefined) return failure;
-        }
-        continue;
-      }
-      if (frame === undefined && this.buffered === 0 && !this.held) {
-        const begun = this.begin(bytes, at, length);
-        at += begun;
-        if (begun > 0) continue;
-      }
-      // allocUnsafe: every byte is written at once (and small ones come from Node's pool).
-      const rest = Buffer.allocUnsafe(length - at);
-      bytes.copy(rest, 0, at, length);
-      this.buffered += rest.length;
-      this.chunks.push(rest);
-      at = length;
-    }
-    return this.held ? undefined : this.deliver(onValue);
-  }
-
-  /**
-   * With nothing buffered: if `bytes[at, end)` starts a large frame that is not all there but has
-   * enough of it (see RESERVE_AFTER), copies its body so far into a buffer of its own and returns the
-   * bytes taken; else 0 (a small or whole frame is decoded where it lies, a bad length fails in `deliver`).
-   */
-  private begin(bytes: Buffer, at: number, end: number): number {
-    const available = end - at;
-    if (available < 4) return 0;
-    const length = bytes.readUInt32BE(at);
-    const body = available - 4;
-    if (length < ASSEMBLE_FROM || length > this.maxFrameSize || body >= length) return 0;
-    if (body * RESERVE_AFTER < length) return 0;
-    // allocUnsafe: every byte is written before the frame is handed out.
-    const frame = Buffer.allocUnsafe(length);
-    bytes.copy(frame, 0, at + 4, end);
-    this.frame = frame;
-    this.filled = body;
-    this.buffered += body;
-    return available;
-  }
-
-  /**
    * Stops handing out frames, even in the middle of a chunk, until `release()`: the owner stopped
    * reading and wants what it already received kept, not acted on.
    */
