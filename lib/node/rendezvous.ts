@@ -22,8 +22,9 @@
  * loaded) gave 65-83%. So `select` with `spill` false gives none for a first choice over its limit,
  * and the client (outbound-request.ts) looks again once, at the end of the event loop's turn, when every
  * socket readable in the turn has been read (`EndOfTurn`; sooner if a read of that replica's replies
- * leaves it within the limit), and only then passes the key on: about 90% at home, the bound kept. The choice is still a function of the key, the replica set and this caller's
- * own loads, read a little later.
+ * leaves it within the limit), and only then passes the key on: about 90% at home, the bound kept. The
+ * choice is still a function of the key, the replica set and this caller's own loads, read a little
+ * later.
  */
 
 /** How far above the mean load a replica may be before its keys pass on: 25%, as in the paper's ε. */
