@@ -9,6 +9,11 @@ export type PayloadLayout = 'one' | 'two';
 export const PAYLOAD_LAYOUTS: PayloadLayout[] = ['one', 'two'];
 /** The concurrency row: many callers of one size at once (lanes of one client). */
 const MANY_CALLERS = { size: 1024 * 1024, inFlight: 16 };
+/**
+ * "default": every process as Node starts it; "tuned": the server process (either transport's) with
+ * LARGE_UPLOAD_SETTINGS (bench/support.ts), for the 8 MiB row.
+ */
+export type ProcessSettings = 'default' | 'tuned';
 
 export interface PayloadFigures {
   bytesPerSecond: number;
@@ -16,16 +21,22 @@ export interface PayloadFigures {
   peakArrayBuffersPerPayload: number;
   /** Peak resident memory above idle, per payload in flight. */
   peakRssPerPayload: number;
+  /** Two processes: the server's full collections and minor page faults in the timed phase. */
+  serverFullCollections?: number;
+  serverMinorFaults?: number;
 }
 
 export interface PayloadRow {
   size: number;
   layout: PayloadLayout;
   inFlight: number;
+  settings: ProcessSettings;
   kable: PayloadFigures;
   raw: PayloadFigures;
   /** Kable / raw bytes per second, one value per run. */
   perRun: number[];
+  /** Each run's server full collections, Kable's and the raw socket's (two processes only). */
+  fullCollections: Array<[number | undefined, number | undefined]>;
   ratio: number;
 }
 
@@ -35,12 +46,21 @@ async function measure(
   bytes: number,
   layout: PayloadLayout,
   lanes: number,
+  settings: ProcessSettings,
 ): Promise<PayloadFigures> {
   const requests = Math.max(8, Math.round(bytes / size));
   // In the two-process layout the caller runs on core 1 and starts its server on core 0.
   const child = run(
     'bench/clients/payload.ts',
-    [kind, String(size), String(requests), JSON.stringify(loopbackDiscovery()), layout, String(lanes)],
+    [
+      kind,
+      String(size),
+      String(requests),
+      JSON.stringify(loopbackDiscovery()),
+      layout,
+      String(lanes),
+      settings,
+    ],
     undefined,
     ['--expose-gc'],
     layout === 'two' ? 1 : undefined,
@@ -52,6 +72,8 @@ async function measure(
       bytesPerSecond: result.bytesPerSecond,
       peakArrayBuffersPerPayload: result.peakArrayBuffers / inFlight,
       peakRssPerPayload: result.peakRss / inFlight,
+      serverFullCollections: result.serverFullCollections,
+      serverMinorFaults: result.serverMinorFaults,
     };
   } finally {
     await child.stop();
@@ -67,15 +89,16 @@ export async function comparePayloads(repeats: number, bytes: number): Promise<P
   const rows: PayloadRow[] = [];
   const configurations = [
     ...PAYLOAD_LAYOUTS.flatMap((layout) =>
-      PAYLOAD_SIZES.map((size) => ({ layout, size, inFlight: IN_FLIGHT })),
+      PAYLOAD_SIZES.map((size) => ({ layout, size, inFlight: IN_FLIGHT, settings: 'default' as const })),
     ),
-    { layout: 'two' as const, ...MANY_CALLERS },
+    { layout: 'two' as const, ...MANY_CALLERS, settings: 'default' as const },
+    { layout: 'two' as const, size: 8 * 1024 * 1024, inFlight: IN_FLIGHT, settings: 'tuned' as const },
   ];
-  for (const { layout, size, inFlight } of configurations) {
+  for (const { layout, size, inFlight, settings } of configurations) {
     const runs: Array<{ kable: PayloadFigures; raw: PayloadFigures }> = [];
     for (let i = 0; i < repeats; i++) {
-      const kable = await measure('kable', size, bytes, layout, inFlight);
-      const raw = await measure('raw', size, bytes, layout, inFlight);
+      const kable = await measure('kable', size, bytes, layout, inFlight, settings);
+      const raw = await measure('raw', size, bytes, layout, inFlight, settings);
       runs.push({ kable, raw });
     }
     const medians = (pick: (r: (typeof runs)[number]) => PayloadFigures): PayloadFigures => ({
@@ -88,9 +111,11 @@ export async function comparePayloads(repeats: number, bytes: number): Promise<P
       size,
       layout,
       inFlight,
+      settings,
       kable: medians((r) => r.kable),
       raw: medians((r) => r.raw),
       perRun,
+      fullCollections: runs.map((r) => [r.kable.serverFullCollections, r.raw.serverFullCollections]),
       ratio: median(perRun),
     });
   }
@@ -103,6 +128,11 @@ const sizeName = (size: number) => (size >= 1024 * 1024 ? `${size / 1024 / 1024}
 
 const layoutName = (layout: PayloadLayout) => (layout === 'one' ? 'one process' : 'two processes');
 
+const collections = (runs: PayloadRow['fullCollections']) =>
+  runs.every(([kable, raw]) => kable === undefined && raw === undefined)
+    ? ''
+    : runs.map(([kable, raw]) => `${kable ?? '?'} / ${raw ?? '?'}`).join(', ');
+
 export function payloadTable(rows: PayloadRow[], repeats: number): string[] {
   return [
     `Large binary payloads: one \`Buffer\` per request, the handler returns its length, every Kable option at its`,
@@ -110,13 +140,16 @@ export function payloadTable(rows: PayloadRow[], repeats: number): string[] {
     `its own (core 0) and the caller in another (core 1). The reference is a raw length-prefixed socket in the same`,
     `layout (bench/clients/payload.ts). ${repeats} runs interleaved, medians; memory is the caller process's peak above`,
     'idle per payload in flight (live ArrayBuffer bytes after a forced GC at each reply, in a phase of its own; in',
-    'the one-process layout it holds both ends).',
+    'the one-process layout it holds both ends). "Node defaults" is each process as Node starts it; "tuned server"',
+    'starts the server process, of either transport, with `node --heap-growing-percent=300` and',
+    '`GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432` (what they do:',
+    "README, Limits). Full collections: the server process's mark-compacts in each run's timed phase, Kable / raw.",
     '',
-    '| payload | layout | in flight | Kable (MB/s) | raw socket (MB/s) | Kable / raw (target ≥ 0.8) | per run | Kable peak memory / payload in flight (target ≤ 3) | raw |',
-    '| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |',
+    '| payload | layout | in flight | process settings | Kable (MB/s) | raw socket (MB/s) | Kable / raw (target ≥ 0.8) | per run | server full collections per run | Kable peak memory / payload in flight (target ≤ 3) | raw |',
+    '| --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${sizeName(r.size)} | ${layoutName(r.layout)} | ${r.inFlight} | ${fmt(r.kable.bytesPerSecond / 1e6)} | ${fmt(r.raw.bytesPerSecond / 1e6)} | ${fmt(r.ratio, 2)} | ${r.perRun.map((v) => fmt(v, 2)).join(', ')} | ${fmt(r.kable.peakArrayBuffersPerPayload, 1)} | ${fmt(r.raw.peakArrayBuffersPerPayload, 1)} |`,
+        `| ${sizeName(r.size)} | ${layoutName(r.layout)} | ${r.inFlight} | ${r.settings === 'tuned' ? 'tuned server' : 'Node defaults'} | ${fmt(r.kable.bytesPerSecond / 1e6)} | ${fmt(r.raw.bytesPerSecond / 1e6)} | ${fmt(r.ratio, 2)} | ${r.perRun.map((v) => fmt(v, 2)).join(', ')} | ${collections(r.fullCollections)} | ${fmt(r.kable.peakArrayBuffersPerPayload, 1)} | ${fmt(r.raw.peakArrayBuffersPerPayload, 1)} |`,
     ),
   ];
 }

@@ -21,6 +21,21 @@ function profiling(): string[] {
   return [...flags, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
 
+/**
+ * Process settings for a server taking large binary uploads, measured beside the defaults in the payload
+ * rows (bench/payloads.ts) and given in the README's Limits table; the same for either transport. With
+ * Node 20's defaults such a server can fall into one of two states: V8 counts the ArrayBuffer memory
+ * allocated since the last full collection against a limit that, after a full collection with little
+ * promoted, sits one 8 MiB payload above the live heap, so marking restarts every frame or two
+ * (`--heap-growing-percent=300` fixes the growth factor at 4, what V8 picks in the good state); and glibc
+ * hands freed heap memory back to the kernel once more than twice the largest freed block is free at the
+ * top, so the next payload's buffer is fresh pages, a fault for each 4 KiB (the tunables keep 256 MiB).
+ */
+export const LARGE_UPLOAD_SETTINGS = {
+  nodeOptions: ['--heap-growing-percent=300'],
+  env: { GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432' },
+};
+
 /** Whether `taskset` works here: checked once. */
 let pinnable: boolean | undefined;
 

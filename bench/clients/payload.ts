@@ -1,18 +1,27 @@
 // One large-payload run:
-// node --expose-gc --import ./scripts/register-ts.js bench/clients/payload.ts <kable|raw> <bytes> <requests> <discovery JSON> [one|two] [in flight]
+// node --expose-gc --import ./scripts/register-ts.js bench/clients/payload.ts <kable|raw> <bytes> <requests> <discovery JSON> [one|two] [in flight] [default|tuned]
 // Each request carries one Buffer of <bytes>; the handler answers its length; 4 requests in flight unless
 // told. Layout "one": server and client in this one process; "two": the server in a child process of its own
 // (bench/servers/bytes-server.ts, on core 0 when pinning is available), the usual deployment. Every Kable
-// option is its default: a user's bulk upload runs with them.
+// option is its default: a user's bulk upload runs with them. "tuned" starts that server process (either
+// transport's) with LARGE_UPLOAD_SETTINGS (bench/support.ts): Node and glibc settings, not Kable options.
 // Prints {"result":{"bytesPerSecond":..,"peakArrayBuffers":..,"peakRss":..}} (peaks above the idle baseline,
-// this process only: both ends in layout "one", the caller's in layout "two").
+// this process only: both ends in layout "one", the caller's in layout "two"); in layout "two" also the
+// server process's full collections and minor page faults over the timed phase.
 import 'reflect-metadata';
 import { firstValueFrom } from 'rxjs';
-import { run, type Child } from '../support.js';
+import { LARGE_UPLOAD_SETTINGS, run, type Child } from '../support.js';
 import { kableClient, kableInProcess, rawClient, rawRequests } from './in-process.js';
 
-const [kind, sizeText, requestsText, discoveryJson, layout = 'one', inFlightText = '4'] =
-  process.argv.slice(2);
+const [
+  kind,
+  sizeText,
+  requestsText,
+  discoveryJson,
+  layout = 'one',
+  inFlightText = '4',
+  settings = 'default',
+] = process.argv.slice(2);
 const size = Number(sizeText);
 const requests = Number(requestsText);
 const IN_FLIGHT = Number(inFlightText);
@@ -23,9 +32,26 @@ type Call = () => Promise<number>;
 
 /** The server in a child process of its own; resolves with its port once it listens. */
 async function serverChild(): Promise<[Child, number]> {
-  const child = run('bench/servers/bytes-server.ts', [kind, discoveryJson], undefined, [], 0);
+  const tuned = settings === 'tuned';
+  const child = run(
+    'bench/servers/bytes-server.ts',
+    [kind, discoveryJson],
+    tuned ? LARGE_UPLOAD_SETTINGS.env : undefined,
+    tuned ? LARGE_UPLOAD_SETTINGS.nodeOptions : [],
+    0,
+  );
+  serverProcess = child;
   const { port } = (await child.next('ready')) as { port: number };
   return [child, port];
+}
+
+/** The server child (layout "two"), asked for its collection and fault counts around the timed phase. */
+let serverProcess: Child | undefined;
+async function serverStats(): Promise<{ fullCollections: number; minorFaults: number } | undefined> {
+  if (serverProcess === undefined) return undefined;
+  const answer = serverProcess.next('stats');
+  serverProcess.send('stats');
+  return ((await answer) as { stats: { fullCollections: number; minorFaults: number } }).stats;
 }
 
 async function kable(): Promise<[Call, () => Promise<void>]> {
@@ -91,12 +117,22 @@ await lanes(32, () => {
   peakRss = Math.max(peakRss, now.rss - base.rss);
 });
 started = 0;
+const statsBefore = await serverStats();
 const t0 = performance.now();
 await lanes(requests);
 const seconds = (performance.now() - t0) / 1000;
+const statsAfter = await serverStats();
 await close();
+const serverCounts =
+  statsBefore && statsAfter
+    ? {
+        serverFullCollections: statsAfter.fullCollections - statsBefore.fullCollections,
+        serverMinorFaults: statsAfter.minorFaults - statsBefore.minorFaults,
+      }
+    : {};
 process.stdout.write(
-  JSON.stringify({ result: { bytesPerSecond: (requests * size) / seconds, peakArrayBuffers, peakRss } }) +
-    '\n',
+  JSON.stringify({
+    result: { bytesPerSecond: (requests * size) / seconds, peakArrayBuffers, peakRss, ...serverCounts },
+  }) + '\n',
 );
 process.exit(0);
