@@ -1,4 +1,4 @@
-import { median, run, type Child } from './support.js';
+import { LARGE_UPLOAD_SETTINGS, median, run, type Child } from './support.js';
 import { loopbackDiscovery } from './transport.js';
 
 /** Payload sizes measured: a large message, a file chunk, a file. */
@@ -10,8 +10,8 @@ export const PAYLOAD_LAYOUTS: PayloadLayout[] = ['one', 'two'];
 /** The concurrency row: many callers of one size at once (lanes of one client). */
 const MANY_CALLERS = { size: 1024 * 1024, inFlight: 16 };
 /**
- * "default": every process as Node starts it; "tuned": the server process (either transport's) with
- * LARGE_UPLOAD_SETTINGS (bench/support.ts), for the 8 MiB row.
+ * "default": every process as Node starts it; "tuned": the server process (either transport's; in the
+ * one-process layout, that process) with LARGE_UPLOAD_SETTINGS (bench/support.ts), for the 8 MiB rows.
  */
 export type ProcessSettings = 'default' | 'tuned';
 
@@ -21,7 +21,7 @@ export interface PayloadFigures {
   peakArrayBuffersPerPayload: number;
   /** Peak resident memory above idle, per payload in flight. */
   peakRssPerPayload: number;
-  /** Two processes: the server's full collections and minor page faults in the timed phase. */
+  /** The server process's full collections and minor page faults in the timed phase (one process: its own). */
   serverFullCollections?: number;
   serverMinorFaults?: number;
 }
@@ -35,7 +35,7 @@ export interface PayloadRow {
   raw: PayloadFigures;
   /** Kable / raw bytes per second, one value per run. */
   perRun: number[];
-  /** Each run's server full collections, Kable's and the raw socket's (two processes only). */
+  /** Each run's server full collections, Kable's and the raw socket's. */
   fullCollections: Array<[number | undefined, number | undefined]>;
   ratio: number;
 }
@@ -61,8 +61,9 @@ async function measure(
       String(lanes),
       settings,
     ],
-    undefined,
-    ['--expose-gc'],
+    // Tuned, one process: this child is the server process (and the caller).
+    settings === 'tuned' && layout === 'one' ? LARGE_UPLOAD_SETTINGS.env : undefined,
+    ['--expose-gc', ...(settings === 'tuned' && layout === 'one' ? LARGE_UPLOAD_SETTINGS.nodeOptions : [])],
     layout === 'two' ? 1 : undefined,
   );
   try {
@@ -92,7 +93,12 @@ export async function comparePayloads(repeats: number, bytes: number): Promise<P
       PAYLOAD_SIZES.map((size) => ({ layout, size, inFlight: IN_FLIGHT, settings: 'default' as const })),
     ),
     { layout: 'two' as const, ...MANY_CALLERS, settings: 'default' as const },
-    { layout: 'two' as const, size: 8 * 1024 * 1024, inFlight: IN_FLIGHT, settings: 'tuned' as const },
+    ...PAYLOAD_LAYOUTS.map((layout) => ({
+      layout,
+      size: 8 * 1024 * 1024,
+      inFlight: IN_FLIGHT,
+      settings: 'tuned' as const,
+    })),
   ];
   for (const { layout, size, inFlight, settings } of configurations) {
     const runs: Array<{ kable: PayloadFigures; raw: PayloadFigures }> = [];
@@ -141,9 +147,11 @@ export function payloadTable(rows: PayloadRow[], repeats: number): string[] {
     `layout (bench/clients/payload.ts). ${repeats} runs interleaved, medians; memory is the caller process's peak above`,
     'idle per payload in flight (live ArrayBuffer bytes after a forced GC at each reply, in a phase of its own; in',
     'the one-process layout it holds both ends). "Node defaults" is each process as Node starts it; "tuned server"',
-    'starts the server process, of either transport, with `node --heap-growing-percent=300` and',
+    'starts the server process (in the one-process layout, that process), of either transport, with',
+    '`node --heap-growing-percent=300` and',
     '`GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432` (what they do:',
-    "README, Limits). Full collections: the server process's mark-compacts in each run's timed phase, Kable / raw.",
+    "README, Limits). Full collections: the server process's mark-compacts in each run's timed phase (in the",
+    "one-process layout, that process's), Kable / raw.",
     '',
     '| payload | layout | in flight | process settings | Kable (MB/s) | raw socket (MB/s) | Kable / raw (target ≥ 0.8) | per run | server full collections per run | Kable peak memory / payload in flight (target ≤ 3) | raw |',
     '| --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- | ---: | ---: |',

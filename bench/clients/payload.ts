@@ -10,6 +10,7 @@
 // server process's full collections and minor page faults over the timed phase.
 import 'reflect-metadata';
 import { firstValueFrom } from 'rxjs';
+import { countFullCollections, processStats, type ProcessStats } from '../servers/process-stats.js';
 import { LARGE_UPLOAD_SETTINGS, run, type Child } from '../support.js';
 import { kableClient, kableInProcess, rawClient, rawRequests } from './in-process.js';
 
@@ -45,13 +46,16 @@ async function serverChild(): Promise<[Child, number]> {
   return [child, port];
 }
 
-/** The server child (layout "two"), asked for its collection and fault counts around the timed phase. */
+/**
+ * The server's collection, fault and CPU counts, read around the timed phase: the server child's in layout
+ * "two", this process's (both ends) in layout "one".
+ */
 let serverProcess: Child | undefined;
-async function serverStats(): Promise<{ fullCollections: number; minorFaults: number } | undefined> {
-  if (serverProcess === undefined) return undefined;
+async function serverStats(): Promise<ProcessStats> {
+  if (serverProcess === undefined) return processStats();
   const answer = serverProcess.next('stats');
   serverProcess.send('stats');
-  return ((await answer) as { stats: { fullCollections: number; minorFaults: number } }).stats;
+  return ((await answer) as { stats: ProcessStats }).stats;
 }
 
 async function kable(): Promise<[Call, () => Promise<void>]> {
@@ -83,6 +87,7 @@ async function raw(): Promise<[Call, () => Promise<void>]> {
   );
 }
 
+countFullCollections();
 const [call, close] = await (kind === 'raw' ? raw() : kable());
 for (let i = 0; i < 8; i++) await call();
 let started = 0;
@@ -97,13 +102,26 @@ const lanes = async (count: number, each?: () => void) =>
       }
     }),
   );
-// Warm-up, loaded as the measurement is, with a quarter of its requests (for either transport): with
-// 8 sequential calls only, the 64 KiB row (4,096 requests, a third of a second) was partly measured
-// before V8 had optimised the paths it runs, and more so for a transport with more code than a bare
-// socket (Kable / raw 0.76 to 1.02 from one full run to the next).
-await lanes(Math.max(8, Math.round(requests / 4)));
+// Warm-up, loaded as the measurement is (for either transport): a quarter of the requests, and at least
+// WARM_UP_BYTES or 8,192 requests, whichever is fewer. V8 optimises a function once it has run enough
+// bytecode, and a request through Kable runs many small functions (Nest's pipeline, the client's
+// Observable, the frame code): with a quarter only, the 64 KiB row (1,024 requests of warm-up, then 4,096
+// timed) measured each process before it was optimised, Kable's per-request CPU still 60–110 µs at
+// either end against 27–38 once warm (the raw socket's 31–68 against 15–35). With the server's
+// `--interrupt-budget` lowered to a quarter (V8 optimises sooner), the same short run gave the server
+// 39–49 µs. A service runs warm; the table measures that.
+const WARM_UP_BYTES = 512 * 1024 * 1024;
+await lanes(Math.max(8, Math.round(requests / 4), Math.min(8192, Math.round(WARM_UP_BYTES / size))));
 started = 0;
-// Memory first, in its own phase: after each reply, a forced GC, then the live ArrayBuffer bytes (what
+const statsBefore = await serverStats();
+const cpuBefore = process.cpuUsage();
+const t0 = performance.now();
+await lanes(requests);
+const seconds = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpuBefore);
+const statsAfter = await serverStats();
+started = 0;
+// Memory last, in its own phase: after each reply, a forced GC, then the live ArrayBuffer bytes (what
 // the transport holds with the other requests in flight, not garbage waiting for a collection).
 const gc = globalThis.gc!;
 gc();
@@ -117,22 +135,25 @@ await lanes(32, () => {
   peakRss = Math.max(peakRss, now.rss - base.rss);
 });
 started = 0;
-const statsBefore = await serverStats();
-const t0 = performance.now();
-await lanes(requests);
-const seconds = (performance.now() - t0) / 1000;
-const statsAfter = await serverStats();
 await close();
-const serverCounts =
-  statsBefore && statsAfter
-    ? {
-        serverFullCollections: statsAfter.fullCollections - statsBefore.fullCollections,
-        serverMinorFaults: statsAfter.minorFaults - statsBefore.minorFaults,
-      }
-    : {};
+const serverCounts = {
+  serverFullCollections: statsAfter.fullCollections - statsBefore.fullCollections,
+  serverMinorFaults: statsAfter.minorFaults - statsBefore.minorFaults,
+  // CPU per request in µs, to tell which end a gap comes from (not shown in the table; in layout "one"
+  // this process's, both ends).
+  serverUserCpuPerRequest: (statsAfter.userCpu - statsBefore.userCpu) / requests,
+  serverSystemCpuPerRequest: (statsAfter.systemCpu - statsBefore.systemCpu) / requests,
+};
 process.stdout.write(
   JSON.stringify({
-    result: { bytesPerSecond: (requests * size) / seconds, peakArrayBuffers, peakRss, ...serverCounts },
+    result: {
+      bytesPerSecond: (requests * size) / seconds,
+      peakArrayBuffers,
+      peakRss,
+      callerUserCpuPerRequest: cpu.user / requests,
+      callerSystemCpuPerRequest: cpu.system / requests,
+      ...serverCounts,
+    },
   }) + '\n',
 );
 process.exit(0);
