@@ -21,9 +21,8 @@ export interface PayloadFigures {
   peakArrayBuffersPerPayload: number;
   /** Peak resident memory above idle, per payload in flight. */
   peakRssPerPayload: number;
-  /** The server process's full collections and minor page faults in the timed phase (one process: its own). */
-  serverFullCollections?: number;
-  serverMinorFaults?: number;
+  /** The server process's full collections in the timed phase (one process: that process's). */
+  serverFullCollections: number;
 }
 
 export interface PayloadRow {
@@ -31,12 +30,13 @@ export interface PayloadRow {
   layout: PayloadLayout;
   inFlight: number;
   settings: ProcessSettings;
-  kable: PayloadFigures;
-  raw: PayloadFigures;
+  /** Medians over the runs (the collections are per run, below). */
+  kable: Omit<PayloadFigures, 'serverFullCollections'>;
+  raw: Omit<PayloadFigures, 'serverFullCollections'>;
   /** Kable / raw bytes per second, one value per run. */
   perRun: number[];
   /** Each run's server full collections, Kable's and the raw socket's. */
-  fullCollections: Array<[number | undefined, number | undefined]>;
+  fullCollections: Array<[number, number]>;
   ratio: number;
 }
 
@@ -74,7 +74,6 @@ async function measure(
       peakArrayBuffersPerPayload: result.peakArrayBuffers / inFlight,
       peakRssPerPayload: result.peakRss / inFlight,
       serverFullCollections: result.serverFullCollections,
-      serverMinorFaults: result.serverMinorFaults,
     };
   } finally {
     await child.stop();
@@ -107,7 +106,9 @@ export async function comparePayloads(repeats: number, bytes: number): Promise<P
       const raw = await measure('raw', size, bytes, layout, inFlight, settings);
       runs.push({ kable, raw });
     }
-    const medians = (pick: (r: (typeof runs)[number]) => PayloadFigures): PayloadFigures => ({
+    const medians = (
+      pick: (r: (typeof runs)[number]) => PayloadFigures,
+    ): Omit<PayloadFigures, 'serverFullCollections'> => ({
       bytesPerSecond: median(runs.map((r) => pick(r).bytesPerSecond)),
       peakArrayBuffersPerPayload: median(runs.map((r) => pick(r).peakArrayBuffersPerPayload)),
       peakRssPerPayload: median(runs.map((r) => pick(r).peakRssPerPayload)),
@@ -135,9 +136,7 @@ const sizeName = (size: number) => (size >= 1024 * 1024 ? `${size / 1024 / 1024}
 const layoutName = (layout: PayloadLayout) => (layout === 'one' ? 'one process' : 'two processes');
 
 const collections = (runs: PayloadRow['fullCollections']) =>
-  runs.every(([kable, raw]) => kable === undefined && raw === undefined)
-    ? ''
-    : runs.map(([kable, raw]) => `${kable ?? '?'} / ${raw ?? '?'}`).join(', ');
+  runs.map(([kable, raw]) => `${kable} / ${raw}`).join(', ');
 
 export function payloadTable(rows: PayloadRow[], repeats: number): string[] {
   return [

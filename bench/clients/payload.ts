@@ -6,8 +6,8 @@
 // option is its default: a user's bulk upload runs with them. "tuned" starts that server process (either
 // transport's) with LARGE_UPLOAD_SETTINGS (bench/support.ts): Node and glibc settings, not Kable options.
 // Prints {"result":{"bytesPerSecond":..,"peakArrayBuffers":..,"peakRss":..}} (peaks above the idle baseline,
-// this process only: both ends in layout "one", the caller's in layout "two"); in layout "two" also the
-// server process's full collections and minor page faults over the timed phase.
+// this process only: both ends in layout "one", the caller's in layout "two"), and the server process's
+// full collections, minor page faults and CPU per request over the timed phase (layout "one": this one's).
 import 'reflect-metadata';
 import { firstValueFrom } from 'rxjs';
 import { countFullCollections, processStats, type ProcessStats } from '../servers/process-stats.js';
