@@ -49,6 +49,8 @@ async function measure(
   settings: ProcessSettings,
 ): Promise<PayloadFigures> {
   const requests = Math.max(8, Math.round(bytes / size));
+  // Tuned, one process: this child is the server process (and the caller); with two, it tunes its server.
+  const tunedHere = settings === 'tuned' && layout === 'one';
   // In the two-process layout the caller runs on core 1 and starts its server on core 0.
   const child = run(
     'bench/clients/payload.ts',
@@ -61,9 +63,8 @@ async function measure(
       String(lanes),
       settings,
     ],
-    // Tuned, one process: this child is the server process (and the caller).
-    settings === 'tuned' && layout === 'one' ? LARGE_UPLOAD_SETTINGS.env : undefined,
-    ['--expose-gc', ...(settings === 'tuned' && layout === 'one' ? LARGE_UPLOAD_SETTINGS.nodeOptions : [])],
+    tunedHere ? LARGE_UPLOAD_SETTINGS.env : undefined,
+    ['--expose-gc', ...(tunedHere ? LARGE_UPLOAD_SETTINGS.nodeOptions : [])],
     layout === 'two' ? 1 : undefined,
   );
   try {
@@ -147,8 +148,8 @@ export function payloadTable(rows: PayloadRow[], repeats: number): string[] {
     'idle per payload in flight (live ArrayBuffer bytes after a forced GC at each reply, in a phase of its own; in',
     'the one-process layout it holds both ends). "Node defaults" is each process as Node starts it; "tuned server"',
     'starts the server process (in the one-process layout, that process), of either transport, with',
-    '`node --heap-growing-percent=300` and',
-    '`GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456:glibc.malloc.mmap_threshold=33554432` (what they do:',
+    `\`node ${LARGE_UPLOAD_SETTINGS.nodeOptions.join(' ')}\` and`,
+    `\`GLIBC_TUNABLES=${LARGE_UPLOAD_SETTINGS.env.GLIBC_TUNABLES}\` (what they do:`,
     "README, Limits). Full collections: the server process's mark-compacts in each run's timed phase (in the",
     "one-process layout, that process's), Kable / raw.",
     '',

@@ -23,7 +23,7 @@ function profiling(): string[] {
 
 /**
  * Process settings for a server taking large binary uploads, measured beside the defaults in the payload
- * rows (bench/payloads.ts) and given in the README's Limits table; the same for either transport. With
+ * rows (bench/payloads.ts) and given in docs/limits.md; the same for either transport. With
  * Node 20's defaults such a server can fall into one of two states: V8 counts the ArrayBuffer memory
  * allocated since the last full collection against a limit that, after a full collection with little
  * promoted, sits one 8 MiB payload above the live heap, so marking restarts every frame or two

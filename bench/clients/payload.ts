@@ -134,7 +134,6 @@ await lanes(32, () => {
   peakArrayBuffers = Math.max(peakArrayBuffers, now.arrayBuffers - base.arrayBuffers);
   peakRss = Math.max(peakRss, now.rss - base.rss);
 });
-started = 0;
 await close();
 const serverCounts = {
   serverFullCollections: statsAfter.fullCollections - statsBefore.fullCollections,
