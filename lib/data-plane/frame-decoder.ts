@@ -1,4 +1,5 @@
 import { Decoder } from '@msgpack/msgpack';
+import { forgetLargeInput } from './small-values.js';
 
 /** Takes a consumed chunk's slot (an empty Buffer, so the array keeps one element type). */
 const CONSUMED = Buffer.alloc(0);
@@ -156,6 +157,8 @@ export class FrameDecoder {
       return this.decoder.decode(body);
     } catch {
       return NOT_MESSAGEPACK;
+    } finally {
+      forgetLargeInput(this.decoder, body);
     }
   }
 

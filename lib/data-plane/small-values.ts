@@ -212,6 +212,13 @@ export function readSmallValue(bytes: Buffer, cursor: Cursor, end: number): unkn
 const valueDecoder = new Decoder();
 const cursor: Cursor = { at: 0 };
 
+/**
+ * Input a decoder may keep after decoding it: what one socket read brings (Node's reads are at most
+ * 64 KiB). Larger input is a large frame's own buffer (see ASSEMBLE_FROM in frame-decoder.ts).
+ */
+const KEEP_INPUT_UP_TO = 64 * 1024;
+const NO_INPUT = new Uint8Array(0);
+
 /** The codec's members `decodeTwo` uses: not in its typings, so checked before use (see below). */
 interface DecoderInternals {
   reinitializeState(): void;
@@ -221,6 +228,20 @@ interface DecoderInternals {
 }
 
 const internals = valueDecoder as unknown as DecoderInternals;
+
+/**
+ * Makes `decoder` let go of `input` if that is a large frame's memory. The codec keeps a view of what it
+ * decoded last until its next decode, so a connection's decoder (or this module's, shared by all) kept the
+ * last large frame alive after its handler was done with it, until another frame went through the codec:
+ * an upload of 64 MiB stayed in memory on a connection that then sent only small requests. Any view of
+ * `input` keeps its whole memory, so the memory's size is what counts, not the decoded range's.
+ */
+export function forgetLargeInput(decoder: Decoder, input: Uint8Array): void {
+  if (input.buffer.byteLength <= KEEP_INPUT_UP_TO) return;
+  const setBuffer = (decoder as unknown as Partial<DecoderInternals>).setBuffer;
+  // Without the member (a release that renamed it) the frame stays kept until the next decode, as before.
+  if (typeof setBuffer === 'function') setBuffer.call(decoder, NO_INPUT);
+}
 
 /**
  * True when the installed @msgpack/msgpack has the members `decodeTwo` uses; a release that renamed
@@ -247,6 +268,8 @@ function decodeTwo(bytes: Buffer, start: number, end: number, into: unknown[]): 
     return internals.pos === end - start;
   } catch {
     return false;
+  } finally {
+    forgetLargeInput(valueDecoder, bytes);
   }
 }
 
@@ -280,6 +303,8 @@ export function readOneValue(bytes: Buffer, start: number, end: number): unknown
     return valueDecoder.decode(bytes.subarray(start, end));
   } catch {
     return NOT_READ;
+  } finally {
+    forgetLargeInput(valueDecoder, bytes);
   }
 }
 

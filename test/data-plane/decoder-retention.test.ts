@@ -16,4 +16,18 @@ describe('frame decoder memory', () => {
     expect(result.pendingBytes).toBeGreaterThan(0);
     expect(result.alive).toBeLessThanOrEqual(4);
   });
+
+  it('keeps no large frame alive once the values decoded from it are dropped', async () => {
+    // The codec keeps a view of its last input until its next decode: a connection's codec and the one
+    // every connection shares each kept the last large frame (1 MiB here) for as long as no other frame
+    // went through them.
+    const fixture = runFixture('test/data-plane/fixtures/large-frame-retention.ts', [], 20_000, undefined, [
+      '--expose-gc',
+    ]);
+    const result = await fixture.ready;
+    await fixture.exited;
+    expect(result.delivered).toBe(3);
+    expect(result.pendingBytes).toBe(0);
+    expect(result.kept).toEqual({ connection: false, shared: false, sharedWithMetadata: false });
+  });
 });
