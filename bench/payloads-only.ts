@@ -27,7 +27,7 @@ if (process.argv.includes('--only=strings')) {
 }
 if (process.argv.includes('--only=payloads')) {
   const payloads = await comparePayloads(repeats, 256 * 1024 * 1024);
-  const blocking = await headOfLine(2000);
+  const blocking = await headOfLine(2000, repeats);
   const stolen = steal();
   process.stdout.write(
     [
@@ -50,7 +50,7 @@ for (let i = 0; i < repeats; i++) {
   );
 }
 const payloads = await comparePayloads(repeats, 256 * 1024 * 1024);
-const blocking = await headOfLine(2000);
+const blocking = await headOfLine(2000, repeats);
 const strings = await compareStrings(repeats, 64 * 1024 * 1024);
 const streams = await compareStreams(repeats, false);
 const stolen = steal();

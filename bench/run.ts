@@ -13,7 +13,7 @@ import { firstReplyAfterStart } from './join.js';
 import { freezeImpact, type FreezeFigures } from './freeze.js';
 import { killDetection } from './kill.js';
 import { balancingTable, compareBalancing, FULL_SCALE, SMOKE_SCALE } from './balancing.js';
-import { comparePayloads, headOfLine, headOfLineTable, payloadTable } from './payloads.js';
+import { comparePayloads, HEAD_OF_LINE_RUNS, headOfLine, headOfLineTable, payloadTable } from './payloads.js';
 import { compareStreams, streamTable } from './streams.js';
 import {
   PAYLOAD_NOTES,
@@ -102,7 +102,7 @@ async function measureSection(name: string): Promise<string[]> {
   if (name === 'payloads') {
     const repeats = smoke ? 1 : 5;
     const measured = await comparePayloads(repeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
-    const blocked = await headOfLine(smoke ? 200 : 2000);
+    const blocked = await headOfLine(smoke ? 200 : 2000, smoke ? 1 : HEAD_OF_LINE_RUNS);
     return [...payloadTable(measured, repeats), '', ...PAYLOAD_NOTES, '', ...headOfLineTable(blocked)];
   }
   if (name === 'affinity') return affinityTable(await affinityFigures(smoke ? 2000 : 50_000, smoke ? 1 : 7));
@@ -122,8 +122,8 @@ const pinned = transports.unpinned !== undefined;
 const payloadRepeats = smoke ? 1 : 5;
 const payloadSteal = stealMeter();
 const payloads = await comparePayloads(payloadRepeats, smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024);
-// 2,000 small requests alone, then 2,000 more beside 8 MiB uploads (smoke: 200).
-const blocking = await headOfLine(smoke ? 200 : 2000);
+// 2,000 small requests alone, then 2,000 more beside 8 MiB uploads (smoke: 200), in fresh processes each run.
+const blocking = await headOfLine(smoke ? 200 : 2000, smoke ? 1 : HEAD_OF_LINE_RUNS);
 // Large strings: 64 MiB of UTF-8 per shape and run (smoke: 8 MiB).
 const strings = await compareStrings(payloadRepeats, smoke ? 8 * 1024 * 1024 : 64 * 1024 * 1024, smoke);
 const streamRepeats = smoke ? 1 : 5;

@@ -2,9 +2,12 @@
 // node --import ./scripts/register-ts.js bench/clients/head-of-line.ts <discovery JSON> <small requests> <upload bytes>
 // First the small requests alone (sequential, 16 bytes each), then the same number again while one lane
 // uploads <upload bytes> per request back to back on the same client (so the same connection).
-// Prints {"result":{"alone":{"p50","p99"},"loaded":{"p50","p99"},"uploads","uploadBytesPerSecond"}} (ms).
+// Prints {"result":{"alone":{"p50","p99"},"loaded":{"p50","p99"},"uploads","uploadBytesPerSecond",
+// "serverFullCollections"}} (ms; the server process's full collections while the uploads ran, which the
+// loaded p99 follows: docs/benchmarks.md).
 import 'reflect-metadata';
 import { firstValueFrom } from 'rxjs';
+import { childStats } from '../servers/process-stats.js';
 import { quantile, run } from '../support.js';
 import { kableClient } from './in-process.js';
 
@@ -34,6 +37,7 @@ await smallOnes(Math.min(1000, smallRequests));
 for (let i = 0; i < 4; i++) await send(upload);
 
 const alone = await smallOnes(smallRequests);
+const before = await childStats(server);
 let uploading = true;
 let uploads = 0;
 const t0 = performance.now();
@@ -47,6 +51,7 @@ const loaded = await smallOnes(smallRequests);
 uploading = false;
 await uploader;
 const seconds = (performance.now() - t0) / 1000;
+const after = await childStats(server);
 await close();
 await server.stop();
 const figures = (values: number[]) => ({ p50: quantile(values, 0.5), p99: quantile(values, 0.99) });
@@ -57,6 +62,7 @@ process.stdout.write(
       loaded: figures(loaded),
       uploads,
       uploadBytesPerSecond: (uploads * upload.length) / seconds,
+      serverFullCollections: after.fullCollections - before.fullCollections,
     },
   }) + '\n',
 );

@@ -10,7 +10,12 @@
 // full collections, minor page faults and CPU per request over the timed phase (layout "one": this one's).
 import 'reflect-metadata';
 import { firstValueFrom } from 'rxjs';
-import { countFullCollections, processStats, type ProcessStats } from '../servers/process-stats.js';
+import {
+  childStats,
+  countFullCollections,
+  processStats,
+  type ProcessStats,
+} from '../servers/process-stats.js';
 import { LARGE_UPLOAD_SETTINGS, run, type Child } from '../support.js';
 import { kableClient, kableInProcess, rawClient, rawRequests } from './in-process.js';
 
@@ -52,10 +57,7 @@ async function serverChild(): Promise<[Child, number]> {
  */
 let serverProcess: Child | undefined;
 async function serverStats(): Promise<ProcessStats> {
-  if (serverProcess === undefined) return processStats();
-  const answer = serverProcess.next('stats');
-  serverProcess.send('stats');
-  return ((await answer) as { stats: ProcessStats }).stats;
+  return serverProcess === undefined ? processStats() : childStats(serverProcess);
 }
 
 async function kable(): Promise<[Call, () => Promise<void>]> {

@@ -1,4 +1,5 @@
 import { constants, PerformanceObserver } from 'node:perf_hooks';
+import type { Child } from '../support.js';
 
 /** This process's full collections, minor page faults and CPU time (µs) so far. */
 export interface ProcessStats {
@@ -29,4 +30,11 @@ export function countFullCollections(): void {
 export function processStats(): ProcessStats {
   const { minorPageFault, userCPUTime, systemCPUTime } = process.resourceUsage();
   return { fullCollections, minorFaults: minorPageFault, userCpu: userCPUTime, systemCpu: systemCPUTime };
+}
+
+/** A server child's counts (bench/servers/bytes-server.ts answers "stats" with processStats()). */
+export async function childStats(child: Child): Promise<ProcessStats> {
+  const answer = child.next('stats');
+  child.send('stats');
+  return ((await answer) as { stats: ProcessStats }).stats;
 }
