@@ -175,10 +175,10 @@ export interface HeadOfLineFigures {
 }
 
 /**
- * Small requests (16 bytes, sequential) on the connection of a client that uploads 8 MiB per request back
- * to back, against the same small requests alone; default options, the server in a process of its own.
- * `runs` runs, each with fresh processes: whether the server falls into V8's collecting regime is decided
- * per process, and the loaded p99 follows it (docs/benchmarks.md), so one run says little.
+ * Small requests (16 bytes, sequential) from a client that uploads 8 MiB per request back to back (over
+ * its bulk lane, with default options), against the same small requests alone; the server in a process of
+ * its own. `runs` runs, each with fresh processes: whether the server falls into V8's collecting regime is
+ * decided per process, and the loaded p99 follows it (docs/benchmarks.md), so one run says little.
  */
 export async function headOfLine(smallRequests: number, runs: number): Promise<HeadOfLineFigures[]> {
   const figures: HeadOfLineFigures[] = [];
@@ -204,9 +204,10 @@ export function headOfLineTable(runs: HeadOfLineFigures[]): string[] {
   const ordered = [...runs].sort((a, b) => a.loaded.p99 - b.loaded.p99);
   const figures = ordered[Math.floor((ordered.length - 1) / 2)];
   return [
-    'Small requests sharing a connection with 8 MiB uploads (head-of-line blocking): one client, one lane',
+    'Small requests beside 8 MiB uploads from the same client (head-of-line blocking): one client, one lane',
     'uploading 8 MiB per request back to back while another sends 16-byte requests one after the other; the',
-    'same small requests alone first. Default options, server and caller in processes of their own',
+    'same small requests alone first. Default options, so the uploads go over the bulk lane, the client’s',
+    'second connection to the server (docs/limits.md). Server and caller in processes of their own',
     `(bench/clients/head-of-line.ts). ${runs.length} run${runs.length === 1 ? '' : 's'}, fresh processes each; the rows are the run with the median`,
     'p99 beside the uploads.',
     '',

@@ -1,7 +1,9 @@
-// Small requests sharing a connection with bulk uploads, default options, the server in a child process:
+// Small requests beside bulk uploads from the same client, default options, the server in a child process:
 // node --import ./scripts/register-ts.js bench/clients/head-of-line.ts <discovery JSON> <small requests> <upload bytes>
 // First the small requests alone (sequential, 16 bytes each), then the same number again while one lane
-// uploads <upload bytes> per request back to back on the same client (so the same connection).
+// uploads <upload bytes> per request back to back on the same client. By default an upload of
+// `bulkThreshold` (256 KiB) or more goes over the client's second connection to the server (the bulk lane,
+// docs/limits.md), so what the small requests wait for is the server's time, not the upload's bytes.
 // Prints {"result":{"alone":{"p50","p99"},"loaded":{"p50","p99"},"uploads","uploadBytesPerSecond",
 // "serverFullCollections"}} (ms; the server process's full collections while the uploads ran, which the
 // loaded p99 follows: docs/benchmarks.md).
