@@ -75,8 +75,8 @@ export const PAYLOAD_NOTES = [
   'thousands of requests, and with a quarter only (1,024 requests) the 64 KiB row measured both processes',
   'still warming up, Kable’s CPU per request at either end 60–110 µs against 27–38 warm, and read 0.64–0.77 x',
   'the raw socket where the same runs warmed read 1.03–1.21 (2026-12-07, two processes). Warmed, it still',
-  'swings (per run above): both rates ride on the',
-  'machine’s loopback work and on how often V8 runs a full collection to free the 64 KiB read buffers: two',
+  'swings (per run above): both rates ride on the machine’s loopback work and on how often V8 runs a full',
+  'collection to free the 64 KiB read buffers: two',
   'ad hoc runs over 2 GiB in one process gave Kable 1,286 against the raw socket’s 2,728 MB/s, then 1,082',
   'against 597 (in that one, 211 full collections in the raw process besides the 33 forced, Kable 24).',
 ];
