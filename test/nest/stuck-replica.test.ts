@@ -28,7 +28,10 @@ describe('a replica that stops reading', () => {
   });
 
   it('gets no more than the queue cap: the rest is retried on the other replica', async () => {
-    // Adverts every second: the frozen replica stays in everyone's registry for the whole test.
+    // Adverts every second. The client forgets a silent peer only after 10 s, so the frozen replica stays
+    // in its registry for the whole test: its requests end by their own 3 s timeout. With the default
+    // (3.5 adverts) it would be evicted 2.5-3.5 s after it froze, depending on when it last advertised,
+    // and whatever it held would fail as KABLE_PEER_LOST first (CI saw that once on eef1359).
     const discovery = loopbackDiscovery(1000);
     const options = { id: 'math', replica: true, host: '127.0.0.1', discovery, leaveGrace: 0 };
     frozen = runFixture(SERVICE, ['math', JSON.stringify(options)]);
@@ -41,7 +44,7 @@ describe('a replica that stops reading', () => {
     const frozenReady = await frozen.ready;
     client = new KableClientProxy({
       host: '127.0.0.1',
-      discovery,
+      discovery: { ...discovery, nodeTimeout: 10_000 },
       target: 'math',
       timeout: 3000,
       maxQueuedBytes: 4096 * KiB,
@@ -67,7 +70,7 @@ describe('a replica that stops reading', () => {
     const settled = await Promise.all(outcomes);
     const served = settled.filter((outcome) => outcome.iid === server.node.iid).length;
     const codes = settled.filter((outcome) => outcome.code !== undefined).map((outcome) => outcome.code);
-    process.stdout.write(`stuck replica: ${JSON.stringify({ served, failed: codes.length })}\n`);
+    process.stdout.write(`stuck replica: ${JSON.stringify({ served, failed: codes.length, codes })}\n`);
     expect(settled.some((outcome) => outcome.iid === frozenReady.iid)).toBe(false);
     // No request failed for the cap itself: each one refused was retried and served by the other.
     expect(codes.every((code) => code === 'KABLE_TIMEOUT')).toBe(true);
