@@ -15,25 +15,50 @@ export type FrameShortcut = (bytes: Buffer, start: number, end: number) => boole
 
 /**
  * A frame body of this many bytes or more that has not all arrived is copied, chunk by chunk as the
- * socket hands them over, into a buffer of its own (see FrameDecoder).
+ * socket hands them over, into a buffer of its own (see FrameDecoder), except from JOIN_FROM to
+ * JOIN_BELOW.
  */
 export const ASSEMBLE_FROM = 64 * 1024;
+/**
+ * A frame body from 2 MiB up to 32 MiB is joined once it is whole instead, as a raw socket reader joins
+ * it. Copied as they arrived, its buffer was reserved with most of its chunks still to come, and glibc
+ * put those above it in the heap. Once both were freed, the free space at the heap's top passed glibc's
+ * trim threshold (twice the largest block it has mapped and freed: 16 MiB after one 8 MiB frame), so
+ * glibc gave it back to the system, and the next frame faulted it in again page by page. With four
+ * 8 MiB uploads in flight that came to 700–820 page faults per upload and 0.79–0.85 of a raw socket's
+ * rate; joined when whole, almost none and 1.21–1.33 (docs/benchmarks.md). The cost is one upload at
+ * a time, whose copies no longer overlap its transfer: about a raw socket's rate (580–587 against
+ * 464–546 MB/s) where copying as it arrived gave about twice it (919–1,044). Below 2 MiB, copying as it
+ * arrives measured as fast or faster. From 32 MiB glibc maps each such buffer on its own whatever its
+ * thresholds (nothing to trim), and copying as it arrives keeps every step to an eighth of the frame.
+ */
+const JOIN_FROM = 2 * 1024 * 1024;
+const JOIN_BELOW = 32 * 1024 * 1024;
 /**
  * That buffer is reserved once this fraction of the body (1 / 8) has arrived: a length prefix alone
  * reserves nothing, and a peer that stops sending holds at most 8 x the bytes it sent.
  */
 const RESERVE_AFTER = 8;
 
+/** Whether a frame body of `length` bytes, not all arrived, is copied as it arrives (see JOIN_FROM). */
+export function assemblesAsItArrives(length: number): boolean {
+  return length >= ASSEMBLE_FROM && (length < JOIN_FROM || length >= JOIN_BELOW);
+}
+
 /**
  * Cuts a byte stream into frames and decodes each. Splits may fall anywhere (inside the length prefix
  * too). The length is checked against `maxFrameSize` before any body is buffered, so a hostile length
  * prefix costs nothing. Each byte is copied at most once, so decoding stays linear however the stream is
- * split: a frame in one chunk is read in place; a small one spread over several chunks keeps them as
- * they came and is joined when it is whole; a large one (ASSEMBLE_FROM) is copied into its own buffer as
- * its chunks arrive, each chunk let go at once. Joined at the end instead, an 8 MiB upload was one
- * synchronous copy of 8 MiB into fresh memory when its last chunk came (15–40 ms on a loaded 2-core
- * machine, 159 ms once), and every other connection of the process (a caller's small requests) waited
- * behind it; copied as it arrives, the largest step is an eighth of the frame (reserve) or one chunk.
+ * split: a frame in one chunk is read in place; one spread over several chunks keeps them as they came
+ * and is joined when it is whole; a large one (ASSEMBLE_FROM, but not JOIN_FROM to JOIN_BELOW) is copied
+ * into its own buffer as its chunks arrive, each chunk let go at once.
+ *
+ * Joining when whole makes the last chunk's step one synchronous copy of the frame, during which the
+ * process's other connections wait: 15–40 ms for 8 MiB on a 2-core machine at load 9 (159 ms once), which
+ * is why large frames were first all copied as they arrived. On a quiet machine, small requests beside
+ * back-to-back 8 MiB uploads measured a p99 of 13.6–16.7 ms in 7 runs with the join (JOIN_FROM), against
+ * 10–14 ms copied as they arrive while the server stayed out of V8's collecting regime and 24–31 ms in
+ * it, where it fell in about half the runs (with the join, in none).
  */
 export class FrameDecoder {
   private readonly decoder = new Decoder();
@@ -106,7 +131,8 @@ export class FrameDecoder {
       if (length > this.maxFrameSize) return 'oversizedFrame';
       if (length === 0) return 'emptyFrame';
       if (this.buffered < 4 + length) {
-        if (length >= ASSEMBLE_FROM && (this.buffered - 4) * RESERVE_AFTER >= length) this.assemble(length);
+        if (assemblesAsItArrives(length) && (this.buffered - 4) * RESERVE_AFTER >= length)
+          this.assemble(length);
         return undefined;
       }
       const first = this.chunks[this.first];

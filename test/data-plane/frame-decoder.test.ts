@@ -1,6 +1,6 @@
 import { describe, expect, it, jest } from '@jest/globals';
 import fc from 'fast-check';
-import { FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
+import { assemblesAsItArrives, FrameDecoder } from '../../lib/data-plane/frame-decoder.js';
 import { FrameWriter } from '../../lib/data-plane/frame-writer.js';
 import { DEFAULT_MAX_FRAME_SIZE } from '../../lib/data-plane/frames.js';
 
@@ -81,39 +81,62 @@ describe('frame decoder', () => {
       }
   });
 
-  it('copies each byte of a 16 MiB frame at most once, even after a 1-byte first chunk, an eighth at most in one go', () => {
-    const payload = Buffer.alloc(DEFAULT_MAX_FRAME_SIZE - 64, 7);
-    const frame = writer.encodeOne([3, 1, payload, true]);
-    const copies: number[] = [];
-    const concat = jest.spyOn(Buffer, 'concat');
-    const set = jest.spyOn(Uint8Array.prototype, 'set');
-    try {
-      const decoder = new FrameDecoder(DEFAULT_MAX_FRAME_SIZE);
-      const out: unknown[] = [];
-      const chunk = 64 * 1024;
-      expect(decoder.push(frame.subarray(0, 1), (value) => out.push(value))).toBeUndefined();
-      for (let from = 1; from < frame.length; from += chunk)
-        expect(decoder.push(frame.subarray(from, from + chunk), (value) => out.push(value))).toBeUndefined();
-      expect(out).toHaveLength(1);
-      const value = (out[0] as [number, number, Uint8Array])[2];
-      expect(value.length).toBe(payload.length);
-      expect(Buffer.from(value.buffer, value.byteOffset, value.length).equals(payload)).toBe(true);
-      for (const result of concat.mock.results) copies.push((result.value as Buffer).length);
-      for (const [source] of set.mock.calls) copies.push((source as ArrayLike<number>).length);
-      // Work done is bytes copied: a linear decoder copies the frame once; the quadratic one copied the
-      // whole buffered prefix again at every chunk (some 2 GiB here).
-      const copied = copies.reduce((sum, length) => sum + length, 0);
-      expect(copied).toBeLessThanOrEqual(frame.length);
-      // And the count sees the copy it must do (the 1-byte first chunk splits the frame).
-      expect(copied).toBeGreaterThanOrEqual(payload.length);
-      // Copied as it arrives, not joined when whole: no single step copies more than an eighth of it,
-      // so the process's other connections never wait behind one 16 MiB copy.
-      expect(Math.max(...copies)).toBeLessThanOrEqual(frame.length / 8 + chunk);
-    } finally {
-      concat.mockRestore();
-      set.mockRestore();
-    }
-  });
+  // Sizes around the window joined when whole (JOIN_FROM to JOIN_BELOW); 40 MiB needs a larger limit.
+  it.each([
+    { size: 1024 * 1024, whole: false },
+    { size: DEFAULT_MAX_FRAME_SIZE, whole: true },
+    { size: 40 * 1024 * 1024, whole: false },
+  ])(
+    'copies each byte of a $size-byte frame at most once after a 1-byte first chunk; joined when whole: $whole',
+    ({ size, whole }) => {
+      expect(assemblesAsItArrives(size)).toBe(!whole);
+      const payload = Buffer.alloc(size - 64, 7);
+      const frame = writer.encodeOne([3, 1, payload, true]);
+      const copies: number[] = [];
+      const concat = jest.spyOn(Buffer, 'concat');
+      const set = jest.spyOn(Uint8Array.prototype, 'set');
+      const copiedSoFar = () => {
+        copies.length = 0;
+        for (const result of concat.mock.results) copies.push((result.value as Buffer).length);
+        for (const [source] of set.mock.calls) copies.push((source as ArrayLike<number>).length);
+        return copies.reduce((sum, length) => sum + length, 0);
+      };
+      try {
+        const decoder = new FrameDecoder(Math.max(size + 1024, DEFAULT_MAX_FRAME_SIZE));
+        const out: unknown[] = [];
+        const chunk = 64 * 1024;
+        expect(decoder.push(frame.subarray(0, 1), (value) => out.push(value))).toBeUndefined();
+        let from = 1;
+        for (; from + chunk < frame.length; from += chunk)
+          expect(
+            decoder.push(frame.subarray(from, from + chunk), (value) => out.push(value)),
+          ).toBeUndefined();
+        // All but the last chunk in: copied as it arrives, most of it is in its buffer already; joined
+        // when whole, nothing has been copied or reserved yet.
+        const beforeLast = copiedSoFar();
+        if (whole) expect(beforeLast).toBe(0);
+        else expect(beforeLast).toBeGreaterThanOrEqual(frame.length - 2 * chunk);
+        expect(decoder.push(frame.subarray(from), (value) => out.push(value))).toBeUndefined();
+        expect(out).toHaveLength(1);
+        const value = (out[0] as [number, number, Uint8Array])[2];
+        expect(value.length).toBe(payload.length);
+        expect(Buffer.from(value.buffer, value.byteOffset, value.length).equals(payload)).toBe(true);
+        // Work done is bytes copied: a linear decoder copies the frame once; the quadratic one copied the
+        // whole buffered prefix again at every chunk (some 2 GiB for 16 MiB).
+        const copied = copiedSoFar();
+        expect(copied).toBeLessThanOrEqual(frame.length);
+        // And the count sees the copy it must do (the 1-byte first chunk splits the frame).
+        expect(copied).toBeGreaterThanOrEqual(payload.length);
+        // Copied as it arrives, no single step copies more than an eighth of it, so the process's other
+        // connections never wait behind one large copy; joined when whole, the last step copies it all.
+        if (whole) expect(Math.max(...copies)).toBeGreaterThanOrEqual(payload.length);
+        else expect(Math.max(...copies)).toBeLessThanOrEqual(frame.length / 8 + chunk);
+      } finally {
+        concat.mockRestore();
+        set.mockRestore();
+      }
+    },
+  );
 
   it('decodes large frames, copied as they arrive, however the stream is split and paused', () => {
     const frames = [
